@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# One-time (and idempotent) setup: PyTorch 2.11.0 into .venv for libtorch, then a release build.
+# Usage: scripts/setup.sh [--with-reference-tools]
+#   --with-reference-tools  also installs Pillow, torchvision and scikit-learn into .venv
+#                           (only needed to regenerate the golden test fixtures by hand).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TORCH_VERSION=2.11.0
+PYTHON=${PYTHON:-python3}
+
+command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust (https://rustup.rs) first" >&2; exit 1; }
+command -v "$PYTHON" >/dev/null || { echo "setup: $PYTHON not found; install Python 3.10+ first" >&2; exit 1; }
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+have=$(.venv/bin/python -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true)
+if [ "$have" != "$TORCH_VERSION" ]; then
+  echo "setup: installing torch==$TORCH_VERSION into .venv (a few GB, once)"
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet "torch==$TORCH_VERSION" numpy
+fi
+if [ "${1:-}" = "--with-reference-tools" ]; then
+  .venv/bin/python -m pip install --quiet pillow torchvision scikit-learn numpy
+fi
+
+torch_dir=$(.venv/bin/python -c 'import torch, os; print(os.path.dirname(torch.__file__))')
+ln -sfn "$torch_dir" .venv/libtorch
+echo "setup: libtorch at $torch_dir (linked as .venv/libtorch)"
+
+cargo build --release
+echo "setup: done; the binary is target/release/resmooth"

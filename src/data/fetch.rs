@@ -1,0 +1,329 @@
+//! Getting a named dataset into `--dataroot`: what is already there in the official layout is
+//! checked for format and size; what is missing is downloaded (MD5-verified) and extracted into
+//! a temporary folder that is renamed into place only once complete.
+
+use super::download::{download, md5_file};
+use super::mat::check_mat_header;
+use super::sources::{Folder, Remote, CIFAR100_ARCHIVE, CIFAR100_FOLDER, CIFAR10_ARCHIVE, CIFAR10_FOLDER};
+use super::sources::{SVHN_EXTRA, SVHN_TEST, SVHN_TRAIN};
+use super::svhn::read_svhn_split;
+use super::DataError;
+use flate2::read::GzDecoder;
+use std::path::{Component, Path};
+
+/// The environment variable that sets the download mirror when `--mirror` is not given.
+pub const MIRROR_ENV: &str = "RESMOOTH_MIRROR";
+
+/// How to fetch: an optional mirror replacing the official host, whether to draw progress bars
+/// and report each step on stderr, and whether SVHN's `extra` split is wanted too.
+#[derive(Debug, Clone, Default)]
+pub struct FetchOptions {
+    pub mirror: Option<String>,
+    pub verbose: bool,
+    pub extra: bool,
+}
+
+/// What a downloadable dataset needs on disk.
+#[derive(Debug, Clone)]
+pub enum Layout {
+    /// One archive that extracts to a folder.
+    Archive(Remote, Folder),
+    /// Files used as they are downloaded.
+    Files(Vec<Remote>),
+}
+
+/// The layout of a downloadable dataset (`cifar10`, `cifar100`, `svhn`; `extra` adds SVHN's extra split).
+pub fn layout(name: &str, extra: bool) -> Result<Layout, DataError> {
+    Ok(match name {
+        "cifar10" => Layout::Archive(CIFAR10_ARCHIVE, CIFAR10_FOLDER),
+        "cifar100" => Layout::Archive(CIFAR100_ARCHIVE, CIFAR100_FOLDER),
+        "svhn" if extra => Layout::Files(vec![SVHN_TRAIN, SVHN_TEST, SVHN_EXTRA]),
+        "svhn" => Layout::Files(vec![SVHN_TRAIN, SVHN_TEST]),
+        other => {
+            return Err(DataError::Invalid(format!(
+                "'{other}' is not a downloadable dataset; expected cifar10, cifar100 or svhn"
+            )))
+        }
+    })
+}
+
+fn manual_hint(remote: &Remote, root: &Path, folder: Option<&Folder>) -> String {
+    let extracted =
+        folder.map(|f| format!(" (or its extracted folder {}/)", root.join(f.dir).display())).unwrap_or_default();
+    format!(
+        "without network access, download {} elsewhere and put it at {}{extracted}; or pass --mirror URL \
+         (or set {MIRROR_ENV}) to a host that serves the official files",
+        remote.url,
+        root.join(remote.file).display()
+    )
+}
+
+/// Makes `name` ready to load from `root`, downloading and extracting what is missing; returns
+/// one line per file saying what was found or done.
+pub fn fetch(name: &str, root: &Path, opts: &FetchOptions) -> Result<Vec<String>, DataError> {
+    std::fs::create_dir_all(root).map_err(|e| DataError::io(root, e))?;
+    match layout(name, opts.extra)? {
+        Layout::Archive(remote, folder) => Ok(vec![fetch_archive(name, &remote, &folder, root, opts)?]),
+        Layout::Files(remotes) => remotes.iter().map(|r| fetch_file(r, root, opts)).collect(),
+    }
+}
+
+/// Checks `name` in `root` without any network access: the extracted folder's files (or SVHN's
+/// .mat files) for format and record counts, an archive not yet extracted for its MD5.
+pub fn check(name: &str, root: &Path, extra: bool) -> Result<Vec<String>, DataError> {
+    match layout(name, extra)? {
+        Layout::Archive(remote, folder) => {
+            let dir = root.join(folder.dir);
+            if dir.exists() {
+                let counts = check_folder(name, &folder, &dir)?;
+                let listed: Vec<String> = counts.iter().map(|(f, n)| format!("{f} {n}")).collect();
+                return Ok(vec![format!("ok {}: {} records", dir.display(), listed.join(", "))]);
+            }
+            let archive = root.join(remote.file);
+            if !archive.is_file() {
+                return Err(missing(name, &remote, root, Some(&folder)));
+            }
+            verify_archive(name, &remote, &archive)?;
+            Ok(vec![format!(
+                "ok {}: official MD5; not extracted yet (`resmooth data fetch {name}` extracts it)",
+                archive.display()
+            )])
+        }
+        Layout::Files(remotes) => remotes
+            .iter()
+            .map(|remote| {
+                let path = root.join(remote.file);
+                if !path.is_file() {
+                    return Err(missing(name, remote, root, None));
+                }
+                let n = read_svhn_split(&path)?.len();
+                let origin = if md5_file(&path)? == remote.md5 {
+                    "official file"
+                } else {
+                    "not the official file: a prepared copy"
+                };
+                Ok(format!("ok {}: {n} images ({origin})", path.display()))
+            })
+            .collect(),
+    }
+}
+
+fn missing(name: &str, remote: &Remote, root: &Path, folder: Option<&Folder>) -> DataError {
+    DataError::Missing {
+        path: root.join(folder.map(|f| f.dir).unwrap_or(remote.file)),
+        hint: format!("run `resmooth data fetch {name}`; {}", manual_hint(remote, root, folder)),
+    }
+}
+
+fn verify_archive(name: &str, remote: &Remote, archive: &Path) -> Result<(), DataError> {
+    let got = md5_file(archive)?;
+    if got != remote.md5 {
+        return Err(DataError::Checksum {
+            path: archive.to_path_buf(),
+            got,
+            want: remote.md5.into(),
+            what: format!(
+                "it is not the official {} (damaged, truncated or another version); delete it and run \
+                 `resmooth data fetch {name}` again",
+                remote.file
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Ensures `root/<folder.dir>` exists: checks it if present, else extracts the archive, which is
+/// first downloaded if absent. The archive's MD5 is verified in either case.
+pub fn fetch_archive(
+    name: &str,
+    remote: &Remote,
+    folder: &Folder,
+    root: &Path,
+    opts: &FetchOptions,
+) -> Result<String, DataError> {
+    let dir = root.join(folder.dir);
+    if dir.exists() {
+        check_folder(name, folder, &dir)?;
+        return Ok(format!("present {}", dir.display()));
+    }
+    let archive = root.join(remote.file);
+    let how = if archive.is_file() {
+        verify_archive(name, remote, &archive)?;
+        "verified"
+    } else {
+        let url = remote.url_with(opts.mirror.as_deref());
+        if opts.verbose {
+            eprintln!("downloading {url} to {}", archive.display());
+        }
+        download(&url, remote.md5, &archive, &manual_hint(remote, root, Some(folder)), opts.verbose)?;
+        "downloaded"
+    };
+    if opts.verbose {
+        eprintln!("extracting {} into {}", archive.display(), dir.display());
+    }
+    extract(name, &archive, folder, root)?;
+    Ok(format!("{how} {} and extracted {}", archive.display(), dir.display()))
+}
+
+/// Ensures `root/<remote.file>` exists: a present file is checked for its header only (a prepared
+/// copy loads); a missing one is downloaded and MD5-verified.
+pub fn fetch_file(remote: &Remote, root: &Path, opts: &FetchOptions) -> Result<String, DataError> {
+    let path = root.join(remote.file);
+    if path.is_file() {
+        check_mat_header(&path)?;
+        return Ok(format!("present {}", path.display()));
+    }
+    let url = remote.url_with(opts.mirror.as_deref());
+    if opts.verbose {
+        eprintln!("downloading {url} to {}", path.display());
+    }
+    download(&url, remote.md5, &path, &manual_hint(remote, root, None), opts.verbose)?;
+    Ok(format!("downloaded {}", path.display()))
+}
+
+/// Checks that every file of `folder` is in `dir` and holds a whole, non-zero number of
+/// records; returns the record count of each record file.
+pub fn check_folder(name: &str, folder: &Folder, dir: &Path) -> Result<Vec<(&'static str, u64)>, DataError> {
+    let mut counts = Vec::new();
+    for &(file, record) in folder.files {
+        let path = dir.join(file);
+        let len = match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => m.len(),
+            _ => {
+                return Err(DataError::Missing {
+                    path,
+                    hint: format!(
+                        "{} is incomplete: copy the file from the official archive, or delete the folder and run \
+                         `resmooth data fetch {name}`",
+                        dir.display()
+                    ),
+                })
+            }
+        };
+        if record > 0 {
+            if len == 0 || len % record as u64 != 0 {
+                return Err(DataError::malformed(
+                    &path,
+                    format!("size {len} bytes is not a whole number of {record}-byte records (truncated, or not the binary version)"),
+                ));
+            }
+            counts.push((file, len / record as u64));
+        }
+    }
+    Ok(counts)
+}
+
+/// Extracts the members `<folder.dir>/*` of a .tar.gz into `root/.<folder.dir>.partial`, checks
+/// them, then renames the folder into `root`. On any error nothing is left behind.
+pub fn extract(name: &str, archive: &Path, folder: &Folder, root: &Path) -> Result<(), DataError> {
+    let tmp = root.join(format!(".{}.partial", folder.dir));
+    let io = |p: &Path, e| DataError::io(p, e);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+    }
+    std::fs::create_dir_all(tmp.join(folder.dir)).map_err(|e| io(&tmp, e))?;
+    let result = unpack(name, archive, folder, &tmp).and_then(|()| {
+        check_folder(name, folder, &tmp.join(folder.dir))
+            .map_err(|e| DataError::malformed(archive, format!("is not the expected archive: {e}")))
+    });
+    let result = result.and_then(|_| {
+        std::fs::rename(tmp.join(folder.dir), root.join(folder.dir)).map_err(|e| io(&root.join(folder.dir), e))
+    });
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+fn unpack(name: &str, archive: &Path, folder: &Folder, tmp: &Path) -> Result<(), DataError> {
+    let bad = |e: std::io::Error| {
+        DataError::malformed(
+            archive,
+            format!("cannot be extracted ({e}): it is truncated or not a .tar.gz; delete it and run `resmooth data fetch {name}` again"),
+        )
+    };
+    let file = std::fs::File::open(archive).map_err(|e| DataError::io(archive, e))?;
+    let mut tar = tar::Archive::new(GzDecoder::new(std::io::BufReader::new(file)));
+    for entry in tar.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path().map_err(bad)?.into_owned();
+        let parts: Vec<Component> = path.components().filter(|c| *c != Component::CurDir).collect();
+        let [Component::Normal(dir), Component::Normal(file)] = parts.as_slice() else { continue };
+        if *dir != folder.dir {
+            continue;
+        }
+        let out = tmp.join(folder.dir).join(file);
+        let mut dest = std::fs::File::create(&out).map_err(|e| DataError::io(&out, e))?;
+        std::io::copy(&mut entry, &mut dest).map_err(bad)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FOLDER: Folder = Folder { dir: "toy-bin", files: &[("a.bin", 4), ("names.txt", 0)] };
+
+    fn tar_gz(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        for (path, data) in members {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            tar.append_data(&mut h, path, &data[..]).unwrap();
+        }
+        tar.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn extracts_only_the_folder_and_checks_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("toy.tar.gz");
+        let good = tar_gz(&[
+            ("./toy-bin/a.bin", vec![1, 2, 3, 4, 5, 6, 7, 8]),
+            ("toy-bin/names.txt", b"x".to_vec()),
+            ("other/evil.bin", vec![0]),
+        ]);
+        std::fs::write(&archive, &good).unwrap();
+        extract("toy", &archive, &FOLDER, dir.path()).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("toy-bin/a.bin")).unwrap(), vec![1, 2, 3, 4, 5, 6, 7, 8]);
+        assert!(!dir.path().join("other").exists() && !dir.path().join(".toy-bin.partial").exists());
+        assert_eq!(check_folder("toy", &FOLDER, &dir.path().join("toy-bin")).unwrap(), vec![("a.bin", 2)]);
+    }
+
+    #[test]
+    fn a_truncated_or_wrong_archive_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("toy.tar.gz");
+        let good = tar_gz(&[("toy-bin/a.bin", vec![7; 4000]), ("toy-bin/names.txt", b"x".to_vec())]);
+        std::fs::write(&archive, &good[..good.len() / 2]).unwrap();
+        let err = extract("toy", &archive, &FOLDER, dir.path()).unwrap_err().to_string();
+        assert!(err.contains("toy.tar.gz") && err.contains("truncated"), "{err}");
+        let wrong = tar_gz(&[("toy-bin/a.bin", vec![7; 5])]);
+        std::fs::write(&archive, wrong).unwrap();
+        let err = extract("toy", &archive, &FOLDER, dir.path()).unwrap_err().to_string();
+        assert!(err.contains("toy.tar.gz") && err.contains("a.bin") && err.contains("4-byte records"), "{err}");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("toy.tar.gz")]);
+    }
+
+    #[test]
+    fn check_names_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = check("cifar100", dir.path(), false).unwrap_err().to_string();
+        assert!(
+            err.contains("cifar-100-binary") && err.contains("data fetch cifar100") && err.contains("--mirror"),
+            "{err}"
+        );
+        std::fs::create_dir(dir.path().join("cifar-100-binary")).unwrap();
+        let err = check("cifar100", dir.path(), false).unwrap_err().to_string();
+        assert!(err.contains("train.bin") && err.contains("incomplete"), "{err}");
+        std::fs::write(dir.path().join("cifar-10-binary.tar.gz"), b"not it").unwrap();
+        let err = check("cifar10", dir.path(), false).unwrap_err().to_string();
+        assert!(err.contains("cifar-10-binary.tar.gz") && err.contains("c32a1d4ab5d03f1284b67883e8d87530"), "{err}");
+        assert!(layout("mnist", false).is_err());
+    }
+}

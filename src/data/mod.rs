@@ -1,0 +1,247 @@
+//! Datasets held in memory as uint8 HWC images: CIFAR-10, CIFAR-100 (official binary layouts),
+//! SVHN (official .mat files), downloaded and verified on demand, and ImageFolder trees.
+
+mod cifar;
+mod command;
+mod download;
+mod fetch;
+mod imagefolder;
+pub mod mat;
+pub mod sources;
+mod svhn;
+
+pub use cifar::{read_cifar10, read_cifar100, read_cifar_records, Cifar100Labels};
+pub use cifar::{CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES, CIFAR10_CLASSES};
+pub use command::{run as run_command, DataAction, DataArgs};
+pub use download::{download, md5_file};
+pub use fetch::{
+    check, check_folder, extract, fetch, fetch_archive, fetch_file, layout, FetchOptions, Layout, MIRROR_ENV,
+};
+pub use imagefolder::read_imagefolder;
+pub use svhn::{read_svhn, read_svhn_split, write_svhn_split, SVHN_CLASSES};
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::path::{Path, PathBuf};
+
+/// Per-channel mean used to normalise every dataset, as the reference does.
+pub const MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
+/// Per-channel standard deviation used to normalise every dataset.
+pub const STD: [f32; 3] = [0.2023, 0.1994, 0.2010];
+
+/// Errors of the dataset readers; each names the file or folder at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path} is malformed: {what}")]
+    Malformed { path: PathBuf, what: String },
+    #[error("{path} not found: {hint}")]
+    Missing { path: PathBuf, hint: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cannot download {url}: {what}\n  {hint}")]
+    Download { url: String, what: String, hint: String },
+    #[error("{path} has MD5 {got}, not the official {want}: {what}")]
+    Checksum { path: PathBuf, got: String, want: String, what: String },
+}
+
+impl DataError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        DataError::Io { path: path.to_path_buf(), source }
+    }
+    pub(crate) fn malformed(path: &Path, what: impl Into<String>) -> Self {
+        DataError::Malformed { path: path.to_path_buf(), what: what.into() }
+    }
+}
+
+/// A split of images of one size, stored as `len * height * width * 3` uint8 bytes (HWC, RGB).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageSet {
+    pub pixels: Vec<u8>,
+    pub labels: Vec<i64>,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl ImageSet {
+    /// An empty set of images of the given size.
+    pub fn new(height: usize, width: usize) -> Self {
+        ImageSet { pixels: Vec::new(), labels: Vec::new(), height, width }
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when the set holds no image.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Bytes of one image.
+    pub fn image_bytes(&self) -> usize {
+        self.height * self.width * 3
+    }
+
+    /// The HWC bytes of image `i`.
+    pub fn image(&self, i: usize) -> &[u8] {
+        let n = self.image_bytes();
+        &self.pixels[i * n..(i + 1) * n]
+    }
+
+    /// Appends one HWC image with its label.
+    pub fn push(&mut self, hwc: &[u8], label: i64) {
+        debug_assert_eq!(hwc.len(), self.image_bytes());
+        self.pixels.extend_from_slice(hwc);
+        self.labels.push(label);
+    }
+
+    /// The images at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> ImageSet {
+        let mut out = ImageSet::new(self.height, self.width);
+        out.pixels.reserve(indices.len() * self.image_bytes());
+        for &i in indices {
+            out.push(self.image(i), self.labels[i]);
+        }
+        out
+    }
+
+    /// Number of images per class, for `num_classes` classes.
+    pub fn class_counts(&self, num_classes: usize) -> Vec<usize> {
+        let mut counts = vec![0; num_classes];
+        for &l in &self.labels {
+            counts[l as usize] += 1;
+        }
+        counts
+    }
+
+    /// A seeded, class-stratified subset of `n` images (original order kept): each class keeps
+    /// its share of `n`, the remainder going to the classes with the largest fractional shares.
+    pub fn stratified_subset(&self, n: usize, num_classes: usize, seed: u64) -> Result<ImageSet, DataError> {
+        if n > self.len() {
+            return Err(DataError::Invalid(format!(
+                "asked for a subset of {n} images but the split has only {}",
+                self.len()
+            )));
+        }
+        let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); num_classes];
+        for (i, &l) in self.labels.iter().enumerate() {
+            by_class[l as usize].push(i);
+        }
+        let total = self.len() as f64;
+        let shares: Vec<f64> = by_class.iter().map(|c| c.len() as f64 * n as f64 / total).collect();
+        let mut quota: Vec<usize> = shares.iter().map(|s| s.floor() as usize).collect();
+        let mut order: Vec<usize> = (0..num_classes).collect();
+        order.sort_by(|&a, &b| {
+            (shares[b] - shares[b].floor()).total_cmp(&(shares[a] - shares[a].floor())).then(a.cmp(&b))
+        });
+        let mut left = n - quota.iter().sum::<usize>();
+        for &c in order.iter().cycle() {
+            if left == 0 {
+                break;
+            }
+            if quota[c] < by_class[c].len() {
+                quota[c] += 1;
+                left -= 1;
+            }
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut keep = Vec::with_capacity(n);
+        for (c, idx) in by_class.iter_mut().enumerate() {
+            idx.shuffle(&mut rng);
+            keep.extend_from_slice(&idx[..quota[c]]);
+        }
+        keep.sort_unstable();
+        Ok(self.select(&keep))
+    }
+}
+
+/// A dataset: named classes, a train and a test split.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub name: String,
+    pub classes: Vec<String>,
+    pub train: ImageSet,
+    pub test: ImageSet,
+}
+
+impl Dataset {
+    /// Number of classes.
+    pub fn num_classes(&self) -> usize {
+        self.classes.len()
+    }
+}
+
+/// The dataset names `--dataset` accepts.
+pub const DATASETS: [&str; 4] = ["cifar10", "cifar100", "svhn", "imagefolder"];
+
+/// Number of classes of a named dataset (`None` for an ImageFolder, known only once read).
+pub fn num_classes(name: &str) -> Option<usize> {
+    match name {
+        "cifar10" | "svhn" => Some(10),
+        "cifar100" => Some(100),
+        _ => None,
+    }
+}
+
+/// Reads the dataset `name` from `root` as it is on disk (no download); CIFAR-100 with its fine labels.
+pub fn load(name: &str, root: &Path) -> Result<Dataset, DataError> {
+    match name {
+        "cifar10" => read_cifar10(root),
+        "cifar100" => read_cifar100(root, Cifar100Labels::Fine),
+        "svhn" => read_svhn(root),
+        "imagefolder" => read_imagefolder(root),
+        other => Err(DataError::Invalid(format!("unknown dataset '{other}'; expected one of {}", DATASETS.join(", ")))),
+    }
+}
+
+/// Reads the dataset `name` from `root`, first downloading (from `mirror` when given, else the
+/// official host), verifying and extracting its official files if they are missing.
+pub fn load_or_fetch(name: &str, root: &Path, mirror: Option<&str>) -> Result<Dataset, DataError> {
+    if layout(name, false).is_ok() {
+        fetch(name, root, &FetchOptions { mirror: mirror.map(str::to_string), verbose: true, extra: false })?;
+    }
+    load(name, root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy(labels: &[i64]) -> ImageSet {
+        let mut s = ImageSet::new(2, 2);
+        for (i, &l) in labels.iter().enumerate() {
+            s.push(&[i as u8; 12], l);
+        }
+        s
+    }
+
+    #[test]
+    fn stratified_subset_keeps_class_shares_and_is_seeded() {
+        let labels: Vec<i64> = (0..100).map(|i| if i < 70 { 0 } else { 1 }).collect();
+        let s = toy(&labels);
+        let a = s.stratified_subset(10, 2, 7).unwrap();
+        assert_eq!(a.class_counts(2), vec![7, 3]);
+        assert_eq!(a, s.stratified_subset(10, 2, 7).unwrap());
+        assert_ne!(a, s.stratified_subset(10, 2, 8).unwrap());
+        // every kept image keeps its own label
+        for i in 0..a.len() {
+            let orig = a.image(i)[0] as usize;
+            assert_eq!(labels[orig], a.labels[i]);
+        }
+    }
+
+    #[test]
+    fn stratified_subset_distributes_the_remainder() {
+        let labels: Vec<i64> = (0..30).map(|i| i % 3).collect();
+        let s = toy(&labels);
+        let a = s.stratified_subset(4, 3, 1).unwrap();
+        assert_eq!(a.len(), 4);
+        let counts = a.class_counts(3);
+        assert!(counts.iter().all(|&c| c == 1 || c == 2), "{counts:?}");
+        assert!(s.stratified_subset(31, 3, 1).is_err());
+    }
+}

@@ -1,0 +1,149 @@
+//! The official distributions: where each file is published, its MD5, and the extracted layout.
+
+/// One file of an official distribution, with the MD5 its publisher gives.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Remote {
+    /// File name, as published and as stored in `--dataroot`.
+    pub file: &'static str,
+    /// Official download address.
+    pub url: &'static str,
+    /// Published MD5 of the file, lowercase hex.
+    pub md5: &'static str,
+}
+
+impl Remote {
+    /// The address to download from: the official one, or `MIRROR/<file>` when a mirror is given.
+    pub fn url_with(&self, mirror: Option<&str>) -> String {
+        match mirror.map(str::trim).filter(|m| !m.is_empty()) {
+            Some(m) => format!("{}/{}", m.trim_end_matches('/'), self.file),
+            None => self.url.to_string(),
+        }
+    }
+}
+
+/// A folder an archive extracts to, with the files that must be in it and their record size
+/// (each file must hold a whole, non-zero number of records; 0 = any content).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Folder {
+    pub dir: &'static str,
+    pub files: &'static [(&'static str, usize)],
+}
+
+/// CIFAR-10, binary version (https://www.cs.toronto.edu/~kriz/cifar.html).
+pub const CIFAR10_ARCHIVE: Remote = Remote {
+    file: "cifar-10-binary.tar.gz",
+    url: "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+    md5: "c32a1d4ab5d03f1284b67883e8d87530",
+};
+
+/// CIFAR-100, binary version.
+pub const CIFAR100_ARCHIVE: Remote = Remote {
+    file: "cifar-100-binary.tar.gz",
+    url: "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
+    md5: "03b5dce01913d631647c71ecec9e9cb8",
+};
+
+/// SVHN cropped digits, training split (http://ufldl.stanford.edu/housenumbers/).
+pub const SVHN_TRAIN: Remote = Remote {
+    file: "train_32x32.mat",
+    url: "http://ufldl.stanford.edu/housenumbers/train_32x32.mat",
+    md5: "e26dedcc434d2e4c54c9b2d4a06d8373",
+};
+
+/// SVHN cropped digits, test split.
+pub const SVHN_TEST: Remote = Remote {
+    file: "test_32x32.mat",
+    url: "http://ufldl.stanford.edu/housenumbers/test_32x32.mat",
+    md5: "eb5a983be6a315427106f1b164d9cef3",
+};
+
+/// SVHN cropped digits, the optional "extra" split.
+pub const SVHN_EXTRA: Remote = Remote {
+    file: "extra_32x32.mat",
+    url: "http://ufldl.stanford.edu/housenumbers/extra_32x32.mat",
+    md5: "a93ce644f1a588dc4d68dda5feec44a7",
+};
+
+/// Bytes of one CIFAR-10 record: label, 3,072 pixels.
+pub const CIFAR10_RECORD: usize = 1 + 3072;
+/// Bytes of one CIFAR-100 record: coarse label, fine label, 3,072 pixels.
+pub const CIFAR100_RECORD: usize = 2 + 3072;
+
+/// What `cifar-10-binary.tar.gz` extracts to.
+pub const CIFAR10_FOLDER: Folder = Folder {
+    dir: "cifar-10-batches-bin",
+    files: &[
+        ("data_batch_1.bin", CIFAR10_RECORD),
+        ("data_batch_2.bin", CIFAR10_RECORD),
+        ("data_batch_3.bin", CIFAR10_RECORD),
+        ("data_batch_4.bin", CIFAR10_RECORD),
+        ("data_batch_5.bin", CIFAR10_RECORD),
+        ("test_batch.bin", CIFAR10_RECORD),
+        ("batches.meta.txt", 0),
+    ],
+};
+
+/// What `cifar-100-binary.tar.gz` extracts to.
+pub const CIFAR100_FOLDER: Folder = Folder {
+    dir: "cifar-100-binary",
+    files: &[
+        ("train.bin", CIFAR100_RECORD),
+        ("test.bin", CIFAR100_RECORD),
+        ("fine_label_names.txt", 0),
+        ("coarse_label_names.txt", 0),
+    ],
+};
+
+/// Official image counts per split, to tell a full copy from a partial or synthetic one.
+pub fn official_count(dataset: &str, split: &str) -> Option<usize> {
+    match (dataset, split) {
+        ("cifar10" | "cifar100", "train") => Some(50_000),
+        ("cifar10" | "cifar100", "test") => Some(10_000),
+        ("svhn", "train") => Some(73_257),
+        ("svhn", "test") => Some(26_032),
+        ("svhn", "extra") => Some(531_131),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The addresses and MD5s published by the dataset authors (CIFAR page) and used by
+    /// torchvision's SVHN dataset; a typo here would refuse every genuine download.
+    #[test]
+    fn official_urls_and_checksums_are_the_published_ones() {
+        let expect = [
+            (
+                CIFAR10_ARCHIVE,
+                "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+                "c32a1d4ab5d03f1284b67883e8d87530",
+            ),
+            (
+                CIFAR100_ARCHIVE,
+                "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
+                "03b5dce01913d631647c71ecec9e9cb8",
+            ),
+            (SVHN_TRAIN, "http://ufldl.stanford.edu/housenumbers/train_32x32.mat", "e26dedcc434d2e4c54c9b2d4a06d8373"),
+            (SVHN_TEST, "http://ufldl.stanford.edu/housenumbers/test_32x32.mat", "eb5a983be6a315427106f1b164d9cef3"),
+            (SVHN_EXTRA, "http://ufldl.stanford.edu/housenumbers/extra_32x32.mat", "a93ce644f1a588dc4d68dda5feec44a7"),
+        ];
+        for (remote, url, md5) in expect {
+            assert_eq!((remote.url, remote.md5), (url, md5));
+            assert!(url.ends_with(&format!("/{}", remote.file)));
+            assert!(md5.len() == 32 && md5.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        }
+    }
+
+    #[test]
+    fn a_mirror_replaces_the_host_and_path() {
+        assert_eq!(SVHN_TEST.url_with(None), SVHN_TEST.url);
+        assert_eq!(SVHN_TEST.url_with(Some("")), SVHN_TEST.url);
+        assert_eq!(
+            CIFAR10_ARCHIVE.url_with(Some("http://127.0.0.1:8080/ds/")),
+            "http://127.0.0.1:8080/ds/cifar-10-binary.tar.gz"
+        );
+        assert_eq!(SVHN_TRAIN.url_with(Some("file-host.lan")), "file-host.lan/train_32x32.mat");
+    }
+}

@@ -1,0 +1,288 @@
+//! The batch pipeline: uint8 views assembled in parallel (rayon) into reusable buffers, ahead of
+//! the training step through a bounded queue, then moved to the device once per batch and
+//! normalised there.
+
+use crate::augment::{original_view, Applied, Augmenter};
+use crate::data::{ImageSet, MEAN, STD};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tch::{Device, Kind, Tensor};
+
+/// Which views a batch holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Views {
+    /// `floor(B * prob)` original views followed by augmented views of the other samples.
+    Mixed { prob: f64 },
+    /// The original view of every sample, then the augmented view of every sample (2B images).
+    Both,
+}
+
+/// One batch: HWC uint8 images, their labels and dataset indices.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub images: Vec<u8>,
+    pub labels: Vec<i64>,
+    pub indices: Vec<usize>,
+    /// Number of leading images that are original views.
+    pub n_ori: usize,
+    /// What was applied to each augmented view (in batch order after the originals).
+    pub applied: Vec<Applied>,
+}
+
+impl Batch {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when the batch holds no image.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// What one epoch of batches is made of.
+#[derive(Debug, Clone)]
+pub struct EpochPlan {
+    pub seed: u64,
+    pub epoch: u64,
+    pub batch_size: usize,
+    pub shuffle: bool,
+    pub drop_last: bool,
+    pub views: Views,
+}
+
+impl EpochPlan {
+    /// The sample order of the epoch, cut into batches.
+    pub fn batches(&self, n: usize) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..n).collect();
+        if self.shuffle {
+            order.shuffle(&mut sample_rng(self.seed, self.epoch, u64::MAX, 0));
+        }
+        let mut out: Vec<Vec<usize>> = order.chunks(self.batch_size).map(<[usize]>::to_vec).collect();
+        if self.drop_last && out.last().is_some_and(|b| b.len() < self.batch_size) {
+            out.pop();
+        }
+        out
+    }
+}
+
+/// The generator of every random draw for one sample's view: independent of thread count and
+/// of which other views are made. `stream` 0 is the original view, 1 the augmented one.
+pub fn sample_rng(seed: u64, epoch: u64, index: u64, stream: u64) -> ChaCha8Rng {
+    let mut key = [0u8; 32];
+    for (i, v) in [seed, epoch, index, stream].into_iter().enumerate() {
+        key[i * 8..(i + 1) * 8].copy_from_slice(&v.to_le_bytes());
+    }
+    ChaCha8Rng::from_seed(key)
+}
+
+/// Fills `batch` with the views of samples `indices` of `set`.
+pub fn assemble(set: &ImageSet, indices: &[usize], plan: &EpochPlan, aug: &Augmenter, batch: &mut Batch) {
+    let (h, w) = (set.height, set.width);
+    let per = set.image_bytes();
+    let b = indices.len();
+    // (sample, is_original) for each image slot
+    let slots: Vec<(usize, bool)> = match plan.views {
+        Views::Mixed { prob } => {
+            let n_ori = (b as f64 * prob).floor() as usize;
+            indices.iter().enumerate().map(|(k, &i)| (i, k < n_ori)).collect()
+        }
+        Views::Both => indices.iter().map(|&i| (i, true)).chain(indices.iter().map(|&i| (i, false))).collect(),
+    };
+    batch.n_ori = slots.iter().filter(|s| s.1).count();
+    batch.images.resize(slots.len() * per, 0);
+    batch.labels.clear();
+    batch.labels.extend(slots.iter().map(|&(i, _)| set.labels[i]));
+    batch.indices.clear();
+    batch.indices.extend(slots.iter().map(|&(i, _)| i));
+    let applied: Vec<Option<Applied>> = batch
+        .images
+        .par_chunks_mut(per)
+        .zip(slots.par_iter())
+        .map(|(out, &(i, original))| {
+            let src = set.image(i);
+            if original {
+                original_view(src, h, w, &mut sample_rng(plan.seed, plan.epoch, i as u64, 0), out);
+                None
+            } else {
+                Some(aug.augmented_view(src, h, w, &mut sample_rng(plan.seed, plan.epoch, i as u64, 1), out))
+            }
+        })
+        .collect();
+    batch.applied = applied.into_iter().flatten().collect();
+}
+
+/// Batches of one epoch, made by a background thread (with a rayon pool) at most `depth` ahead.
+pub struct Loader {
+    rx: Option<Receiver<Batch>>,
+    recycle: Arc<Mutex<Vec<Batch>>>,
+    handle: Option<JoinHandle<()>>,
+    /// Time the consumer spent blocked waiting for a batch.
+    pub wait: Duration,
+    pub num_batches: usize,
+}
+
+impl Loader {
+    /// Starts producing the batches of `plan` over `set`.
+    pub fn start(set: Arc<ImageSet>, plan: EpochPlan, aug: Arc<Augmenter>, pool: Arc<rayon::ThreadPool>, depth: usize) -> Self {
+        let batches = plan.batches(set.len());
+        let num_batches = batches.len();
+        let (tx, rx): (SyncSender<Batch>, Receiver<Batch>) = sync_channel(depth.max(1));
+        let recycle: Arc<Mutex<Vec<Batch>>> = Arc::new(Mutex::new(Vec::new()));
+        let free = recycle.clone();
+        let handle = std::thread::spawn(move || {
+            for indices in batches {
+                let mut batch = free.lock().map(|mut f| f.pop()).ok().flatten().unwrap_or_default();
+                pool.install(|| assemble(&set, &indices, &plan, &aug, &mut batch));
+                if tx.send(batch).is_err() {
+                    return; // the consumer stopped early
+                }
+            }
+        });
+        Loader { rx: Some(rx), recycle, handle: Some(handle), wait: Duration::ZERO, num_batches }
+    }
+
+    /// The next batch, or `None` at the end of the epoch.
+    pub fn next_batch(&mut self) -> Option<Batch> {
+        let t = Instant::now();
+        let b = self.rx.as_ref()?.recv().ok();
+        self.wait += t.elapsed();
+        b
+    }
+
+    /// Hands a used batch back so its buffers are reused.
+    pub fn recycle(&self, batch: Batch) {
+        if let Ok(mut f) = self.recycle.lock() {
+            f.push(batch);
+        }
+    }
+}
+
+impl Drop for Loader {
+    fn drop(&mut self) {
+        self.rx.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Moves `n` HWC uint8 images to `device` in one copy and normalises them there: NCHW float,
+/// `(x / 255 - mean) / std`; `cutouts` (per image) are zeroed after normalisation.
+pub fn to_device(images: &[u8], n: usize, h: usize, w: usize, cutouts: &[Option<[u16; 4]>], device: Device) -> Tensor {
+    let x = Tensor::from_slice(images).view([n as i64, h as i64, w as i64, 3]).to_device(device);
+    let mean = Tensor::from_slice(&MEAN).to_device(device).view([1, 3, 1, 1]);
+    let std = Tensor::from_slice(&STD).to_device(device).view([1, 3, 1, 1]);
+    let x = (x.permute([0, 3, 1, 2]).to_kind(Kind::Float) / 255.0 - mean) / std;
+    let x = x.contiguous();
+    if cutouts.iter().all(Option::is_none) {
+        return x;
+    }
+    let mut mask = vec![1f32; n * h * w];
+    for (k, c) in cutouts.iter().enumerate() {
+        if let Some([y0, y1, x0, x1]) = *c {
+            for y in y0 as usize..y1 as usize {
+                mask[k * h * w + y * w + x0 as usize..k * h * w + y * w + x1 as usize].fill(0.0);
+            }
+        }
+    }
+    x * Tensor::from_slice(&mask).view([n as i64, 1, h as i64, w as i64]).to_device(device)
+}
+
+impl Batch {
+    /// The batch as a normalised float tensor on `device` and its labels.
+    pub fn to_device(&self, h: usize, w: usize, device: Device) -> (Tensor, Tensor) {
+        let mut cutouts = vec![None; self.n_ori];
+        cutouts.extend(self.applied.iter().map(|a| a.cutout));
+        let x = to_device(&self.images, self.len(), h, w, &cutouts, device);
+        (x, Tensor::from_slice(&self.labels).to_device(device))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy_set(n: usize) -> ImageSet {
+        let mut s = ImageSet::new(8, 8);
+        for i in 0..n {
+            let img: Vec<u8> = (0..8 * 8 * 3).map(|p| ((p + i * 13) % 256) as u8).collect();
+            s.push(&img, (i % 3) as i64);
+        }
+        s
+    }
+
+    fn plan(views: Views) -> EpochPlan {
+        EpochPlan { seed: 5, epoch: 2, batch_size: 4, shuffle: true, drop_last: true, views }
+    }
+
+    #[test]
+    fn epoch_order_is_a_seeded_permutation_with_drop_last() {
+        let p = plan(Views::Mixed { prob: 1.0 });
+        let b = p.batches(10);
+        assert_eq!(b.len(), 2);
+        assert_eq!(b, p.batches(10));
+        let mut seen: Vec<usize> = b.concat();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 8);
+        assert_ne!(b, EpochPlan { epoch: 3, ..p.clone() }.batches(10));
+        assert_eq!(EpochPlan { drop_last: false, ..p }.batches(10).len(), 3);
+    }
+
+    #[test]
+    fn mixed_batches_put_floor_b_prob_originals_first() {
+        let set = toy_set(8);
+        let aug = Augmenter::from_flags("default", 0, 0, 0, "cifar10").unwrap();
+        let mut batch = Batch::default();
+        assemble(&set, &[0, 1, 2, 3], &plan(Views::Mixed { prob: 0.6 }), &aug, &mut batch);
+        assert_eq!((batch.len(), batch.n_ori, batch.applied.len()), (4, 2, 2));
+        assert_eq!(batch.labels, vec![0, 1, 2, 0]);
+        assemble(&set, &[4, 5], &plan(Views::Both), &aug, &mut batch);
+        assert_eq!((batch.len(), batch.n_ori), (4, 2));
+        assert_eq!(batch.indices, vec![4, 5, 4, 5]);
+        assert_eq!(batch.images.len(), 4 * 8 * 8 * 3);
+    }
+
+    #[test]
+    fn views_do_not_depend_on_thread_count_or_on_the_other_views() {
+        let set = Arc::new(toy_set(16));
+        let aug = Arc::new(Augmenter::from_flags("default", 0, 0, 0, "cifar10").unwrap());
+        let collect = |threads: usize, views: Views| {
+            let pool = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap());
+            let mut loader = Loader::start(set.clone(), plan(views), aug.clone(), pool, 2);
+            let mut all = Vec::new();
+            while let Some(b) = loader.next_batch() {
+                all.push((b.indices.clone(), b.images.clone()));
+                loader.recycle(b);
+            }
+            all
+        };
+        assert_eq!(collect(1, Views::Both), collect(3, Views::Both));
+        // the original view of a sample is the same whether or not its augmented view is made
+        let both = collect(2, Views::Both);
+        let ori = collect(2, Views::Mixed { prob: 1.0 });
+        let per = 8 * 8 * 3;
+        for ((_, b_img), (_, o_img)) in both.iter().zip(&ori) {
+            assert_eq!(&b_img[..4 * per], &o_img[..]);
+        }
+    }
+
+    #[test]
+    fn to_device_normalises_and_applies_cutout() {
+        let img = vec![255u8; 2 * 2 * 2 * 3];
+        let x = to_device(&img, 2, 2, 2, &[None, Some([0, 1, 0, 2])], Device::Cpu);
+        assert_eq!(x.size(), vec![2, 3, 2, 2]);
+        let want = (1.0 - MEAN[1]) / STD[1];
+        assert!((x.double_value(&[0, 1, 1, 1]) - want as f64).abs() < 1e-5);
+        assert_eq!(x.double_value(&[1, 0, 0, 1]), 0.0);
+        assert!((x.double_value(&[1, 2, 1, 0]) - ((1.0 - MEAN[2]) / STD[2]) as f64).abs() < 1e-5);
+    }
+}
