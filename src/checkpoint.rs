@@ -47,7 +47,8 @@ pub fn read_meta(path: &Path) -> Result<ResumeMeta, ModelError> {
 
 fn meta_of(path: &Path, tensors: &[(String, Tensor)]) -> Result<ResumeMeta, ModelError> {
     let bad = |err: String| ModelError::Read { path: path.to_path_buf(), err };
-    let (_, t) = tensors.iter().find(|(k, _)| k == META).ok_or_else(|| bad("not a resmooth checkpoint (no metadata)".into()))?;
+    let (_, t) =
+        tensors.iter().find(|(k, _)| k == META).ok_or_else(|| bad("not a resmooth checkpoint (no metadata)".into()))?;
     let bytes: Vec<u8> = Vec::<u8>::try_from(t).map_err(|e| bad(e.to_string()))?;
     serde_json::from_slice(&bytes).map_err(|e| bad(format!("corrupt metadata: {e}")))
 }

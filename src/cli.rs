@@ -15,6 +15,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run; boxing TrainArgs would buy nothing
 pub enum Command {
     /// Train (or with --only-eval evaluate) a model; the flags are those of the reference train.py.
     Train(TrainArgs),
@@ -24,6 +25,10 @@ pub enum Command {
     Bench(crate::augment::tools::BenchArgs),
     /// Fetch, check or describe a dataset (cifar10, cifar100, svhn) without training.
     Data(crate::data::DataArgs),
+    /// Score original and augmented views with a pretrained model, fit the GMM, and report which views (and ops) are OOD.
+    Detect(crate::workflow::DetectArgs),
+    /// The whole method: train the baseline if missing, detect, retrain with these flags, compare the runs.
+    Run(TrainArgs),
 }
 
 /// Flags of `resmooth train`, named and defaulted as the reference's.
@@ -157,6 +162,14 @@ fn one_of(flag: &str, value: &str, allowed: &[&str]) -> Result<(), String> {
 }
 
 impl TrainArgs {
+    /// The reference defaults of every flag.
+    pub fn defaults() -> Self {
+        match Cli::try_parse_from(["resmooth", "train"]).expect("defaults parse").command {
+            Command::Train(t) => t,
+            _ => unreachable!("parsed a train command"),
+        }
+    }
+
     /// Checks every value; the message names the flag and the accepted range.
     pub fn validate(&self) -> Result<(), String> {
         one_of("--dataset", &self.dataset, &crate::data::DATASETS)?;
@@ -201,7 +214,9 @@ impl TrainArgs {
             return Err("--train-size and --test-size must be at least 1".into());
         }
         if self.only_eval && self.save.is_none() && self.tag.is_empty() {
-            return Err("--only-eval needs the weights to evaluate: pass --save PATH (or the --tag of a finished run)".into());
+            return Err(
+                "--only-eval needs the weights to evaluate: pass --save PATH (or the --tag of a finished run)".into()
+            );
         }
         Ok(())
     }
@@ -223,20 +238,53 @@ mod tests {
     #[test]
     fn reference_command_line_parses() {
         let a = parse(&[
-            "--dataset", "cifar10", "--prob", "0.0", "--M", "28", "--N", "2", "--smooth-aug", "0.4", "--gmm", "--loss",
-            "SampleSmooth", "--gpu", "0", "--tag", "cifar10/res18/rs_ra", "--wd", "1e-4", "--K", "-1", "--T", "4",
+            "--dataset",
+            "cifar10",
+            "--prob",
+            "0.0",
+            "--M",
+            "28",
+            "--N",
+            "2",
+            "--smooth-aug",
+            "0.4",
+            "--gmm",
+            "--loss",
+            "SampleSmooth",
+            "--gpu",
+            "0",
+            "--tag",
+            "cifar10/res18/rs_ra",
+            "--wd",
+            "1e-4",
+            "--K",
+            "-1",
+            "--T",
+            "4",
         ]);
         assert_eq!((a.prob, a.m, a.n, a.smooth_aug, a.gmm), (0.0, 28, 2, 0.4, true));
-        assert_eq!((a.loss.as_str(), a.tag.as_str(), a.weight_decay, a.k, a.t), ("SampleSmooth", "cifar10/res18/rs_ra", 1e-4, -1, 4.0));
+        assert_eq!(
+            (a.loss.as_str(), a.tag.as_str(), a.weight_decay, a.k, a.t),
+            ("SampleSmooth", "cifar10/res18/rs_ra", 1e-4, -1, 4.0)
+        );
         assert!(a.validate().is_ok());
     }
 
     #[test]
     fn reference_defaults() {
         let a = parse(&[]);
-        assert_eq!((a.dataset.as_str(), a.aug.as_str(), a.n, a.m, a.prob, a.model.as_str()), ("cifar10", "ra", 3, 5, 0.2, "resnet18"));
-        assert_eq!((a.epochs, a.lr, a.batch_size, a.weight_decay, a.warm_epoch, a.warm_multiplier), (200, 0.1, 256, 5e-4, 5, 2.0));
-        assert_eq!((a.loss.as_str(), a.weighting.as_str(), a.fair_comparison.as_str()), ("LabelSmooth", "regular", "disable"));
+        assert_eq!(
+            (a.dataset.as_str(), a.aug.as_str(), a.n, a.m, a.prob, a.model.as_str()),
+            ("cifar10", "ra", 3, 5, 0.2, "resnet18")
+        );
+        assert_eq!(
+            (a.epochs, a.lr, a.batch_size, a.weight_decay, a.warm_epoch, a.warm_multiplier),
+            (200, 0.1, 256, 5e-4, 5, 2.0)
+        );
+        assert_eq!(
+            (a.loss.as_str(), a.weighting.as_str(), a.fair_comparison.as_str()),
+            ("LabelSmooth", "regular", "disable")
+        );
     }
 
     #[test]

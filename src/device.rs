@@ -8,7 +8,10 @@ pub fn select(gpu: usize) -> Result<Device, String> {
     if tch::Cuda::is_available() {
         let count = tch::Cuda::device_count() as usize;
         if gpu >= count {
-            return Err(format!("--gpu {gpu} does not exist: this machine has {count} CUDA device(s), 0..{}", count - 1));
+            return Err(format!(
+                "--gpu {gpu} does not exist: this machine has {count} CUDA device(s), 0..{}",
+                count - 1
+            ));
         }
         tch::Cuda::cudnn_set_benchmark(true);
         Ok(Device::Cuda(gpu))

@@ -5,10 +5,20 @@ use tch::{Kind, Tensor};
 /// Per-sample label-smoothed NLL: `(1 - eps) * nll + eps * mean_c(-log p_c)`; `eps` is a
 /// scalar tensor or one value per sample.
 pub fn label_smooth_per_sample(logits: &Tensor, target: &Tensor, eps: &Tensor) -> Tensor {
-    let logp = logits.log_softmax(-1, Kind::Float);
+    let kind = float_kind(logits);
+    let logp = logits.log_softmax(-1, kind);
     let nll = -logp.gather(1, &target.unsqueeze(1), false).squeeze_dim(1);
-    let uniform = -logp.mean_dim(-1, false, Kind::Float);
+    let uniform = -logp.mean_dim(-1, false, kind);
     (1.0 - eps) * nll + eps * uniform
+}
+
+/// float32 for the loss arithmetic, float64 when the logits are float64 (as in gradient checks).
+fn float_kind(t: &Tensor) -> Kind {
+    if t.kind() == Kind::Double {
+        Kind::Double
+    } else {
+        Kind::Float
+    }
 }
 
 /// Batch mean of [`label_smooth_per_sample`]; an empty batch counts 0.
@@ -16,7 +26,77 @@ pub fn label_smooth(logits: &Tensor, target: &Tensor, eps: &Tensor) -> Tensor {
     if logits.size()[0] == 0 {
         return Tensor::zeros([], (Kind::Float, logits.device()));
     }
-    label_smooth_per_sample(logits, target, eps).mean(Kind::Float)
+    label_smooth_per_sample(logits, target, eps).mean(float_kind(logits))
+}
+
+/// The reference's distillation loss, per batch: `CE(x / T, y) + lamda * T^2 * KL`, where the KL
+/// term is `sum_j softmax(x_K / T)_j * (log softmax(x_K / T)_j - log softmax(t_K / T)_j)` over the
+/// teacher's top-`k` classes (`k = -1`: all), as PyTorch's `KLDivLoss(log_softmax(teacher),
+/// softmax(student))` computes it.
+pub fn distillation(logits: &Tensor, target: &Tensor, teacher: &Tensor, k: i64, lamda: f64, t: f64) -> Tensor {
+    if logits.size()[0] == 0 {
+        return Tensor::zeros([], (Kind::Float, logits.device()));
+    }
+    let (x, xt) = (logits / t, teacher / t);
+    let ce = x.cross_entropy_loss::<Tensor>(target, None, tch::Reduction::None, -100, 0.0);
+    let k = if k == -1 { xt.size()[1] } else { k.min(xt.size()[1]) };
+    let (top_t, index) = xt.topk(k, 1, true, true);
+    let xk = x.gather(1, &index, false);
+    let student = xk.softmax(1, Kind::Float);
+    let kl = (&student * (xk.log_softmax(1, Kind::Float) - top_t.log_softmax(1, Kind::Float))).sum_dim_intlist(
+        1,
+        false,
+        Kind::Float,
+    );
+    (ce + kl * (lamda * t * t)).mean(Kind::Float)
+}
+
+/// The criterion of one part of the batch (originals or augmented views).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Criterion {
+    /// Label smoothing with one eps.
+    LabelSmooth(f64),
+    /// Label smoothing with eps_i = (1 - p_i) * eps.
+    SampleSmooth(f64),
+    /// Distillation from the pretrained teacher.
+    Distillation { k: i64, lamda: f64, t: f64 },
+}
+
+impl Criterion {
+    /// The (original part, augmented part) criteria of `--loss` with `--weighting`, as the reference pairs them.
+    pub fn pair(
+        loss: &str,
+        weighting: &str,
+        smooth_org: f64,
+        smooth_aug: f64,
+        k: i64,
+        lamda: f64,
+        t: f64,
+    ) -> (Self, Self) {
+        use Criterion::*;
+        match (loss, weighting) {
+            ("SampleSmooth", "regular") => (LabelSmooth(smooth_org), SampleSmooth(smooth_aug)),
+            ("SampleSmooth", "reverse") => (LabelSmooth(smooth_aug), SampleSmooth(smooth_aug)),
+            ("SampleSmooth", _) => (SampleSmooth(smooth_aug), SampleSmooth(smooth_aug)),
+            ("Distillation", _) => (LabelSmooth(smooth_org), Distillation { k, lamda, t }),
+            _ => (LabelSmooth(smooth_org), LabelSmooth(smooth_aug)),
+        }
+    }
+
+    /// The batch loss of this part: `p` are the samples' p_ID (SampleSmooth), `teacher` the
+    /// teacher's logits (Distillation).
+    pub fn loss(&self, logits: &Tensor, target: &Tensor, p: Option<&Tensor>, teacher: Option<&Tensor>) -> Tensor {
+        match *self {
+            Criterion::LabelSmooth(eps) => label_smooth(logits, target, &Tensor::from(eps).to_device(logits.device())),
+            Criterion::SampleSmooth(eps) => {
+                let p = p.expect("SampleSmooth needs p_ID (validated: --gmm)");
+                label_smooth(logits, target, &((1.0 - p) * eps))
+            }
+            Criterion::Distillation { k, lamda, t } => {
+                distillation(logits, target, teacher.expect("Distillation needs the teacher's logits"), k, lamda, t)
+            }
+        }
+    }
 }
 
 /// Number of samples whose label is among the top `k` logits (k clipped to the class count),
@@ -50,6 +130,93 @@ mod tests {
         assert!((label_smooth(&logits, &target, &Tensor::from(0.0)).double_value(&[]) - ce).abs() < 1e-6);
         let empty = label_smooth(&logits.narrow(0, 0, 0), &target.narrow(0, 0, 0), &Tensor::from(0.1));
         assert_eq!(empty.double_value(&[]), 0.0);
+    }
+
+    #[test]
+    fn sample_smooth_with_p_one_is_label_smooth_of_smooth_org_zero() {
+        let logits = Tensor::from_slice(&[2.0f32, 0.0, -1.0, 0.5, 0.1, 0.9]).view([2, 3]);
+        let target = Tensor::from_slice(&[0i64, 2]);
+        let ones = Tensor::ones([2], (Kind::Float, Device::Cpu));
+        let s = Criterion::SampleSmooth(0.4).loss(&logits, &target, Some(&ones), None).double_value(&[]);
+        let ce = Criterion::LabelSmooth(0.0).loss(&logits, &target, None, None).double_value(&[]);
+        assert!((s - ce).abs() < 1e-7);
+        // p = 0 is full smoothing; p mixes per sample
+        let zeros = Tensor::zeros([2], (Kind::Float, Device::Cpu));
+        let full = Criterion::SampleSmooth(0.4).loss(&logits, &target, Some(&zeros), None).double_value(&[]);
+        let ls = Criterion::LabelSmooth(0.4).loss(&logits, &target, None, None).double_value(&[]);
+        assert!((full - ls).abs() < 1e-7);
+        let half = Tensor::from_slice(&[1.0f32, 0.0]);
+        let mixed = Criterion::SampleSmooth(0.4).loss(&logits, &target, Some(&half), None);
+        let per_ce = label_smooth_per_sample(&logits, &target, &Tensor::from(0.0));
+        let per_ls = label_smooth_per_sample(&logits, &target, &Tensor::from(0.4));
+        let want = (per_ce.double_value(&[0]) + per_ls.double_value(&[1])) / 2.0;
+        assert!((mixed.double_value(&[]) - want).abs() < 1e-6);
+    }
+
+    #[test]
+    fn sample_smooth_gradient_matches_finite_differences() {
+        let x = Tensor::from_slice(&[0.3f64, -1.2, 0.8, 1.5, 0.2, -0.4]).view([2, 3]).set_requires_grad(true);
+        let target = Tensor::from_slice(&[1i64, 0]);
+        let p = Tensor::from_slice(&[0.2f64, 0.9]);
+        let f = |x: &Tensor| label_smooth(x, &target, &((1.0 - &p) * 0.5)).to_kind(Kind::Double);
+        f(&x).backward();
+        let grad = x.grad();
+        for i in 0..6 {
+            let h = 1e-6;
+            let e = Tensor::zeros([6], (Kind::Double, Device::Cpu))
+                .index_fill(0, &Tensor::from_slice(&[i as i64]), h)
+                .view([2, 3]);
+            let num = tch::no_grad(|| (f(&(&x + &e)) - f(&(&x - &e))).double_value(&[]) / (2.0 * h));
+            let ana = grad.view([-1]).double_value(&[i]);
+            assert!((num - ana).abs() < 1e-4, "d/dx{i}: numeric {num} vs analytic {ana}");
+        }
+    }
+
+    #[test]
+    fn distillation_matches_the_reference_formula() {
+        let x = Tensor::from_slice(&[1.0f32, 2.0, 0.5, -1.0]).view([1, 4]);
+        let teacher = Tensor::from_slice(&[0.2f32, 3.0, 1.0, -2.0]).view([1, 4]);
+        let y = Tensor::from_slice(&[1i64]);
+        let (t, lamda) = (2.0f64, 0.5);
+        let got = distillation(&x, &y, &teacher, 2, lamda, t).double_value(&[]);
+        // by hand: teacher's top-2 classes are 1 and 2
+        let xs = [1.0f64, 2.0, 0.5, -1.0].map(|v| v / t);
+        let lse = xs.iter().map(|v| v.exp()).sum::<f64>().ln();
+        let ce = lse - xs[1];
+        let (s, tt) = ([xs[1], xs[2]], [3.0 / t, 1.0 / t]);
+        let ls = |v: [f64; 2]| {
+            let l = (v[0].exp() + v[1].exp()).ln();
+            [v[0] - l, v[1] - l]
+        };
+        let (lps, lpt) = (ls(s), ls(tt));
+        let kl: f64 = (0..2).map(|j| lps[j].exp() * (lps[j] - lpt[j])).sum();
+        let want = ce + lamda * t * t * kl;
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    }
+
+    #[test]
+    fn criteria_pairs_follow_the_reference() {
+        use Criterion::*;
+        assert_eq!(
+            Criterion::pair("LabelSmooth", "regular", 0.1, 0.4, -1, 0.5, 5.0),
+            (LabelSmooth(0.1), LabelSmooth(0.4))
+        );
+        assert_eq!(
+            Criterion::pair("SampleSmooth", "regular", 0.1, 0.4, -1, 0.5, 5.0),
+            (LabelSmooth(0.1), SampleSmooth(0.4))
+        );
+        assert_eq!(
+            Criterion::pair("SampleSmooth", "reverse", 0.1, 0.4, -1, 0.5, 5.0),
+            (LabelSmooth(0.4), SampleSmooth(0.4))
+        );
+        assert_eq!(
+            Criterion::pair("SampleSmooth", "uniform", 0.1, 0.4, -1, 0.5, 5.0),
+            (SampleSmooth(0.4), SampleSmooth(0.4))
+        );
+        assert_eq!(
+            Criterion::pair("Distillation", "regular", 0.1, 0.4, 3, 0.5, 5.0).1,
+            Distillation { k: 3, lamda: 0.5, t: 5.0 }
+        );
     }
 
     #[test]

@@ -16,8 +16,7 @@ pub struct Sgd {
 impl Sgd {
     /// An optimizer over the trainable variables of `vs`.
     pub fn new(vs: &tch::nn::VarStore, momentum: f64, weight_decay: f64, nesterov: bool) -> Self {
-        let mut params: Vec<(String, Tensor)> =
-            vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
         let buffers = (0..params.len()).map(|_| None).collect();
         Sgd { params, buffers, momentum, weight_decay, nesterov }

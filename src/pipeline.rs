@@ -131,7 +131,13 @@ pub struct Loader {
 
 impl Loader {
     /// Starts producing the batches of `plan` over `set`.
-    pub fn start(set: Arc<ImageSet>, plan: EpochPlan, aug: Arc<Augmenter>, pool: Arc<rayon::ThreadPool>, depth: usize) -> Self {
+    pub fn start(
+        set: Arc<ImageSet>,
+        plan: EpochPlan,
+        aug: Arc<Augmenter>,
+        pool: Arc<rayon::ThreadPool>,
+        depth: usize,
+    ) -> Self {
         let batches = plan.batches(set.len());
         let num_batches = batches.len();
         let (tx, rx): (SyncSender<Batch>, Receiver<Batch>) = sync_channel(depth.max(1));

@@ -36,12 +36,38 @@ pub struct EpochMetrics {
     /// Time the training loop waited for the data pipeline.
     pub data_wait_seconds: f64,
     pub eval_seconds: f64,
+    /// With --gmm: accuracy on ID and OOD views, the OOD share of augmented views, the mean smoothing.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub gmm: Option<GmmMetrics>,
+}
+
+/// The per-epoch metrics of a run with a GMM.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct GmmMetrics {
+    /// Training top-1 on views judged ID (originals included); null when there was none.
+    pub train_top1_id: Option<f64>,
+    /// Training top-1 on views judged OOD; null when there was none.
+    pub train_top1_ood: Option<f64>,
+    /// Fraction of augmented views with p_ID < 0.5.
+    pub ood_fraction: f64,
+    /// Mean label smoothing of the augmented views.
+    pub mean_smooth: f64,
 }
 
 impl EpochMetrics {
     /// The one-line console report of the epoch.
     pub fn line(&self, epochs: usize) -> String {
-        format!(
+        let gmm = self.gmm.map(|g| {
+            let pct = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
+            format!(
+                " | ID top1 {} OOD top1 {} OOD {:.1}% smooth {:.3}",
+                pct(g.train_top1_id),
+                pct(g.train_top1_ood),
+                100.0 * g.ood_fraction,
+                g.mean_smooth
+            )
+        });
+        let base = format!(
             "epoch {}/{epochs} lr {:.6} | train loss {:.4} top1 {:.4} | test loss {:.4} top1 {:.4} top5 {:.4} | {:.1}s, {:.0} img/s, data wait {:.1}s",
             self.epoch,
             self.lr,
@@ -53,7 +79,8 @@ impl EpochMetrics {
             self.seconds,
             self.images_per_sec,
             self.data_wait_seconds
-        )
+        );
+        base + gmm.as_deref().unwrap_or("")
     }
 }
 
@@ -72,7 +99,13 @@ pub struct Summary {
 
 impl Summary {
     /// The summary of a finished training run.
-    pub fn finished(args: &TrainArgs, meta: &ResumeMeta, last: &EpochMetrics, parameters: i64, device: tch::Device) -> Self {
+    pub fn finished(
+        args: &TrainArgs,
+        meta: &ResumeMeta,
+        last: &EpochMetrics,
+        parameters: i64,
+        device: tch::Device,
+    ) -> Self {
         Summary {
             last_test_top1: last.test_top1,
             best_test_top1: meta.best_test_top1,
@@ -136,7 +169,8 @@ pub fn keep_epochs(path: &Path, epoch: usize) -> Result<()> {
     if !path.exists() {
         return Ok(());
     }
-    let kept: Vec<EpochMetrics> = if epoch == 0 { Vec::new() } else { read_metrics(path)?.into_iter().filter(|m| m.epoch <= epoch).collect() };
+    let kept: Vec<EpochMetrics> =
+        if epoch == 0 { Vec::new() } else { read_metrics(path)?.into_iter().filter(|m| m.epoch <= epoch).collect() };
     let mut text = String::new();
     for m in kept {
         text.push_str(&serde_json::to_string(&m)?);

@@ -33,7 +33,8 @@ impl Schedule {
         let t_max = self.epochs as f64;
         let mut lr = self.lr;
         for t in 1..=steps {
-            let (now, before) = (std::f64::consts::PI * t as f64 / t_max, std::f64::consts::PI * (t - 1) as f64 / t_max);
+            let (now, before) =
+                (std::f64::consts::PI * t as f64 / t_max, std::f64::consts::PI * (t - 1) as f64 / t_max);
             if (1.0 + before.cos()).abs() < 1e-12 {
                 lr += self.lr * (1.0 - (std::f64::consts::PI / t_max).cos()) / 2.0;
             } else {

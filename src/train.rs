@@ -6,11 +6,13 @@ use crate::augment::Augmenter;
 use crate::checkpoint::{self, ResumeMeta};
 use crate::cli::TrainArgs;
 use crate::data::{self, Dataset, ImageSet};
-use crate::loss::{correct_topk, label_smooth};
+use crate::gmm::Gmm;
+use crate::loss::{correct_topk, Criterion};
+use crate::method;
 use crate::model::Model;
 use crate::optim::Sgd;
 use crate::pipeline::{self, EpochPlan, Loader, Views};
-use crate::report::{self, EpochMetrics, EvalMetrics, Summary};
+use crate::report::{self, EpochMetrics, EvalMetrics, GmmMetrics, Summary};
 use crate::schedule::Schedule;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -70,23 +72,26 @@ fn identity(args: &TrainArgs) -> serde_json::Value {
     serde_json::to_value(a).expect("config serialises")
 }
 
-/// Flags whose behaviour arrives with later work: refuse them rather than ignore them.
-fn refuse_unsupported(args: &TrainArgs) -> Result<()> {
-    if args.gmm {
-        bail!("--gmm is not supported yet (the GMM detection arrives with the ReSmooth method)");
-    }
-    match args.loss.as_str() {
-        "SampleSmooth" => bail!("--loss SampleSmooth needs --gmm, which is not supported yet"),
-        "Distillation" => bail!("--loss Distillation is not supported yet"),
-        _ => {}
+/// Flag combinations that have no meaning (the reference would crash or silently ignore them).
+fn check_combinations(args: &TrainArgs) -> Result<()> {
+    if args.loss == "SampleSmooth" && !args.gmm {
+        bail!("--loss SampleSmooth needs --gmm (p_ID comes from the GMM)");
     }
     if args.fair_comparison != "disable" {
-        bail!("--fair-comparison {} needs --gmm, which is not supported yet", args.fair_comparison);
+        if !args.gmm {
+            bail!("--fair-comparison {} needs --gmm (it selects samples by p_ID)", args.fair_comparison);
+        }
+        if args.loss == "Distillation" {
+            bail!("--fair-comparison cannot be combined with --loss Distillation");
+        }
+        if args.prob >= 1.0 {
+            bail!("--fair-comparison trains on augmented views only; it needs --prob below 1");
+        }
     }
-    if args.weighting != "regular" {
-        bail!("--weighting {} only acts with --gmm --loss SampleSmooth", args.weighting);
+    if args.weighting != "regular" && !args.gmm {
+        bail!("--weighting {} only acts with --gmm", args.weighting);
     }
-    if args.pretrained.is_some() {
+    if args.pretrained.is_some() && !args.gmm && args.loss != "Distillation" {
         bail!("--pretrained is only used by --gmm or --loss Distillation");
     }
     Ok(())
@@ -109,8 +114,11 @@ pub fn load_dataset(args: &TrainArgs) -> Result<Dataset> {
 pub fn evaluate(model: &Model, set: &ImageSet, batch_size: usize, device: Device) -> EvalMetrics {
     let _guard = tch::no_grad_guard();
     let per = set.image_bytes();
-    let (mut loss, mut c1, mut c5) =
-        (Tensor::zeros([], (Kind::Float, device)), Tensor::zeros([], (Kind::Float, device)), Tensor::zeros([], (Kind::Float, device)));
+    let (mut loss, mut c1, mut c5) = (
+        Tensor::zeros([], (Kind::Float, device)),
+        Tensor::zeros([], (Kind::Float, device)),
+        Tensor::zeros([], (Kind::Float, device)),
+    );
     for start in (0..set.len()).step_by(batch_size) {
         let n = batch_size.min(set.len() - start);
         let x = pipeline::to_device(&set.pixels[start * per..(start + n) * per], n, set.height, set.width, &[], device);
@@ -124,10 +132,16 @@ pub fn evaluate(model: &Model, set: &ImageSet, batch_size: usize, device: Device
     EvalMetrics { loss: loss.double_value(&[]) / n, top1: c1.double_value(&[]) / n, top5: c5.double_value(&[]) / n }
 }
 
+/// The data pipeline's thread pool: `workers` threads, or one per core for 0.
+pub fn data_pool(workers: usize) -> Result<rayon::ThreadPool> {
+    let n = if workers == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { workers };
+    rayon::ThreadPoolBuilder::new().num_threads(n).build().context("starting the data workers")
+}
+
 /// Runs `resmooth train` (or `--only-eval`) and returns the run's summary.
 pub fn run(mut args: TrainArgs) -> Result<Summary> {
     args.validate().map_err(anyhow::Error::msg)?;
-    refuse_unsupported(&args)?;
+    check_combinations(&args)?;
     args.tag = resolve_tag(&args.tag);
     let paths = RunPaths::new(&args.logdir, &args.tag, args.save.as_deref());
     let device = crate::device::select(args.gpu).map_err(anyhow::Error::msg)?;
@@ -139,7 +153,10 @@ pub fn run(mut args: TrainArgs) -> Result<Summary> {
     if args.only_eval {
         model.load(&paths.weights).with_context(|| format!("--only-eval: loading {}", paths.weights.display()))?;
         let m = evaluate(&model, &ds.test, args.batch_size, device);
-        println!("{}", serde_json::json!({"weights": paths.weights, "test_loss": m.loss, "test_top1": m.top1, "test_top5": m.top5}));
+        println!(
+            "{}",
+            serde_json::json!({"weights": paths.weights, "test_loss": m.loss, "test_top1": m.top1, "test_top5": m.top5})
+        );
         return Ok(Summary::eval_only(&args, &m));
     }
 
@@ -150,7 +167,8 @@ pub fn run(mut args: TrainArgs) -> Result<Summary> {
         Augmenter::from_flags("default", 0, 0, 0, &args.dataset).map_err(anyhow::Error::msg)?
     };
     let mut opt = Sgd::new(&model.vs, 0.9, args.weight_decay, true);
-    let schedule = Schedule { lr: args.lr, warm_epoch: args.warm_epoch, multiplier: args.warm_multiplier, epochs: args.epochs };
+    let schedule =
+        Schedule { lr: args.lr, warm_epoch: args.warm_epoch, multiplier: args.warm_multiplier, epochs: args.epochs };
 
     std::fs::create_dir_all(&paths.dir).with_context(|| format!("creating {}", paths.dir.display()))?;
     let mut meta = ResumeMeta {
@@ -185,9 +203,8 @@ pub fn run(mut args: TrainArgs) -> Result<Summary> {
 
     let train_set = Arc::new(ds.train.clone());
     let aug = Arc::new(aug);
-    let workers = if args.workers == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { args.workers };
-    let pool = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(workers).build().context("starting the data workers")?);
-    let (h, w) = (ds.train.height, ds.train.width);
+    let pool = Arc::new(data_pool(args.workers)?);
+    let method = Method::prepare(&args, &paths, num_classes, device, &train_set, &aug, &pool, meta.epoch > 0)?;
     let mut last = None;
 
     for epoch in meta.epoch + 1..=args.epochs {
@@ -204,41 +221,31 @@ pub fn run(mut args: TrainArgs) -> Result<Summary> {
         };
         let mut loader = Loader::start(train_set.clone(), plan, aug.clone(), pool.clone(), 3);
         if loader.num_batches == 0 {
-            bail!("the training split has {} images, fewer than one batch of {}; lower --batch-size", train_set.len(), args.batch_size);
+            bail!(
+                "the training split has {} images, fewer than one batch of {}; lower --batch-size",
+                train_set.len(),
+                args.batch_size
+            );
         }
         let bar = report::epoch_bar(epoch, args.epochs, loader.num_batches);
-        let zero = || Tensor::zeros([], (Kind::Float, device));
-        let (mut sum_loss, mut c1, mut c5, mut seen) = (zero(), zero(), zero(), 0usize);
-        let smooth_org = Tensor::from(args.smooth_org).to_device(device);
-        let smooth_aug = Tensor::from(args.smooth_aug).to_device(device);
+        let mut acc = Accumulator::new(device);
         let mut step = 0;
         while let Some(batch) = loader.next_batch() {
-            let (x, y) = batch.to_device(h, w, device);
-            let n = batch.len() as i64;
+            let (x, y) = batch.to_device(train_set.height, train_set.width, device);
             let n_ori = batch.n_ori as i64;
             loader.recycle(batch);
-            let logits = model.forward_t(&x, true);
-            let loss_org = label_smooth(&logits.narrow(0, 0, n_ori), &y.narrow(0, 0, n_ori), &smooth_org);
-            let loss_aug = label_smooth(&logits.narrow(0, n_ori, n - n_ori), &y.narrow(0, n_ori, n - n_ori), &smooth_aug);
-            let loss = &loss_org * args.prob + &loss_aug * (1.0 - args.prob);
-            opt.zero_grad();
-            loss.backward();
-            opt.step(lr);
-            meta.steps += 1;
+            if method.train_step(&args, &model, &mut opt, lr, &x, &y, n_ori, &mut acc) {
+                meta.steps += 1;
+            }
             step += 1;
-            let logits = logits.detach();
-            sum_loss += loss.detach() * n as f64;
-            c1 += correct_topk(&logits, &y, 1);
-            c5 += correct_topk(&logits, &y, 5);
-            seen += n as usize;
             bar.inc(1);
             if step % 20 == 0 || step == loader.num_batches {
-                let l = sum_loss.double_value(&[]) / seen as f64;
+                let l = acc.loss();
                 if l.is_nan() {
                     bail!("the training loss became NaN in epoch {epoch} (step {step}); lower --lr or check the data");
                 }
-                let rate = seen as f64 / started.elapsed().as_secs_f64();
-                bar.set_message(format!("loss {l:.4} top1 {:.4} lr {lr:.6} {rate:.0} img/s", c1.double_value(&[]) / seen as f64));
+                let rate = acc.seen as f64 / started.elapsed().as_secs_f64();
+                bar.set_message(format!("loss {l:.4} top1 {:.4} lr {lr:.6} {rate:.0} img/s", acc.top1()));
             }
         }
         if let Device::Cuda(i) = device {
@@ -248,7 +255,7 @@ pub fn run(mut args: TrainArgs) -> Result<Summary> {
         let train_seconds = started.elapsed().as_secs_f64();
         let data_wait = loader.wait.as_secs_f64();
         drop(loader);
-        let train_loss = sum_loss.double_value(&[]) / seen as f64;
+        let train_loss = acc.loss();
         if train_loss.is_nan() {
             bail!("the training loss became NaN in epoch {epoch}; lower --lr or check the data");
         }
@@ -260,16 +267,17 @@ pub fn run(mut args: TrainArgs) -> Result<Summary> {
             epoch,
             lr,
             train_loss,
-            train_top1: c1.double_value(&[]) / seen as f64,
-            train_top5: c5.double_value(&[]) / seen as f64,
+            train_top1: acc.top1(),
+            train_top5: acc.top5(),
             test_loss: test.loss,
             test_top1: test.top1,
             test_top5: test.top5,
             seconds,
-            images_per_sec: seen as f64 / train_seconds,
+            images_per_sec: acc.seen as f64 / train_seconds,
             train_seconds,
             data_wait_seconds: data_wait,
             eval_seconds,
+            gmm: acc.gmm_metrics(),
         };
         println!("{}", m.line(args.epochs));
         report::append_metrics(&paths.metrics, &m)?;
@@ -300,4 +308,266 @@ pub fn run(mut args: TrainArgs) -> Result<Summary> {
         paths.weights.display()
     );
     Ok(summary)
+}
+
+/// Per-epoch training sums, kept on the device (read only when reported).
+struct Accumulator {
+    loss: Tensor,
+    c1: Tensor,
+    c5: Tensor,
+    seen: usize,
+    /// With a GMM: correct and total counts of ID and OOD views, OOD and total augmented views, summed smoothing.
+    id_correct: Tensor,
+    id_total: Tensor,
+    ood_correct: Tensor,
+    ood_total: Tensor,
+    aug_ood: Tensor,
+    aug_total: Tensor,
+    smooth_sum: Tensor,
+    with_gmm: bool,
+}
+
+impl Accumulator {
+    fn new(device: Device) -> Self {
+        let z = || Tensor::zeros([], (Kind::Float, device));
+        Accumulator {
+            loss: z(),
+            c1: z(),
+            c5: z(),
+            seen: 0,
+            id_correct: z(),
+            id_total: z(),
+            ood_correct: z(),
+            ood_total: z(),
+            aug_ood: z(),
+            aug_total: z(),
+            smooth_sum: z(),
+            with_gmm: false,
+        }
+    }
+
+    fn add(&mut self, loss: &Tensor, logits: &Tensor, y: &Tensor) {
+        let n = logits.size()[0];
+        self.loss += loss.detach() * n as f64;
+        self.c1 += correct_topk(logits, y, 1);
+        self.c5 += correct_topk(logits, y, 5);
+        self.seen += n as usize;
+    }
+
+    fn value(t: &Tensor) -> f64 {
+        t.double_value(&[])
+    }
+
+    fn loss(&self) -> f64 {
+        Self::value(&self.loss) / self.seen.max(1) as f64
+    }
+
+    fn top1(&self) -> f64 {
+        Self::value(&self.c1) / self.seen.max(1) as f64
+    }
+
+    fn top5(&self) -> f64 {
+        Self::value(&self.c5) / self.seen.max(1) as f64
+    }
+
+    fn gmm_metrics(&self) -> Option<GmmMetrics> {
+        let ratio = |a: &Tensor, b: &Tensor| {
+            let d = Self::value(b);
+            if d > 0.0 {
+                Some(Self::value(a) / d)
+            } else {
+                None
+            }
+        };
+        self.with_gmm.then(|| GmmMetrics {
+            train_top1_id: ratio(&self.id_correct, &self.id_total),
+            train_top1_ood: ratio(&self.ood_correct, &self.ood_total),
+            ood_fraction: ratio(&self.aug_ood, &self.aug_total).unwrap_or(0.0),
+            mean_smooth: ratio(&self.smooth_sum, &self.aug_total).unwrap_or(0.0),
+        })
+    }
+}
+
+/// What the method adds to plain training: the GMM with its scorer, the distillation teacher,
+/// and the criteria of the original and augmented parts.
+struct Method {
+    gmm: Option<Gmm>,
+    /// The pretrained baseline: the GMM's scorer and the distillation teacher.
+    pretrained: Option<Model>,
+    distill: bool,
+    org: Criterion,
+    aug: Criterion,
+}
+
+impl Method {
+    /// Loads the pretrained model when needed and runs the detection pass (or, when a run is
+    /// resumed, reloads its `gmm.json`).
+    #[allow(clippy::too_many_arguments)]
+    fn prepare(
+        args: &TrainArgs,
+        paths: &RunPaths,
+        num_classes: i64,
+        device: Device,
+        train_set: &Arc<ImageSet>,
+        aug: &Arc<Augmenter>,
+        pool: &Arc<rayon::ThreadPool>,
+        resuming: bool,
+    ) -> Result<Self> {
+        let (org, aug_c) =
+            Criterion::pair(&args.loss, &args.weighting, args.smooth_org, args.smooth_aug, args.k, args.lamda, args.t);
+        let needs_model = args.gmm || args.loss == "Distillation";
+        let pretrained = if needs_model {
+            let path = method::pretrained_path(&args.logdir, &args.tag, args.pretrained.as_deref());
+            eprintln!("pretrained baseline: {}", path.display());
+            Some(method::load_pretrained(&path, &args.model, &args.dataset, num_classes, &args.tag, device)?)
+        } else {
+            None
+        };
+        let gmm_path = paths.dir.join("gmm.json");
+        let gmm = if args.gmm {
+            let scorer = pretrained.as_ref().expect("loaded above");
+            let gmm = if resuming && gmm_path.is_file() {
+                Gmm::load(&gmm_path)?
+            } else {
+                let started = Instant::now();
+                let det = method::detect(
+                    scorer,
+                    train_set.clone(),
+                    aug.clone(),
+                    pool.clone(),
+                    args.seed,
+                    args.batch_size,
+                    device,
+                )?;
+                eprint!("detection pass ({:.1}s):\n{}", started.elapsed().as_secs_f64(), det.report());
+                det.gmm.save(&gmm_path)?;
+                det.gmm
+            };
+            Some(gmm)
+        } else {
+            None
+        };
+        Ok(Method { gmm, pretrained, distill: args.loss == "Distillation", org, aug: aug_c })
+    }
+
+    /// One optimisation step on a batch whose first `n_ori` images are original views; returns
+    /// false when the step was skipped (a fair-comparison batch with nothing to keep).
+    #[allow(clippy::too_many_arguments)]
+    fn train_step(
+        &self,
+        args: &TrainArgs,
+        model: &Model,
+        opt: &mut Sgd,
+        lr: f64,
+        x: &Tensor,
+        y: &Tensor,
+        n_ori: i64,
+        acc: &mut Accumulator,
+    ) -> bool {
+        let n = x.size()[0];
+        let device = x.device();
+        // p_ID of every sample (originals count as ID) and the OOD mask, before any reweighting
+        let p = self.gmm.as_ref().map(|gmm| {
+            let scorer = self.pretrained.as_ref().expect("the GMM's scorer is loaded with it");
+            let aug_p = method::p_id_tensor(
+                gmm,
+                &method::score(scorer, &x.narrow(0, n_ori, n - n_ori), &y.narrow(0, n_ori, n - n_ori)),
+            );
+            Tensor::cat(&[Tensor::ones([n_ori], (Kind::Float, device)), aug_p], 0)
+        });
+        if args.fair_comparison != "disable" {
+            return self.fair_step(args, model, opt, lr, x, y, n_ori, p.expect("validated: --gmm"), acc);
+        }
+        let logits = model.forward_t(x, true);
+        let ood = p.as_ref().map(|p| p.lt(0.5));
+        let p = p.map(|p| match args.weighting.as_str() {
+            "reverse" => 1.0 - p,
+            "random" => p.index_select(0, &Tensor::randperm(n, (Kind::Int64, device))),
+            "uniform" => p.rand_like(),
+            _ => p,
+        });
+        let teacher = self.pretrained.as_ref().filter(|_| self.distill).map(|t| tch::no_grad(|| t.forward_t(x, false)));
+        let part = |t: &Option<Tensor>, start: i64, len: i64| t.as_ref().map(|t| t.narrow(0, start, len));
+        let m = n - n_ori;
+        let loss_org = self.org.loss(
+            &logits.narrow(0, 0, n_ori),
+            &y.narrow(0, 0, n_ori),
+            part(&p, 0, n_ori).as_ref(),
+            part(&teacher, 0, n_ori).as_ref(),
+        );
+        let loss_aug = self.aug.loss(
+            &logits.narrow(0, n_ori, m),
+            &y.narrow(0, n_ori, m),
+            part(&p, n_ori, m).as_ref(),
+            part(&teacher, n_ori, m).as_ref(),
+        );
+        let loss = &loss_org * args.prob + &loss_aug * (1.0 - args.prob);
+        opt.zero_grad();
+        loss.backward();
+        opt.step(lr);
+        let logits = logits.detach();
+        acc.add(&loss, &logits, y);
+        if let Some(ood) = ood {
+            acc.with_gmm = true;
+            let correct = logits.argmax(1, false).eq_tensor(y);
+            let id = ood.logical_not();
+            acc.id_correct += (&correct).logical_and(&id).sum(Kind::Float);
+            acc.id_total += id.sum(Kind::Float);
+            acc.ood_correct += correct.logical_and(&ood).sum(Kind::Float);
+            acc.ood_total += ood.sum(Kind::Float);
+            acc.aug_ood += ood.narrow(0, n_ori, m).sum(Kind::Float);
+            acc.aug_total += m as f64;
+            acc.smooth_sum += match (&self.aug, &p) {
+                (Criterion::SampleSmooth(eps), Some(p)) => (p.narrow(0, n_ori, m).neg() + 1.0).sum(Kind::Float) * *eps,
+                (Criterion::LabelSmooth(eps), _) => Tensor::from(eps * m as f64).to_device(device).to_kind(Kind::Float),
+                _ => Tensor::zeros([], (Kind::Float, device)),
+            };
+        }
+        true
+    }
+
+    /// `--fair-comparison`: trains on augmented views only, keeping the first
+    /// `min(#ID, #OOD, 256)` OOD views (DAOOD), ID views (DAID) or views (mix) of the batch. As
+    /// in the reference, the p_ID given to the loss are those of the batch's first views.
+    #[allow(clippy::too_many_arguments)]
+    fn fair_step(
+        &self,
+        args: &TrainArgs,
+        model: &Model,
+        opt: &mut Sgd,
+        lr: f64,
+        x: &Tensor,
+        y: &Tensor,
+        n_ori: i64,
+        p: Tensor,
+        acc: &mut Accumulator,
+    ) -> bool {
+        let n = x.size()[0];
+        let (x, y, p) = (x.narrow(0, n_ori, n - n_ori), y.narrow(0, n_ori, n - n_ori), p.narrow(0, n_ori, n - n_ori));
+        let logits = model.forward_t(&x, true);
+        let ood = p.lt(0.5);
+        let id = ood.logical_not();
+        let count = |m: &Tensor| m.sum(Kind::Int64).int64_value(&[]);
+        let keep = count(&id).min(count(&ood)).min(256);
+        if keep == 0 {
+            return false;
+        }
+        let (sel_logits, sel_y) = match args.fair_comparison.as_str() {
+            "DAOOD" => (
+                logits.index_select(0, &ood.nonzero().squeeze_dim(1).narrow(0, 0, keep)),
+                y.index_select(0, &ood.nonzero().squeeze_dim(1).narrow(0, 0, keep)),
+            ),
+            "DAID" => (
+                logits.index_select(0, &id.nonzero().squeeze_dim(1).narrow(0, 0, keep)),
+                y.index_select(0, &id.nonzero().squeeze_dim(1).narrow(0, 0, keep)),
+            ),
+            _ => (logits.narrow(0, 0, keep), y.narrow(0, 0, keep)),
+        };
+        let loss = self.aug.loss(&sel_logits, &sel_y, Some(&p.narrow(0, 0, keep)), None);
+        opt.zero_grad();
+        loss.backward();
+        opt.step(lr);
+        acc.add(&loss, &sel_logits.detach(), &sel_y);
+        true
+    }
 }

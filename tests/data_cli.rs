@@ -227,6 +227,10 @@ fn cifar100_is_downloaded_verified_extracted_and_loaded_with_fine_and_coarse_lab
     let line = data::fetch_archive("cifar100", &remote, &CIFAR100_FOLDER, root.path(), &opts).unwrap();
     assert!(line.starts_with("downloaded"), "{line}");
     assert_eq!(entries(root.path()), vec!["cifar-100-binary", "cifar-100-binary.tar.gz"]);
+    assert_eq!(
+        entries(&root.path().join("cifar-100-binary")),
+        vec!["coarse_label_names.txt", "fine_label_names.txt", "test.bin", "train.bin"]
+    );
     // a second call finds the folder and does not download again
     assert!(data::fetch_archive("cifar100", &remote, &CIFAR100_FOLDER, root.path(), &opts)
         .unwrap()
@@ -365,7 +369,7 @@ fn data_info_counts_synthetic_cifar100_and_svhn() {
     assert!(info.contains("train          30 images (the official split has 50000)"), "{info}");
     assert!(info.contains("test           10 images"), "{info}");
     assert!(
-        info.contains("32x32 RGB") && info.contains("mean (0.4914, 0.4822, 0.4465), std (0.2023, 0.1994, 0.201)"),
+        info.contains("32x32 RGB") && info.contains("mean (0.4914, 0.4822, 0.4465), std (0.2023, 0.1994, 0.2010)"),
         "{info}"
     );
     let row = |name: &str| -> Vec<String> {
@@ -392,7 +396,8 @@ fn data_info_counts_synthetic_cifar100_and_svhn() {
     let (info, _) = text(&resmooth(&["data", "info", dr]));
     assert!(info.contains("cifar100 in") && info.contains("svhn in") && !info.contains("cifar10 in"), "{info}");
 
-    // check and fetch accept the prepared copy without any network (the mirror is a closed port)
+    // check and fetch accept the prepared copy, label-name files or not, without any network
+    std::fs::remove_file(root.path().join("cifar-100-binary/fine_label_names.txt")).unwrap();
     let (out, err) = text(&resmooth(&["data", "check", "cifar100", "--dataroot", dr]));
     assert!(out.contains("train.bin 30, test.bin 10"), "{out}{err}");
     let (out, err) = text(&resmooth(&["data", "check", "svhn", "--dataroot", dr]));

@@ -32,8 +32,16 @@ fn write_colour_folder(dir: &Path, train_per_class: usize, test_per_class: usize
     }
 }
 
+/// The binary, with one compute thread: the tests run several trainings side by side, and
+/// oversubscribed OpenMP threads slow libtorch down many times over.
+fn resmooth_cmd() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_resmooth"));
+    cmd.env("OMP_NUM_THREADS", "1");
+    cmd
+}
+
 fn resmooth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_resmooth")).args(args).output().expect("runs resmooth")
+    resmooth_cmd().args(args).output().expect("runs resmooth")
 }
 
 fn text(out: &Output) -> String {
@@ -84,7 +92,7 @@ fn train_args<'a>(run: &'a Run, tag: &'a str, epochs: &'a str) -> Vec<&'a str> {
         "--gpu",
         "0",
         "--workers",
-        "2",
+        "1",
     ]
 }
 
@@ -98,7 +106,17 @@ fn trains_learns_saves_and_evaluates() {
     assert_eq!(m.len(), 5);
     for (i, e) in m.iter().enumerate() {
         assert_eq!(e["epoch"], i + 1);
-        for key in ["lr", "train_loss", "train_top1", "train_top5", "test_loss", "test_top1", "test_top5", "seconds", "images_per_sec"] {
+        for key in [
+            "lr",
+            "train_loss",
+            "train_top1",
+            "train_top5",
+            "test_loss",
+            "test_top1",
+            "test_top5",
+            "seconds",
+            "images_per_sec",
+        ] {
             assert!(e[key].is_number(), "{key} missing in {e}");
         }
     }
@@ -110,7 +128,8 @@ fn trains_learns_saves_and_evaluates() {
     assert_eq!(m[0]["lr"].as_f64().unwrap(), 0.05);
     assert!((m[1]["lr"].as_f64().unwrap() - 0.1).abs() < 1e-12);
 
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["epochs"], 5);
     assert_eq!(summary["last_test_top1"], m[4]["test_top1"]);
     assert_eq!(summary["config"]["model"], "resnet18");
@@ -154,7 +173,7 @@ fn an_interrupted_run_resumes_at_the_next_epoch() {
     let run = setup();
     let args = train_args(&run, "resume", "4");
     let metrics_path = run.logs.join("resume/metrics.jsonl");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_resmooth"))
+    let mut child = resmooth_cmd()
         .args(&args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -225,7 +244,16 @@ fn bad_input_gets_clear_errors() {
     assert!(!out.status.success());
     assert!(text(&out).contains("--prob"), "{}", text(&out));
 
-    let out = resmooth(&["train", "--only-eval", "--save", "/nonexistent/w.safetensors", "--dataset", "imagefolder", "--dataroot", run.data.to_str().unwrap()]);
+    let out = resmooth(&[
+        "train",
+        "--only-eval",
+        "--save",
+        "/nonexistent/w.safetensors",
+        "--dataset",
+        "imagefolder",
+        "--dataroot",
+        run.data.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     assert!(text(&out).contains("/nonexistent/w.safetensors"), "{}", text(&out));
     assert!(!text(&out).contains("panicked"), "{}", text(&out));

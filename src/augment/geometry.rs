@@ -57,8 +57,8 @@ fn scale_affine(src: &[u8], h: usize, w: usize, a: [f64; 6], out: &mut [u8]) {
         let yi = coord(yo);
         if yi >= 0 && (yi as usize) < h {
             let row = yi as usize * w;
-            for x in xmin..xmax {
-                copy_px(src, row + table[x], out, y * w + x);
+            for (x, &t) in table.iter().enumerate().take(xmax).skip(xmin) {
+                copy_px(src, row + t, out, y * w + x);
             }
         }
         yo += a[4];

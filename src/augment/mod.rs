@@ -125,3 +125,71 @@ impl Augmenter {
 pub fn original_view(src: &[u8], h: usize, w: usize, rng: &mut ChaCha8Rng, out: &mut [u8]) {
     CropFlip::draw(h, w, rng).apply(src, h, w, out);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::ImageSet;
+    use crate::pipeline::{assemble, Batch, EpochPlan, Views};
+    use rand::SeedableRng;
+
+    fn set(n: usize) -> ImageSet {
+        let mut s = ImageSet::new(16, 16);
+        for i in 0..n {
+            let img: Vec<u8> = (0..16 * 16 * 3).map(|p| ((p * 7 + i * 31) % 251) as u8).collect();
+            s.push(&img, 0);
+        }
+        s
+    }
+
+    #[test]
+    fn flags_resolve_and_bad_values_are_named() {
+        let ra = Augmenter::from_flags("ra", 2, 28, 16, "cifar10").unwrap();
+        assert_eq!((ra.kind, ra.cutout), (AugKind::RandAugment(RandAugment { n: 2, m: 28 }), 16));
+        let aa = Augmenter::from_flags("aa", 0, 0, 0, "svhn").unwrap();
+        assert_eq!(aa.kind, AugKind::AutoAugment(AutoAugment { policy: &autoaugment::SVHN_POLICY }));
+        let aa = Augmenter::from_flags("aa", 0, 0, 0, "cifar100").unwrap();
+        assert_eq!(aa.kind, AugKind::AutoAugment(AutoAugment { policy: &autoaugment::CIFAR10_POLICY }));
+        assert!(Augmenter::from_flags("ra", 2, 31, 0, "cifar10").unwrap_err().contains("--M"));
+        assert!(Augmenter::from_flags("mixup", 2, 5, 0, "cifar10").unwrap_err().contains("mixup"));
+    }
+
+    #[test]
+    fn every_policy_draws_only_from_its_rng_and_reports_what_it_did() {
+        let s = set(1);
+        for (aug, cutout) in [("ra", 16), ("aa", 0), ("rotate", 8), ("jigsaw", 16), ("default", 4)] {
+            let a = Augmenter::from_flags(aug, 3, 28, cutout, "cifar10").unwrap();
+            let (mut x, mut y) = (vec![0u8; s.image_bytes()], vec![0u8; s.image_bytes()]);
+            let ax = a.augmented_view(s.image(0), 16, 16, &mut ChaCha8Rng::seed_from_u64(4), &mut x);
+            let ay = a.augmented_view(s.image(0), 16, 16, &mut ChaCha8Rng::seed_from_u64(4), &mut y);
+            assert_eq!((&x, &ax), (&y, &ay), "{aug}");
+            assert_eq!(ax.cutout.is_some(), cutout > 0, "{aug}");
+            match aug {
+                "ra" => assert_eq!(ax.ops.len(), 3),
+                "rotate" | "jigsaw" => assert_eq!(ax.ops.len(), 1),
+                "default" => assert!(ax.ops.is_empty()),
+                _ => assert!(ax.ops.len() <= 2),
+            }
+        }
+    }
+
+    #[test]
+    fn augmented_batches_do_not_depend_on_the_thread_count() {
+        let s = set(24);
+        let indices: Vec<usize> = (0..24).collect();
+        let plan =
+            EpochPlan { seed: 3, epoch: 1, batch_size: 24, shuffle: false, drop_last: false, views: Views::Both };
+        for aug in ["ra", "aa", "rotate", "jigsaw"] {
+            let a = Augmenter::from_flags(aug, 2, 28, 8, "cifar10").unwrap();
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let mut b = Batch::default();
+                pool.install(|| assemble(&s, &indices, &plan, &a, &mut b));
+                (b.images, b.applied)
+            };
+            let one = run(1);
+            assert_eq!(one, run(3), "{aug}");
+            assert_eq!(one, run(2), "{aug}");
+        }
+    }
+}

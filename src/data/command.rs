@@ -134,7 +134,7 @@ fn describe(name: &str, root: &Path) -> Result<String, DataError> {
         splits.push(("extra", read_svhn_split(&extra)?));
     }
     let (h, w) = (splits[0].1.height, splits[0].1.width);
-    let f = |v: [f32; 3]| format!("({}, {}, {})", v[0], v[1], v[2]);
+    let f = |v: [f32; 3]| format!("({:.4}, {:.4}, {:.4})", v[0], v[1], v[2]);
     let mut out = format!("{name} in {}\n", root.display());
     out += &format!("  image size     {h}x{w} RGB, uint8\n");
     out += &format!("  normalisation  mean {}, std {}\n", f(MEAN), f(STD));
@@ -156,7 +156,7 @@ fn describe(name: &str, root: &Path) -> Result<String, DataError> {
 }
 
 fn table(title: &str, classes: &[String], splits: &[(&str, ImageSet)]) -> String {
-    let width = classes.iter().map(|c| c.len()).max().unwrap_or(0).max(title.len()) + 4;
+    let width = classes.iter().map(|c| c.len()).max().unwrap_or(0).max(title.len()) + 8;
     let counts: Vec<Vec<usize>> = splits.iter().map(|(_, s)| s.class_counts(classes.len())).collect();
     let mut out = format!("  {:<width$}", format!("label {title}"));
     for (split, _) in splits {

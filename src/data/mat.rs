@@ -58,6 +58,8 @@ struct Parser<R> {
 }
 
 type Res<T> = Result<T, String>;
+/// A data-element tag: its type, its byte count and, for a small element, its data.
+type Tag = (u32, usize, Option<Vec<u8>>);
 
 fn truncated(what: &str) -> String {
     format!("truncated or corrupt while reading {what} (the file is cut short or damaged; get it again)")
@@ -84,7 +86,7 @@ impl<R: Read> Parser<R> {
     }
 
     /// Reads a data-element tag; `None` at a clean end of input. Returns (type, bytes, small data).
-    fn tag(&mut self, what: &str) -> Res<Option<(u32, usize, Option<Vec<u8>>)>> {
+    fn tag(&mut self, what: &str) -> Res<Option<Tag>> {
         let mut first = [0u8; 8];
         let mut got = 0;
         while got < 8 {

@@ -22,7 +22,8 @@ impl Remote {
 }
 
 /// A folder an archive extracts to, with the files that must be in it and their record size
-/// (each file must hold a whole, non-zero number of records; 0 = any content).
+/// (each file must hold a whole, non-zero number of records; 0 = any content). The label-name
+/// .txt files of the archives are extracted too but not required: the names are built in.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Folder {
     pub dir: &'static str,
@@ -79,20 +80,12 @@ pub const CIFAR10_FOLDER: Folder = Folder {
         ("data_batch_4.bin", CIFAR10_RECORD),
         ("data_batch_5.bin", CIFAR10_RECORD),
         ("test_batch.bin", CIFAR10_RECORD),
-        ("batches.meta.txt", 0),
     ],
 };
 
 /// What `cifar-100-binary.tar.gz` extracts to.
-pub const CIFAR100_FOLDER: Folder = Folder {
-    dir: "cifar-100-binary",
-    files: &[
-        ("train.bin", CIFAR100_RECORD),
-        ("test.bin", CIFAR100_RECORD),
-        ("fine_label_names.txt", 0),
-        ("coarse_label_names.txt", 0),
-    ],
-};
+pub const CIFAR100_FOLDER: Folder =
+    Folder { dir: "cifar-100-binary", files: &[("train.bin", CIFAR100_RECORD), ("test.bin", CIFAR100_RECORD)] };
 
 /// Official image counts per split, to tell a full copy from a partial or synthetic one.
 pub fn official_count(dataset: &str, split: &str) -> Option<usize> {

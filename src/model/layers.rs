@@ -22,16 +22,17 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    /// A `cin -> cout` convolution with kernel `k`.
-    pub fn new(p: &nn::Path, cin: i64, cout: i64, k: i64, stride: i64, padding: i64, bias: bool, init: ConvInit) -> Self {
+    /// A `cin -> cout` convolution with kernel `k` and "same" padding `k / 2`.
+    pub fn new(p: &nn::Path, cin: i64, cout: i64, k: i64, stride: i64, bias: bool, init: ConvInit) -> Self {
         let fan_in = (cin * k * k) as f64;
         let w_init = match init {
             ConvInit::Default => Init::Uniform { lo: -1.0 / fan_in.sqrt(), up: 1.0 / fan_in.sqrt() },
             ConvInit::KaimingNormalFanOut => Init::Randn { mean: 0.0, stdev: (2.0 / (cout * k * k) as f64).sqrt() },
         };
         let weight = p.var("weight", &[cout, cin, k, k], w_init);
-        let bias = bias.then(|| p.var("bias", &[cout], Init::Uniform { lo: -1.0 / fan_in.sqrt(), up: 1.0 / fan_in.sqrt() }));
-        Conv2d { weight, bias, stride, padding }
+        let bias =
+            bias.then(|| p.var("bias", &[cout], Init::Uniform { lo: -1.0 / fan_in.sqrt(), up: 1.0 / fan_in.sqrt() }));
+        Conv2d { weight, bias, stride, padding: k / 2 }
     }
 
     /// Applies the convolution.

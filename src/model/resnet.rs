@@ -19,12 +19,12 @@ impl BasicBlock {
         let init = ConvInit::KaimingNormalFanOut;
         let downsample = (stride != 1 || cin != cout).then(|| {
             let d = p / "downsample";
-            (Conv2d::new(&(&d / "0"), cin, cout, 1, stride, 0, false, init), BatchNorm2d::new(&(&d / "1"), cout))
+            (Conv2d::new(&(&d / "0"), cin, cout, 1, stride, false, init), BatchNorm2d::new(&(&d / "1"), cout))
         });
         BasicBlock {
-            conv1: Conv2d::new(&(p / "conv1"), cin, cout, 3, stride, 1, false, init),
+            conv1: Conv2d::new(&(p / "conv1"), cin, cout, 3, stride, false, init),
             bn1: BatchNorm2d::new(&(p / "bn1"), cout),
-            conv2: Conv2d::new(&(p / "conv2"), cout, cout, 3, 1, 1, false, init),
+            conv2: Conv2d::new(&(p / "conv2"), cout, cout, 3, 1, false, init),
             bn2: BatchNorm2d::new(&(p / "bn2"), cout),
             downsample,
         }
@@ -55,7 +55,7 @@ impl ResNet18 {
     pub fn new(p: &nn::Path, num_classes: i64) -> Self {
         let f = p / "feature";
         // the stem is a fresh nn.Conv2d in the reference, so it keeps PyTorch's default init
-        let stem = Conv2d::new(&(&f / "0"), 3, 64, 3, 1, 1, false, ConvInit::Default);
+        let stem = Conv2d::new(&(&f / "0"), 3, 64, 3, 1, false, ConvInit::Default);
         let bn = BatchNorm2d::new(&(&f / "1"), 64);
         let mut layers = Vec::new();
         let mut cin = 64;

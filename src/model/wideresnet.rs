@@ -19,11 +19,11 @@ impl WideBasic {
         let init = ConvInit::Default;
         WideBasic {
             bn1: BatchNorm2d::new(&(p / "bn1"), cin),
-            conv1: Conv2d::new(&(p / "conv1"), cin, planes, 3, 1, 1, true, init),
+            conv1: Conv2d::new(&(p / "conv1"), cin, planes, 3, 1, true, init),
             bn2: BatchNorm2d::new(&(p / "bn2"), planes),
-            conv2: Conv2d::new(&(p / "conv2"), planes, planes, 3, stride, 1, true, init),
+            conv2: Conv2d::new(&(p / "conv2"), planes, planes, 3, stride, true, init),
             shortcut: (stride != 1 || cin != planes)
-                .then(|| Conv2d::new(&(p / "shortcut" / "0"), cin, planes, 1, stride, 0, true, init)),
+                .then(|| Conv2d::new(&(p / "shortcut" / "0"), cin, planes, 1, stride, true, init)),
         }
     }
 
@@ -50,10 +50,10 @@ pub struct WideResNet {
 impl WideResNet {
     /// Builds a WideResNet of `depth` (6n + 4) and `widen` factor under `p`.
     pub fn new(p: &nn::Path, depth: usize, widen: i64, num_classes: i64) -> Self {
-        assert!((depth - 4) % 6 == 0, "WideResNet depth must be 6n + 4");
+        assert!((depth - 4).is_multiple_of(6), "WideResNet depth must be 6n + 4");
         let n = (depth - 4) / 6;
         let stages = [16, 16 * widen, 32 * widen, 64 * widen];
-        let conv1 = Conv2d::new(&(p / "conv1"), 3, stages[0], 3, 1, 1, true, ConvInit::Default);
+        let conv1 = Conv2d::new(&(p / "conv1"), 3, stages[0], 3, 1, true, ConvInit::Default);
         let mut blocks = Vec::new();
         let mut cin = stages[0];
         for layer in 0..3 {

@@ -1,0 +1,203 @@
+//! `resmooth detect` (the detection step alone) and `resmooth run` (baseline, detection and
+//! retraining in one command, then a comparison table).
+
+use crate::augment::Augmenter;
+use crate::cli::TrainArgs;
+use crate::method;
+use crate::report::{self, Summary};
+use crate::train;
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Flags of `resmooth detect`.
+#[derive(Debug, Clone, Args)]
+pub struct DetectArgs {
+    /// Dataset: cifar10, cifar100, svhn or imagefolder.
+    #[arg(long, default_value = "cifar10")]
+    pub dataset: String,
+    /// Folder holding the dataset files.
+    #[arg(long, default_value = "data")]
+    pub dataroot: PathBuf,
+    /// Download missing datasets from this URL prefix instead of the official hosts.
+    #[arg(long, env = "RESMOOTH_MIRROR")]
+    pub mirror: Option<String>,
+    /// Augmentation whose views are scored: ra, aa, rotate, jigsaw or default.
+    #[arg(long, default_value = "ra")]
+    pub aug: String,
+    /// RandAugment: number of ops per image.
+    #[arg(long = "N", default_value_t = 3)]
+    pub n: usize,
+    /// RandAugment: magnitude, 0..=30.
+    #[arg(long = "M", default_value_t = 5)]
+    pub m: usize,
+    /// Cutout square side in pixels (0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub cutout: usize,
+    /// Model of the pretrained weights: resnet18 or wresnet28_10.
+    #[arg(long, default_value = "resnet18")]
+    pub model: String,
+    /// Pretrained weights (default: the baseline of --tag, <logdir>/<parent of tag>/baseline/model.safetensors).
+    #[arg(long)]
+    pub pretrained: Option<PathBuf>,
+    /// Where gmm.json and losses.csv go: <logdir>/<tag>/.
+    #[arg(long, default_value = "detect")]
+    pub tag: String,
+    /// Folder of the runs.
+    #[arg(long, default_value = "logs")]
+    pub logdir: PathBuf,
+    /// Seed of the views' random draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Score a seeded, class-stratified subset of this many training images.
+    #[arg(long)]
+    pub train_size: Option<usize>,
+    /// Batch size of the scoring pass.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// CUDA device index; without a GPU the CPU is used.
+    #[arg(long, default_value_t = 0)]
+    pub gpu: usize,
+    /// Worker threads of the data pipeline (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+}
+
+impl DetectArgs {
+    /// The equivalent `train` flags (for the shared validation and data loading).
+    fn as_train(&self) -> TrainArgs {
+        let mut t = TrainArgs::defaults();
+        t.dataset = self.dataset.clone();
+        t.dataroot = self.dataroot.clone();
+        t.mirror = self.mirror.clone();
+        t.aug = self.aug.clone();
+        t.n = self.n;
+        t.m = self.m;
+        t.cutout = self.cutout;
+        t.model = self.model.clone();
+        t.pretrained = self.pretrained.clone();
+        t.tag = self.tag.clone();
+        t.logdir = self.logdir.clone();
+        t.seed = self.seed;
+        t.train_size = self.train_size;
+        t.batch_size = self.batch_size;
+        t.gpu = self.gpu;
+        t.workers = self.workers;
+        t
+    }
+}
+
+/// Runs `resmooth detect`: scores both views of one pass over the training set with the
+/// pretrained model, fits the GMM, writes gmm.json and losses.csv and prints the OOD report.
+pub fn run_detect(args: DetectArgs) -> Result<()> {
+    let t = args.as_train();
+    t.validate().map_err(anyhow::Error::msg)?;
+    let device = crate::device::select(t.gpu).map_err(anyhow::Error::msg)?;
+    let ds = train::load_dataset(&t)?;
+    let path = method::pretrained_path(&t.logdir, &t.tag, t.pretrained.as_deref());
+    let scorer = method::load_pretrained(&path, &t.model, &t.dataset, ds.num_classes() as i64, &t.tag, device)?;
+    let aug = Augmenter::from_flags(&t.aug, t.n, t.m, t.cutout, &t.dataset).map_err(anyhow::Error::msg)?;
+    let pool = Arc::new(train::data_pool(t.workers)?);
+    let started = std::time::Instant::now();
+    let det = method::detect(&scorer, Arc::new(ds.train), Arc::new(aug), pool, t.seed, t.batch_size, device)?;
+    let dir = t.logdir.join(&t.tag);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    det.gmm.save(&dir.join("gmm.json"))?;
+    det.write_csv(&dir.join("losses.csv"))?;
+    println!("scored {} views with {} in {:.1}s", det.records.len(), path.display(), started.elapsed().as_secs_f64());
+    print!("{}", det.report());
+    println!("wrote {} and {}", dir.join("gmm.json").display(), dir.join("losses.csv").display());
+    Ok(())
+}
+
+/// The baseline run's flags for a method run: the same data, model and schedule, every
+/// sample an original view, plain cross-entropy.
+pub fn baseline_args(args: &TrainArgs) -> TrainArgs {
+    let mut b = TrainArgs::defaults();
+    b.dataset = args.dataset.clone();
+    b.dataroot = args.dataroot.clone();
+    b.mirror = args.mirror.clone();
+    b.model = args.model.clone();
+    b.epochs = args.epochs;
+    b.lr = args.lr;
+    b.warm_epoch = args.warm_epoch;
+    b.warm_multiplier = args.warm_multiplier;
+    b.batch_size = args.batch_size;
+    b.weight_decay = args.weight_decay;
+    b.seed = args.seed;
+    b.train_size = args.train_size;
+    b.test_size = args.test_size;
+    b.logdir = args.logdir.clone();
+    b.gpu = args.gpu;
+    b.workers = args.workers;
+    b.prob = 1.0;
+    b.tag = method::baseline_tag(&args.tag);
+    b
+}
+
+/// Runs `resmooth run`: trains the baseline if its weights are missing, then the given
+/// (ReSmooth) run, then prints every finished run beside it.
+pub fn run_all(args: TrainArgs) -> Result<()> {
+    args.validate().map_err(anyhow::Error::msg)?;
+    if args.tag.is_empty() {
+        anyhow::bail!("resmooth run needs --tag (e.g. cifar10/res18/rs_ra): the baseline goes beside it");
+    }
+    let needs_baseline = (args.gmm || args.loss == "Distillation") && args.pretrained.is_none();
+    let baseline = method::pretrained_path(&args.logdir, &args.tag, None);
+    if needs_baseline && !baseline.is_file() {
+        let b = baseline_args(&args);
+        eprintln!("step 1/2: training the baseline {} (its weights {} are missing)", b.tag, baseline.display());
+        train::run(b)?;
+    } else if needs_baseline {
+        eprintln!("step 1/2: baseline found at {}", baseline.display());
+    }
+    eprintln!("step 2/2: training {}", args.tag);
+    train::run(args.clone())?;
+    print!("{}", comparison_table(&args)?);
+    Ok(())
+}
+
+/// A table of the finished runs that sit beside `args.tag` (same parent folder).
+pub fn comparison_table(args: &TrainArgs) -> Result<String> {
+    let parent = match args.tag.rsplit_once('/') {
+        Some((p, _)) => args.logdir.join(p),
+        None => args.logdir.clone(),
+    };
+    let mut rows: Vec<(String, Summary)> = Vec::new();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&parent)
+        .with_context(|| format!("listing {}", parent.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    dirs.sort();
+    for d in dirs {
+        let summary = d.join("summary.json");
+        if summary.is_file() {
+            if let Ok(s) = report::read_summary(&summary) {
+                rows.push((d.file_name().unwrap_or_default().to_string_lossy().into_owned(), s));
+            }
+        }
+    }
+    let mut out = format!("runs in {}:\n", parent.display());
+    out += &format!("{:<16} {:<44} {:>6} {:>9} {:>9}\n", "run", "setting", "epochs", "last top1", "best top1");
+    for (name, s) in rows {
+        let c = &s.config;
+        let setting = if c.prob >= 1.0 {
+            "baseline (originals only)".to_string()
+        } else {
+            format!(
+                "{} N{} M{} prob {} {}{} smooth {}",
+                c.aug,
+                c.n,
+                c.m,
+                c.prob,
+                if c.gmm { "GMM " } else { "" },
+                c.loss,
+                c.smooth_aug
+            )
+        };
+        out +=
+            &format!("{name:<16} {setting:<44} {:>6} {:>9.4} {:>9.4}\n", s.epochs, s.last_test_top1, s.best_test_top1);
+    }
+    Ok(out)
+}

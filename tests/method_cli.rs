@@ -1,0 +1,198 @@
+//! End to end, the ReSmooth method on a synthetic task where part of the augmentation destroys
+//! the class: images are labelled by their dominant colour, and RandAugment's Invert (and the
+//! per-channel AutoContrast and Equalize) destroy that colour while geometric ops keep it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const CLASSES: [&str; 3] = ["blue", "green", "red"];
+
+fn write_colour_folder(dir: &Path, train_per_class: usize, test_per_class: usize) {
+    let mut state = 777u32;
+    let mut noise = move || {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (state >> 24) as u8
+    };
+    for (split, count) in [("train", train_per_class), ("test", test_per_class)] {
+        for (label, class) in CLASSES.iter().enumerate() {
+            let class_dir = dir.join(split).join(class);
+            std::fs::create_dir_all(&class_dir).unwrap();
+            let channel = [2, 1, 0][label];
+            for i in 0..count {
+                let img = image::RgbImage::from_fn(8, 8, |_, _| {
+                    let mut px = [noise() / 4, noise() / 4, noise() / 4];
+                    px[channel] = 160 + noise() / 4;
+                    image::Rgb(px)
+                });
+                img.save(class_dir.join(format!("{i:03}.png"))).unwrap();
+            }
+        }
+    }
+}
+
+fn resmooth(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_resmooth")).env("OMP_NUM_THREADS", "1").args(args).output().expect("runs resmooth")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn common<'a>(data: &'a Path, logs: &'a Path) -> Vec<&'a str> {
+    vec![
+        "--dataset",
+        "imagefolder",
+        "--dataroot",
+        data.to_str().unwrap(),
+        "--logdir",
+        logs.to_str().unwrap(),
+        "--workers",
+        "1",
+        "--gpu",
+        "0",
+    ]
+}
+
+fn train(data: &Path, logs: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["train"];
+    args.extend(common(data, logs));
+    args.extend(["--batch-size", "16", "--lr", "0.05", "--warm-epoch", "1"]);
+    args.extend_from_slice(extra);
+    resmooth(&args)
+}
+
+#[test]
+fn detection_marks_destroyed_views_ood_and_retraining_logs_id_ood_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("colours");
+    let logs: PathBuf = tmp.path().join("logs");
+    write_colour_folder(&data, 48, 12);
+
+    // without the baseline, --gmm names the missing file and the command that makes it
+    let out = train(
+        &data,
+        &logs,
+        &["--tag", "syn/res/rs", "--epochs", "1", "--prob", "0.5", "--aug", "ra", "--gmm", "--loss", "SampleSmooth"],
+    );
+    assert!(!out.status.success());
+    let log = text(&out);
+    assert!(log.contains("syn/res/baseline/model.safetensors") && log.contains("--tag syn/res/baseline"), "{log}");
+
+    let out = train(&data, &logs, &["--tag", "syn/res/baseline", "--epochs", "4", "--prob", "1.0"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // step 2 alone
+    let mut args = vec!["detect"];
+    args.extend(common(&data, &logs));
+    args.extend(["--aug", "ra", "--N", "1", "--M", "28", "--tag", "syn/res/detect", "--batch-size", "16"]);
+    let out = resmooth(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let report = text(&out);
+    assert!(report.contains("OOD (p_ID < 0.5)") && report.contains("Invert"), "{report}");
+    let dir = logs.join("syn/res/detect");
+    let gmm: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("gmm.json")).unwrap()).unwrap();
+    for key in ["weights", "means", "variances", "converged", "iterations"] {
+        assert!(!gmm[key].is_null(), "gmm.json lacks {key}");
+    }
+    let csv = std::fs::read_to_string(dir.join("losses.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next().unwrap(), "index,label,view,ops,log_loss,p_id");
+    let (mut destroyed, mut destroyed_ood, mut kept, mut kept_ood, mut originals, mut originals_ood) =
+        (0, 0, 0, 0, 0, 0);
+    for line in lines {
+        let cols: Vec<&str> = line.split(',').collect();
+        let p_id: f64 = cols[cols.len() - 1].parse().unwrap();
+        let ood = usize::from(p_id < 0.5);
+        let ops = cols[3];
+        if cols[2] == "original" {
+            originals += 1;
+            originals_ood += ood;
+        } else if ops.contains("Invert") {
+            destroyed += 1;
+            destroyed_ood += ood;
+        } else if !(ops.contains("AutoContrast")
+            || ops.contains("Equalize")
+            || ops.contains("Solarize")
+            || ops.contains("Posterize"))
+        {
+            kept += 1;
+            kept_ood += ood;
+        }
+    }
+    assert_eq!(originals, 144);
+    assert!(destroyed >= 4, "too few inverted views ({destroyed}) to judge");
+    let f = |a: usize, b: usize| a as f64 / b.max(1) as f64;
+    assert!(
+        f(destroyed_ood, destroyed) >= 0.75,
+        "only {destroyed_ood}/{destroyed} inverted views judged OOD\n{report}"
+    );
+    assert!(f(kept_ood, kept) <= 0.25, "{kept_ood}/{kept} class-keeping views judged OOD\n{report}");
+    assert!(f(originals_ood, originals) <= 0.1, "{originals_ood}/{originals} original views judged OOD");
+
+    // step 3: retraining with sample-wise smoothing logs the ID/OOD metrics
+    let out = train(
+        &data,
+        &logs,
+        &[
+            "--tag",
+            "syn/res/rs",
+            "--epochs",
+            "2",
+            "--prob",
+            "0.5",
+            "--aug",
+            "ra",
+            "--N",
+            "1",
+            "--M",
+            "28",
+            "--gmm",
+            "--loss",
+            "SampleSmooth",
+            "--smooth-aug",
+            "0.4",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let metrics: Vec<serde_json::Value> = std::fs::read_to_string(logs.join("syn/res/rs/metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(metrics.len(), 2);
+    for m in &metrics {
+        let ood = m["ood_fraction"].as_f64().unwrap();
+        assert!(ood > 0.0 && ood < 0.6, "{m}");
+        let smooth = m["mean_smooth"].as_f64().unwrap();
+        assert!(smooth > 0.0 && smooth < 0.4, "{m}");
+        assert!(m["train_top1_id"].is_number(), "{m}");
+        assert!(m["train_top1_ood"].is_number() || m["train_top1_ood"].is_null(), "{m}");
+    }
+    assert!(logs.join("syn/res/rs/gmm.json").is_file());
+
+    // the whole method in one command: the baseline exists, so it retrains and compares
+    let mut args = vec!["run"];
+    args.extend(common(&data, &logs));
+    args.extend([
+        "--batch-size",
+        "16",
+        "--tag",
+        "syn/res/rs_uniform",
+        "--epochs",
+        "1",
+        "--prob",
+        "0.5",
+        "--aug",
+        "ra",
+        "--N",
+        "1",
+    ]);
+    args.extend(["--M", "28", "--gmm", "--loss", "SampleSmooth", "--smooth-aug", "0.4", "--weighting", "uniform"]);
+    let out = resmooth(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    for run in ["baseline", "rs ", "rs_uniform"] {
+        assert!(table.contains(run), "{run} missing from\n{table}");
+    }
+    assert!(text(&out).contains("baseline found"), "{}", text(&out));
+}
