@@ -146,6 +146,12 @@ pub struct TrainArgs {
     /// Stop this session after epoch N (the run stays resumable: rerun the command to go on).
     #[arg(long)]
     pub stop_after: Option<usize>,
+    /// Compute precision: bf16 (mixed: fp32 weights, bf16 convolutions) or fp32. Default: bf16 on a GPU, fp32 on the CPU.
+    #[arg(long)]
+    pub precision: Option<String>,
+    /// Memory layout of activations: nchw or channels_last.
+    #[arg(long, default_value = "nchw")]
+    pub memory_format: String,
 }
 
 /// Names accepted by each flag with a fixed set of values.
@@ -210,6 +216,10 @@ impl TrainArgs {
         if !(self.t > 0.0 && self.t.is_finite()) {
             return Err(format!("--T {} must be positive", self.t));
         }
+        if let Some(p) = &self.precision {
+            one_of("--precision", p, &crate::device::PRECISIONS)?;
+        }
+        one_of("--memory-format", &self.memory_format, &crate::pipeline::MEMORY_FORMATS)?;
         if self.train_size == Some(0) || self.test_size == Some(0) {
             return Err("--train-size and --test-size must be at least 1".into());
         }

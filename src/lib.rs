@@ -3,6 +3,7 @@
 //! The pipeline, one module each: data → augment → pipeline (batches) → model → loss →
 //! schedule/optim → train → report.
 pub mod augment;
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;

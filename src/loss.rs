@@ -164,7 +164,7 @@ mod tests {
         for i in 0..6 {
             let h = 1e-6;
             let e = Tensor::zeros([6], (Kind::Double, Device::Cpu))
-                .index_fill(0, &Tensor::from_slice(&[i as i64]), h)
+                .index_fill(0, &Tensor::from_slice(&[i]), h)
                 .view([2, 3]);
             let num = tch::no_grad(|| (f(&(&x + &e)) - f(&(&x - &e))).double_value(&[]) / (2.0 * h));
             let ana = grad.view([-1]).double_value(&[i]);

@@ -180,14 +180,33 @@ impl Drop for Loader {
     }
 }
 
-/// Moves `n` HWC uint8 images to `device` in one copy and normalises them there: NCHW float,
-/// `(x / 255 - mean) / std`; `cutouts` (per image) are zeroed after normalisation.
+/// The values `--memory-format` accepts.
+pub const MEMORY_FORMATS: [&str; 2] = ["nchw", "channels_last"];
+
+/// Moves `n` HWC uint8 images to `device` in one copy (pinned and asynchronous on a GPU) and
+/// normalises them there: NCHW float, `(x / 255 - mean) / std`; `cutouts` (per image) are zeroed
+/// after normalisation. With `channels_last` the result keeps the NHWC memory order.
 pub fn to_device(images: &[u8], n: usize, h: usize, w: usize, cutouts: &[Option<[u16; 4]>], device: Device) -> Tensor {
-    let x = Tensor::from_slice(images).view([n as i64, h as i64, w as i64, 3]).to_device(device);
+    to_device_as(images, n, h, w, cutouts, device, false)
+}
+
+/// [`to_device`] with a choice of memory layout.
+pub fn to_device_as(
+    images: &[u8],
+    n: usize,
+    h: usize,
+    w: usize,
+    cutouts: &[Option<[u16; 4]>],
+    device: Device,
+    channels_last: bool,
+) -> Tensor {
+    let host = Tensor::from_slice(images).view([n as i64, h as i64, w as i64, 3]);
+    let x = if device.is_cuda() { host.pin_memory(device).to_device_(device, Kind::Uint8, true, false) } else { host };
     let mean = Tensor::from_slice(&MEAN).to_device(device).view([1, 3, 1, 1]);
     let std = Tensor::from_slice(&STD).to_device(device).view([1, 3, 1, 1]);
+    // the permuted NHWC bytes are a channels_last NCHW view; elementwise ops keep that layout
     let x = (x.permute([0, 3, 1, 2]).to_kind(Kind::Float) / 255.0 - mean) / std;
-    let x = x.contiguous();
+    let x = if channels_last { x } else { x.contiguous() };
     if cutouts.iter().all(Option::is_none) {
         return x;
     }
@@ -205,9 +224,14 @@ pub fn to_device(images: &[u8], n: usize, h: usize, w: usize, cutouts: &[Option<
 impl Batch {
     /// The batch as a normalised float tensor on `device` and its labels.
     pub fn to_device(&self, h: usize, w: usize, device: Device) -> (Tensor, Tensor) {
+        self.to_device_as(h, w, device, false)
+    }
+
+    /// [`Batch::to_device`] with a choice of memory layout.
+    pub fn to_device_as(&self, h: usize, w: usize, device: Device, channels_last: bool) -> (Tensor, Tensor) {
         let mut cutouts = vec![None; self.n_ori];
         cutouts.extend(self.applied.iter().map(|a| a.cutout));
-        let x = to_device(&self.images, self.len(), h, w, &cutouts, device);
+        let x = to_device_as(&self.images, self.len(), h, w, &cutouts, device, channels_last);
         (x, Tensor::from_slice(&self.labels).to_device(device))
     }
 }
@@ -286,6 +310,10 @@ mod tests {
         let img = vec![255u8; 2 * 2 * 2 * 3];
         let x = to_device(&img, 2, 2, 2, &[None, Some([0, 1, 0, 2])], Device::Cpu);
         assert_eq!(x.size(), vec![2, 3, 2, 2]);
+        assert_eq!(x.stride(), vec![12, 4, 2, 1]);
+        let cl = to_device_as(&img, 2, 2, 2, &[None, Some([0, 1, 0, 2])], Device::Cpu, true);
+        assert_eq!(cl.stride(), vec![12, 1, 6, 3], "channels_last keeps the NHWC order");
+        assert!(cl.allclose(&x, 0.0, 0.0, false));
         let want = (1.0 - MEAN[1]) / STD[1];
         assert!((x.double_value(&[0, 1, 1, 1]) - want as f64).abs() < 1e-5);
         assert_eq!(x.double_value(&[1, 0, 0, 1]), 0.0);

@@ -149,6 +149,7 @@ pub fn run(mut args: TrainArgs) -> Result<Summary> {
     let num_classes = ds.num_classes() as i64;
     tch::manual_seed(args.seed as i64);
     let mut model = Model::new(&args.model, num_classes, device)?;
+    model.compute = crate::device::compute_kind(args.precision.as_deref(), device);
 
     if args.only_eval {
         model.load(&paths.weights).with_context(|| format!("--only-eval: loading {}", paths.weights.display()))?;
@@ -231,7 +232,8 @@ pub fn run(mut args: TrainArgs) -> Result<Summary> {
         let mut acc = Accumulator::new(device);
         let mut step = 0;
         while let Some(batch) = loader.next_batch() {
-            let (x, y) = batch.to_device(train_set.height, train_set.width, device);
+            let (x, y) =
+                batch.to_device_as(train_set.height, train_set.width, device, args.memory_format == "channels_last");
             let n_ori = batch.n_ori as i64;
             loader.recycle(batch);
             if method.train_step(&args, &model, &mut opt, lr, &x, &y, n_ori, &mut acc) {
@@ -419,7 +421,9 @@ impl Method {
         let pretrained = if needs_model {
             let path = method::pretrained_path(&args.logdir, &args.tag, args.pretrained.as_deref());
             eprintln!("pretrained baseline: {}", path.display());
-            Some(method::load_pretrained(&path, &args.model, &args.dataset, num_classes, &args.tag, device)?)
+            let mut m = method::load_pretrained(&path, &args.model, &args.dataset, num_classes, &args.tag, device)?;
+            m.compute = crate::device::compute_kind(args.precision.as_deref(), device);
+            Some(m)
         } else {
             None
         };
@@ -511,7 +515,7 @@ impl Method {
             acc.with_gmm = true;
             let correct = logits.argmax(1, false).eq_tensor(y);
             let id = ood.logical_not();
-            acc.id_correct += (&correct).logical_and(&id).sum(Kind::Float);
+            acc.id_correct += correct.logical_and(&id).sum(Kind::Float);
             acc.id_total += id.sum(Kind::Float);
             acc.ood_correct += correct.logical_and(&ood).sum(Kind::Float);
             acc.ood_total += ood.sum(Kind::Float);

@@ -62,6 +62,9 @@ pub struct DetectArgs {
     /// Worker threads of the data pipeline (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
+    /// Compute precision of the scorer: bf16 or fp32 (default: bf16 on a GPU, fp32 on the CPU).
+    #[arg(long)]
+    pub precision: Option<String>,
 }
 
 impl DetectArgs {
@@ -84,6 +87,7 @@ impl DetectArgs {
         t.batch_size = self.batch_size;
         t.gpu = self.gpu;
         t.workers = self.workers;
+        t.precision = self.precision.clone();
         t
     }
 }
@@ -96,7 +100,8 @@ pub fn run_detect(args: DetectArgs) -> Result<()> {
     let device = crate::device::select(t.gpu).map_err(anyhow::Error::msg)?;
     let ds = train::load_dataset(&t)?;
     let path = method::pretrained_path(&t.logdir, &t.tag, t.pretrained.as_deref());
-    let scorer = method::load_pretrained(&path, &t.model, &t.dataset, ds.num_classes() as i64, &t.tag, device)?;
+    let mut scorer = method::load_pretrained(&path, &t.model, &t.dataset, ds.num_classes() as i64, &t.tag, device)?;
+    scorer.compute = crate::device::compute_kind(t.precision.as_deref(), device);
     let aug = Augmenter::from_flags(&t.aug, t.n, t.m, t.cutout, &t.dataset).map_err(anyhow::Error::msg)?;
     let pool = Arc::new(train::data_pool(t.workers)?);
     let started = std::time::Instant::now();
@@ -131,6 +136,8 @@ pub fn baseline_args(args: &TrainArgs) -> TrainArgs {
     b.logdir = args.logdir.clone();
     b.gpu = args.gpu;
     b.workers = args.workers;
+    b.precision = args.precision.clone();
+    b.memory_format = args.memory_format.clone();
     b.prob = 1.0;
     b.tag = method::baseline_tag(&args.tag);
     b

@@ -16,7 +16,9 @@ pub fn nth_permutation(mut k: usize) -> [usize; 4] {
     out
 }
 
-/// Draws one of the 23 non-identity permutations uniformly.
+/// Draws one of the 23 non-identity permutations uniformly. (The reference's tensor code lays the
+/// permuted patches out column by column, so there one of its 23 draws gives the image back and the
+/// swap of the two off-diagonal patches never happens; SPEC asks for a true non-identity shuffle.)
 pub fn draw_permutation(rng: &mut ChaCha8Rng) -> [usize; 4] {
     nth_permutation(rng.random_range(1..24))
 }

@@ -99,6 +99,8 @@ pub enum BenchCommand {
     /// Original + augmented view pairs per second (crop, flip, augmentation and normalisation to
     /// float CHW), made in parallel on `--threads` threads.
     Augment(BenchAugmentArgs),
+    /// Training images per second: the model step alone and the whole pipeline, with a breakdown.
+    Train(crate::bench::BenchTrainArgs),
 }
 
 /// Flags of `resmooth bench augment`.
@@ -136,6 +138,7 @@ pub fn run_bench(args: BenchArgs) -> Result<()> {
             );
             Ok(())
         }
+        BenchCommand::Train(b) => crate::bench::run_train_bench(b).map(|_| ()),
     }
 }
 

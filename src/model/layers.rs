@@ -3,6 +3,16 @@
 use tch::nn::{self, Init};
 use tch::{Kind, Tensor};
 
+/// `t` in the kind of `like` (a no-op when they agree): mixed precision keeps fp32 master
+/// weights and computes convolutions and matrix products in bf16, as autocast does.
+fn cast(t: &Tensor, like: &Tensor) -> Tensor {
+    if t.kind() == like.kind() {
+        t.shallow_clone()
+    } else {
+        t.to_kind(like.kind())
+    }
+}
+
 /// How a convolution's weight is initialised.
 #[derive(Debug, Clone, Copy)]
 pub enum ConvInit {
@@ -35,9 +45,10 @@ impl Conv2d {
         Conv2d { weight, bias, stride, padding: k / 2 }
     }
 
-    /// Applies the convolution.
+    /// Applies the convolution in the input's precision (fp32 weights are cast for a bf16 input).
     pub fn forward(&self, xs: &Tensor) -> Tensor {
-        xs.conv2d(&self.weight, self.bias.as_ref(), [self.stride], [self.padding], [1], 1)
+        let (w, b) = (cast(&self.weight, xs), self.bias.as_ref().map(|b| cast(b, xs)));
+        xs.conv2d(&w, b.as_ref(), [self.stride], [self.padding], [1], 1)
     }
 }
 
@@ -93,8 +104,8 @@ impl Linear {
         Linear { weight, bias }
     }
 
-    /// Applies the layer.
+    /// Applies the layer in the input's precision.
     pub fn forward(&self, xs: &Tensor) -> Tensor {
-        xs.linear(&self.weight, Some(&self.bias))
+        xs.linear(&cast(&self.weight, xs), Some(&cast(&self.bias, xs)))
     }
 }

@@ -33,6 +33,9 @@ pub struct Model {
     pub name: String,
     pub num_classes: i64,
     pub vs: nn::VarStore,
+    /// Precision of the forward computation: Float, or BFloat16 (mixed precision: fp32 weights,
+    /// BatchNorm statistics and loss; bf16 convolutions and matrix products).
+    pub compute: Kind,
     net: Box<dyn ModuleT>,
 }
 
@@ -49,12 +52,16 @@ impl Model {
             "wresnet28_10" => Box::new(WideResNet::new(&root, 28, 10, num_classes)),
             other => return Err(ModelError::Unknown(other.into())),
         };
-        Ok(Model { name: name.into(), num_classes, vs, net })
+        Ok(Model { name: name.into(), num_classes, vs, compute: Kind::Float, net })
     }
 
-    /// Logits for a normalised NCHW float batch; `train` selects batch statistics in BatchNorm.
+    /// Logits (fp32) for a normalised NCHW float batch, computed in [`Model::compute`]
+    /// precision; `train` selects batch statistics in BatchNorm.
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.net.forward_t(xs, train)
+        if self.compute == Kind::Float {
+            return self.net.forward_t(xs, train);
+        }
+        self.net.forward_t(&xs.to_kind(self.compute), train).to_kind(Kind::Float)
     }
 
     /// Number of trainable parameters.
@@ -237,6 +244,23 @@ mod tests {
         assert!((std - (2.0f64 / (512.0 * 9.0)).sqrt()).abs() < 1e-3, "{std}");
         assert_eq!(r["feature.1.weight"].sum(Kind::Float).double_value(&[]), 64.0);
         assert_eq!(r["feature.1.running_var"].sum(Kind::Float).double_value(&[]), 64.0);
+    }
+
+    #[test]
+    fn bf16_forward_is_close_to_fp32_and_trains() {
+        tch::manual_seed(1);
+        let mut m = Model::new("resnet18", 10, Device::Cpu).unwrap();
+        let x = Tensor::randn([4, 3, 16, 16], (Kind::Float, Device::Cpu));
+        let fp32 = tch::no_grad(|| m.forward_t(&x, false));
+        m.compute = Kind::BFloat16;
+        let bf16_eval = tch::no_grad(|| m.forward_t(&x, false));
+        let bf16 = m.forward_t(&x, true);
+        assert_eq!(bf16.kind(), Kind::Float);
+        bf16.sum(Kind::Float).backward();
+        let g = m.vs.trainable_variables()[0].grad();
+        assert_eq!(g.kind(), Kind::Float, "master weights and their gradients stay fp32");
+        let rel = (&bf16_eval - &fp32).abs().max().double_value(&[]) / fp32.abs().max().double_value(&[]);
+        assert!(rel < 0.05, "bf16 logits differ by {rel} (relative)");
     }
 
     #[test]
