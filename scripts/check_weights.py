@@ -3,6 +3,11 @@
 their logits.
 
 usage: check_weights.py MODEL NUM_CLASSES WEIGHTS.safetensors [INPUTS.safetensors]
+       check_weights.py MODEL NUM_CLASSES INITIAL.safetensors --train STEPS.safetensors
+
+--train: STEPS holds `x` (N,3,H,W), `y` (N), `lr`, `wd`, `losses` (S) and the weights after S
+steps as `final.<key>`; the same S steps of torch.optim.SGD(momentum 0.9, nesterov, weight
+decay wd) on cross-entropy, in train mode from INITIAL, must give the same losses and weights.
 
 MODEL is resnet18 or wresnet28_10, built with the reference's module layout (resnet18:
 `feature` = torchvision ResNet-18 children with a 3x3 stride-1 stem and no max-pool, then
@@ -114,6 +119,27 @@ class WideResNet(nn.Module):
         return self.linear(out.view(out.size(0), -1))
 
 
+def check_training(model, steps_path):
+    io = read_safetensors(steps_path)
+    opt = torch.optim.SGD(model.parameters(), lr=io["lr"].item(), momentum=0.9, nesterov=True,
+                          weight_decay=io["wd"].item())
+    model.train()
+    losses = []
+    for _ in range(len(io["losses"])):
+        loss = F.cross_entropy(model(io["x"]), io["y"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    print("losses: pytorch %s, resmooth %s" % (["%.6f" % l for l in losses], ["%.6f" % l for l in io["losses"].tolist()]))
+    worst = max(abs(a - b) / max(1.0, abs(b)) for a, b in zip(losses, io["losses"].tolist()))
+    state = model.state_dict()
+    wdiff = max((state[k[6:]].double() - v.double()).abs().max().item() for k, v in io.items() if k.startswith("final."))
+    print("max relative loss difference %.3g, max weight difference %.3g" % (worst, wdiff))
+    if worst > 1e-4 or wdiff > 1e-4:
+        sys.exit("training diverges from PyTorch's")
+
+
 def main():
     if len(sys.argv) < 4:
         sys.exit(__doc__)
@@ -122,7 +148,10 @@ def main():
     state = read_safetensors(weights)
     model.load_state_dict(state, strict=True)
     print("loaded %d tensors into %s with strict=True" % (len(state), name))
-    if len(sys.argv) > 4:
+    if len(sys.argv) > 5 and sys.argv[4] == "--train":
+        torch.use_deterministic_algorithms(True)
+        check_training(model, sys.argv[5])
+    elif len(sys.argv) > 4:
         io = read_safetensors(sys.argv[4])
         model.eval()
         with torch.no_grad():

@@ -87,7 +87,8 @@ impl Criterion {
     /// teacher's logits (Distillation).
     pub fn loss(&self, logits: &Tensor, target: &Tensor, p: Option<&Tensor>, teacher: Option<&Tensor>) -> Tensor {
         match *self {
-            Criterion::LabelSmooth(eps) => label_smooth(logits, target, &Tensor::from(eps).to_device(logits.device())),
+            // a 0-dim CPU tensor acts as a scalar on any device (no transfer)
+            Criterion::LabelSmooth(eps) => label_smooth(logits, target, &Tensor::from(eps)),
             Criterion::SampleSmooth(eps) => {
                 let p = p.expect("SampleSmooth needs p_ID (validated: --gmm)");
                 label_smooth(logits, target, &((1.0 - p) * eps))

@@ -180,6 +180,35 @@ impl Drop for Loader {
     }
 }
 
+/// Copies a host tensor to `device`: through pinned memory and asynchronously on a GPU, so the
+/// CPU does not wait for the GPU to catch up.
+pub fn upload(host: Tensor, device: Device) -> Tensor {
+    if device.is_cuda() {
+        let kind = host.kind();
+        host.pin_memory(device).to_device_(device, kind, true, false)
+    } else {
+        host
+    }
+}
+
+thread_local! {
+    static NORMALISATION: std::cell::RefCell<Vec<(Device, Tensor, Tensor)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The per-channel mean and std as `[1, 3, 1, 1]` tensors on `device`, made once per thread and device.
+fn normalisation(device: Device) -> (Tensor, Tensor) {
+    NORMALISATION.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some((_, m, s)) = cache.iter().find(|(d, _, _)| *d == device) {
+            return (m.shallow_clone(), s.shallow_clone());
+        }
+        let m = Tensor::from_slice(&MEAN).view([1, 3, 1, 1]).to_device(device);
+        let s = Tensor::from_slice(&STD).view([1, 3, 1, 1]).to_device(device);
+        cache.push((device, m.shallow_clone(), s.shallow_clone()));
+        (m, s)
+    })
+}
+
 /// The values `--memory-format` accepts.
 pub const MEMORY_FORMATS: [&str; 2] = ["nchw", "channels_last"];
 
@@ -200,10 +229,8 @@ pub fn to_device_as(
     device: Device,
     channels_last: bool,
 ) -> Tensor {
-    let host = Tensor::from_slice(images).view([n as i64, h as i64, w as i64, 3]);
-    let x = if device.is_cuda() { host.pin_memory(device).to_device_(device, Kind::Uint8, true, false) } else { host };
-    let mean = Tensor::from_slice(&MEAN).to_device(device).view([1, 3, 1, 1]);
-    let std = Tensor::from_slice(&STD).to_device(device).view([1, 3, 1, 1]);
+    let x = upload(Tensor::from_slice(images).view([n as i64, h as i64, w as i64, 3]), device);
+    let (mean, std) = normalisation(device);
     // the permuted NHWC bytes are a channels_last NCHW view; elementwise ops keep that layout
     let x = (x.permute([0, 3, 1, 2]).to_kind(Kind::Float) / 255.0 - mean) / std;
     let x = if channels_last { x } else { x.contiguous() };
@@ -218,7 +245,7 @@ pub fn to_device_as(
             }
         }
     }
-    x * Tensor::from_slice(&mask).view([n as i64, 1, h as i64, w as i64]).to_device(device)
+    x * upload(Tensor::from_slice(&mask).view([n as i64, 1, h as i64, w as i64]), device)
 }
 
 impl Batch {
@@ -232,7 +259,7 @@ impl Batch {
         let mut cutouts = vec![None; self.n_ori];
         cutouts.extend(self.applied.iter().map(|a| a.cutout));
         let x = to_device_as(&self.images, self.len(), h, w, &cutouts, device, channels_last);
-        (x, Tensor::from_slice(&self.labels).to_device(device))
+        (x, upload(Tensor::from_slice(&self.labels), device))
     }
 }
 

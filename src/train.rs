@@ -122,7 +122,7 @@ pub fn evaluate(model: &Model, set: &ImageSet, batch_size: usize, device: Device
     for start in (0..set.len()).step_by(batch_size) {
         let n = batch_size.min(set.len() - start);
         let x = pipeline::to_device(&set.pixels[start * per..(start + n) * per], n, set.height, set.width, &[], device);
-        let y = Tensor::from_slice(&set.labels[start..start + n]).to_device(device);
+        let y = pipeline::upload(Tensor::from_slice(&set.labels[start..start + n]), device);
         let logits = model.forward_t(&x, false);
         loss += logits.cross_entropy_for_logits(&y) * n as f64;
         c1 += correct_topk(&logits, &y, 1);
@@ -523,7 +523,7 @@ impl Method {
             acc.aug_total += m as f64;
             acc.smooth_sum += match (&self.aug, &p) {
                 (Criterion::SampleSmooth(eps), Some(p)) => (p.narrow(0, n_ori, m).neg() + 1.0).sum(Kind::Float) * *eps,
-                (Criterion::LabelSmooth(eps), _) => Tensor::from(eps * m as f64).to_device(device).to_kind(Kind::Float),
+                (Criterion::LabelSmooth(eps), _) => Tensor::from((eps * m as f64) as f32),
                 _ => Tensor::zeros([], (Kind::Float, device)),
             };
         }

@@ -38,6 +38,52 @@ fn check(name: &str, classes: i64) {
     assert!(log.contains("strict=True"), "{log}");
 }
 
+/// Training steps (train-mode BatchNorm, cross-entropy, SGD with Nesterov momentum and weight
+/// decay) give the losses and weights PyTorch's own training gives from the same start.
+#[test]
+fn training_steps_match_pytorch() {
+    use resmooth::loss::Criterion;
+    use resmooth::optim::Sgd;
+    let dir = tempfile::tempdir().unwrap();
+    tch::manual_seed(5);
+    let model = Model::new("resnet18", 10, Device::Cpu).unwrap();
+    let initial = dir.path().join("initial.safetensors");
+    model.save(&initial).unwrap();
+    let x = Tensor::randn([16, 3, 16, 16], (Kind::Float, Device::Cpu));
+    let y = Tensor::randint(10, [16], (Kind::Int64, Device::Cpu));
+    let (lr, wd) = (0.02, 5e-4);
+    let mut opt = Sgd::new(&model.vs, 0.9, wd, true);
+    let mut losses = Vec::new();
+    for _ in 0..4 {
+        let loss = Criterion::LabelSmooth(0.0).loss(&model.forward_t(&x, true), &y, None, None);
+        opt.zero_grad();
+        loss.backward();
+        opt.step(lr);
+        losses.push(loss.double_value(&[]) as f32);
+    }
+    model.set_batches_tracked(4);
+    let mut io: Vec<(String, Tensor)> = vec![
+        ("x".into(), x),
+        ("y".into(), y),
+        ("lr".into(), Tensor::from_slice(&[lr])),
+        ("wd".into(), Tensor::from_slice(&[wd])),
+        ("losses".into(), Tensor::from_slice(&losses)),
+    ];
+    io.extend(model.state_dict().into_iter().map(|(k, v)| (format!("final.{k}"), v.detach().copy())));
+    let steps = dir.path().join("steps.safetensors");
+    write_safetensors_atomic(&steps, &io).unwrap();
+    let out = std::process::Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check_weights.py"))
+        .args(["resnet18", "10"])
+        .arg(&initial)
+        .arg("--train")
+        .arg(&steps)
+        .output()
+        .unwrap();
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{log}");
+}
+
 #[test]
 fn resnet18_weights_load_into_the_reference_model() {
     check("resnet18", 10);
