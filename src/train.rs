@@ -472,12 +472,16 @@ impl Method {
         let device = x.device();
         // p_ID of every sample (originals count as ID) and the OOD mask, before any reweighting
         let p = self.gmm.as_ref().map(|gmm| {
+            let ones = Tensor::ones([n_ori], (Kind::Float, device));
+            if n_ori == n {
+                return ones; // no augmented view to score
+            }
             let scorer = self.pretrained.as_ref().expect("the GMM's scorer is loaded with it");
             let aug_p = method::p_id_tensor(
                 gmm,
                 &method::score(scorer, &x.narrow(0, n_ori, n - n_ori), &y.narrow(0, n_ori, n - n_ori)),
             );
-            Tensor::cat(&[Tensor::ones([n_ori], (Kind::Float, device)), aug_p], 0)
+            Tensor::cat(&[ones, aug_p], 0)
         });
         if args.fair_comparison != "disable" {
             return self.fair_step(args, model, opt, lr, x, y, n_ori, p.expect("validated: --gmm"), acc);

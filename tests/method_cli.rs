@@ -170,6 +170,21 @@ fn detection_marks_destroyed_views_ood_and_retraining_logs_id_ood_metrics() {
     }
     assert!(logs.join("syn/res/rs/gmm.json").is_file());
 
+    // the other modes of the reference run end to end from the same baseline
+    for (tag, extra) in [
+        ("syn/res/fair", &["--gmm", "--loss", "SampleSmooth", "--fair-comparison", "DAOOD", "--smooth-aug", "0.4"][..]),
+        ("syn/res/reverse", &["--gmm", "--loss", "SampleSmooth", "--weighting", "reverse", "--smooth-aug", "0.4"][..]),
+        ("syn/res/distill", &["--loss", "Distillation", "--K", "2", "--T", "4"][..]),
+    ] {
+        let mut args = vec!["--tag", tag, "--epochs", "1", "--prob", "0.5", "--aug", "ra", "--N", "1", "--M", "28"];
+        args.extend_from_slice(extra);
+        let out = train(&data, &logs, &args);
+        assert!(out.status.success(), "{tag}: {}", text(&out));
+        let line = std::fs::read_to_string(logs.join(tag).join("metrics.jsonl")).unwrap();
+        let m: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+        assert!(m["train_loss"].as_f64().unwrap().is_finite(), "{tag}: {m}");
+    }
+
     // the whole method in one command: the baseline exists, so it retrains and compares
     let mut args = vec!["run"];
     args.extend(common(&data, &logs));
