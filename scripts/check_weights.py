@@ -121,6 +121,7 @@ class WideResNet(nn.Module):
 
 def check_training(model, steps_path):
     io = read_safetensors(steps_path)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
     opt = torch.optim.SGD(model.parameters(), lr=io["lr"].item(), momentum=0.9, nesterov=True,
                           weight_decay=io["wd"].item())
     model.train()
@@ -134,9 +135,15 @@ def check_training(model, steps_path):
     print("losses: pytorch %s, resmooth %s" % (["%.6f" % l for l in losses], ["%.6f" % l for l in io["losses"].tolist()]))
     worst = max(abs(a - b) / max(1.0, abs(b)) for a, b in zip(losses, io["losses"].tolist()))
     state = model.state_dict()
-    wdiff = max((state[k[6:]].double() - v.double()).abs().max().item() for k, v in io.items() if k.startswith("final."))
-    print("max relative loss difference %.3g, max weight difference %.3g" % (worst, wdiff))
-    if worst > 1e-4 or wdiff > 1e-4:
+    # the whole update, as one vector: |ours - pytorch| / |pytorch - initial|; float32 rounding in
+    # multithreaded reductions gives ~1e-4, a wrong update rule (decay, momentum) far more
+    num = sum((state[k[6:]].double() - v.double()).pow(2).sum().item() for k, v in io.items()
+              if k.startswith("final.") and v.is_floating_point())
+    den = sum((state[k[6:]].double() - initial[k[6:]].double()).pow(2).sum().item() for k, v in io.items()
+              if k.startswith("final.") and v.is_floating_point())
+    wdiff = (num / den) ** 0.5
+    print("max relative loss difference %.3g, relative difference of the weight updates %.3g" % (worst, wdiff))
+    if worst > 1e-4 or wdiff > 2e-3:
         sys.exit("training diverges from PyTorch's")
 
 

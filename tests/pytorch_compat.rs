@@ -51,7 +51,8 @@ fn training_steps_match_pytorch() {
     model.save(&initial).unwrap();
     let x = Tensor::randn([16, 3, 16, 16], (Kind::Float, Device::Cpu));
     let y = Tensor::randint(10, [16], (Kind::Int64, Device::Cpu));
-    let (lr, wd) = (0.02, 5e-4);
+    // a large weight decay, so that a wrong decay rule shows in the weights
+    let (lr, wd) = (0.02, 0.05);
     let mut opt = Sgd::new(&model.vs, 0.9, wd, true);
     let mut losses = Vec::new();
     for _ in 0..4 {
@@ -81,6 +82,7 @@ fn training_steps_match_pytorch() {
         .output()
         .unwrap();
     let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{log}");
     assert!(out.status.success(), "{log}");
 }
 
