@@ -16,5 +16,6 @@ pub mod optim;
 pub mod pipeline;
 pub mod report;
 pub mod schedule;
+mod step;
 pub mod train;
 pub mod workflow;
