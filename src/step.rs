@@ -265,17 +265,13 @@ impl Method {
         if keep == 0 {
             return false;
         }
-        let (sel_logits, sel_y) = match args.fair_comparison.as_str() {
-            "DAOOD" => (
-                logits.index_select(0, &ood.nonzero().squeeze_dim(1).narrow(0, 0, keep)),
-                y.index_select(0, &ood.nonzero().squeeze_dim(1).narrow(0, 0, keep)),
-            ),
-            "DAID" => (
-                logits.index_select(0, &id.nonzero().squeeze_dim(1).narrow(0, 0, keep)),
-                y.index_select(0, &id.nonzero().squeeze_dim(1).narrow(0, 0, keep)),
-            ),
-            _ => (logits.narrow(0, 0, keep), y.narrow(0, 0, keep)),
+        // the first `keep` views of the kept kind (mix: of any kind)
+        let kept = match args.fair_comparison.as_str() {
+            "DAOOD" => ood.nonzero().squeeze_dim(1).narrow(0, 0, keep),
+            "DAID" => id.nonzero().squeeze_dim(1).narrow(0, 0, keep),
+            _ => Tensor::arange(keep, (Kind::Int64, x.device())),
         };
+        let (sel_logits, sel_y) = (logits.index_select(0, &kept), y.index_select(0, &kept));
         let loss = self.aug.loss(&sel_logits, &sel_y, Some(&p.narrow(0, 0, keep)), None);
         opt.zero_grad();
         loss.backward();
