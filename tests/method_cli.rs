@@ -2,43 +2,13 @@
 //! the class: images are labelled by their dominant colour, and RandAugment's Invert (and the
 //! per-channel AutoContrast and Equalize) destroy that colour while geometric ops keep it.
 
+mod common;
+
+use common::{resmooth, text, write_colour_folder, Colours};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-const CLASSES: [&str; 3] = ["blue", "green", "red"];
-
-fn write_colour_folder(dir: &Path, train_per_class: usize, test_per_class: usize) {
-    let mut state = 777u32;
-    let mut noise = move || {
-        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        (state >> 24) as u8
-    };
-    for (split, count) in [("train", train_per_class), ("test", test_per_class)] {
-        for (label, class) in CLASSES.iter().enumerate() {
-            let class_dir = dir.join(split).join(class);
-            std::fs::create_dir_all(&class_dir).unwrap();
-            let channel = [2, 1, 0][label];
-            for i in 0..count {
-                let img = image::RgbImage::from_fn(8, 8, |_, _| {
-                    let mut px = [noise() / 4, noise() / 4, noise() / 4];
-                    px[channel] = 160 + noise() / 4;
-                    image::Rgb(px)
-                });
-                img.save(class_dir.join(format!("{i:03}.png"))).unwrap();
-            }
-        }
-    }
-}
-
-fn resmooth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_resmooth")).env("OMP_NUM_THREADS", "1").args(args).output().expect("runs resmooth")
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-fn common<'a>(data: &'a Path, logs: &'a Path) -> Vec<&'a str> {
+fn data_flags<'a>(data: &'a Path, logs: &'a Path) -> Vec<&'a str> {
     vec![
         "--dataset",
         "imagefolder",
@@ -55,7 +25,7 @@ fn common<'a>(data: &'a Path, logs: &'a Path) -> Vec<&'a str> {
 
 fn train(data: &Path, logs: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["train"];
-    args.extend(common(data, logs));
+    args.extend(data_flags(data, logs));
     args.extend(["--batch-size", "16", "--lr", "0.05", "--warm-epoch", "1"]);
     args.extend_from_slice(extra);
     resmooth(&args)
@@ -66,7 +36,7 @@ fn detection_marks_destroyed_views_ood_and_retraining_logs_id_ood_metrics() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("colours");
     let logs: PathBuf = tmp.path().join("logs");
-    write_colour_folder(&data, 48, 12);
+    write_colour_folder(&data, 48, 12, Colours { seed: 777, base: 160, div: 4 });
 
     // without the baseline, --gmm names the missing file and the command that makes it
     let out = train(
@@ -83,7 +53,7 @@ fn detection_marks_destroyed_views_ood_and_retraining_logs_id_ood_metrics() {
 
     // step 2 alone
     let mut args = vec!["detect"];
-    args.extend(common(&data, &logs));
+    args.extend(data_flags(&data, &logs));
     args.extend(["--aug", "ra", "--N", "1", "--M", "28", "--tag", "syn/res/detect", "--batch-size", "16"]);
     let out = resmooth(&args);
     assert!(out.status.success(), "{}", text(&out));
@@ -187,7 +157,7 @@ fn detection_marks_destroyed_views_ood_and_retraining_logs_id_ood_metrics() {
 
     // the whole method in one command: the baseline exists, so it retrains and compares
     let mut args = vec!["run"];
-    args.extend(common(&data, &logs));
+    args.extend(data_flags(&data, &logs));
     args.extend([
         "--batch-size",
         "16",

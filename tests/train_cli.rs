@@ -1,52 +1,10 @@
 //! End-to-end tests of `resmooth train` on a synthetic ImageFolder the test writes: the class
 //! is the dominant colour of an otherwise noisy image.
 
+mod common;
+
+use common::{resmooth, resmooth_cmd, text, write_colour_folder, Colours};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const SIDE: u32 = 8;
-const CLASSES: [&str; 3] = ["blue", "green", "red"];
-
-/// Writes DIR/{train,test}/<class>/*.png: noisy images whose class channel is the brightest.
-fn write_colour_folder(dir: &Path, train_per_class: usize, test_per_class: usize) {
-    let mut state = 12345u32;
-    let mut noise = move || {
-        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        (state >> 24) as u8
-    };
-    for (split, count) in [("train", train_per_class), ("test", test_per_class)] {
-        for (label, class) in CLASSES.iter().enumerate() {
-            let class_dir = dir.join(split).join(class);
-            std::fs::create_dir_all(&class_dir).unwrap();
-            // channel order is RGB; blue = 2, green = 1, red = 0
-            let channel = [2, 1, 0][label];
-            for i in 0..count {
-                let img = image::RgbImage::from_fn(SIDE, SIDE, |_, _| {
-                    let mut px = [noise() / 3, noise() / 3, noise() / 3];
-                    px[channel] = 150 + noise() / 3;
-                    image::Rgb(px)
-                });
-                img.save(class_dir.join(format!("{i:03}.png"))).unwrap();
-            }
-        }
-    }
-}
-
-/// The binary, with one compute thread: the tests run several trainings side by side, and
-/// oversubscribed OpenMP threads slow libtorch down many times over.
-fn resmooth_cmd() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_resmooth"));
-    cmd.env("OMP_NUM_THREADS", "1");
-    cmd
-}
-
-fn resmooth(args: &[&str]) -> Output {
-    resmooth_cmd().args(args).output().expect("runs resmooth")
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
 
 fn metrics(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
@@ -61,7 +19,7 @@ struct Run {
 fn setup() -> Run {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("colours");
-    write_colour_folder(&data, 32, 16);
+    write_colour_folder(&data, 32, 16, Colours { seed: 12345, base: 150, div: 3 });
     let logs = tmp.path().join("logs");
     Run { _tmp: tmp, data, logs }
 }

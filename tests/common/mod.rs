@@ -1,0 +1,59 @@
+//! Helpers shared by the end-to-end CLI tests: a synthetic colour ImageFolder and the binary.
+#![allow(dead_code)] // each test crate uses its own subset
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// The classes of [`write_colour_folder`], sorted as ImageFolder sorts them.
+pub const CLASSES: [&str; 3] = ["blue", "green", "red"];
+
+/// How [`write_colour_folder`] draws pixels: the class channel is `base + noise / div`, the
+/// others `noise / div`, with noise from an LCG started at `seed`.
+pub struct Colours {
+    pub seed: u32,
+    pub base: u8,
+    pub div: u8,
+}
+
+/// Writes DIR/{train,test}/<class>/*.png: 8x8 noisy images whose class channel is the brightest.
+pub fn write_colour_folder(dir: &Path, train_per_class: usize, test_per_class: usize, c: Colours) {
+    let mut state = c.seed;
+    let mut noise = move || {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (state >> 24) as u8
+    };
+    for (split, count) in [("train", train_per_class), ("test", test_per_class)] {
+        for (label, class) in CLASSES.iter().enumerate() {
+            let class_dir = dir.join(split).join(class);
+            std::fs::create_dir_all(&class_dir).unwrap();
+            // channel order is RGB; blue = 2, green = 1, red = 0
+            let channel = [2, 1, 0][label];
+            for i in 0..count {
+                let img = image::RgbImage::from_fn(8, 8, |_, _| {
+                    let mut px = [noise() / c.div, noise() / c.div, noise() / c.div];
+                    px[channel] = c.base + noise() / c.div;
+                    image::Rgb(px)
+                });
+                img.save(class_dir.join(format!("{i:03}.png"))).unwrap();
+            }
+        }
+    }
+}
+
+/// The binary, with one compute thread: the tests run several trainings side by side, and
+/// oversubscribed OpenMP threads slow libtorch down many times over.
+pub fn resmooth_cmd() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_resmooth"));
+    cmd.env("OMP_NUM_THREADS", "1");
+    cmd
+}
+
+/// Runs the binary to completion.
+pub fn resmooth(args: &[&str]) -> Output {
+    resmooth_cmd().args(args).output().expect("runs resmooth")
+}
+
+/// Everything the run printed, stdout then stderr.
+pub fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
