@@ -57,7 +57,7 @@ pub struct BenchTrainArgs {
     /// Also run a scorer model on the augmented views and a GMM posterior, as ReSmooth retraining does.
     #[arg(long)]
     pub gmm: bool,
-    /// bf16 or fp32 (default: bf16 on a GPU, fp32 on the CPU).
+    /// fp32 (default) or bf16 for the trained model; the scorer always runs in fp32.
     #[arg(long)]
     pub precision: Option<String>,
     /// nchw or channels_last.
@@ -132,7 +132,7 @@ pub fn run_train_bench(args: BenchTrainArgs) -> Result<BenchTrainResult> {
         crate::train::load_dataset(&t)?.train
     };
     let classes = if args.synthetic { 10 } else { set.labels.iter().max().map_or(1, |m| m + 1) };
-    let compute = crate::device::compute_kind(args.precision.as_deref(), device);
+    let compute = crate::device::compute_kind(args.precision.as_deref());
     let mut model = Model::new(&args.model, classes, device)?;
     model.compute = compute;
     let mut opt = Sgd::new(&model.vs, 0.9, 5e-4, true);
@@ -174,9 +174,8 @@ pub fn run_train_bench(args: BenchTrainArgs) -> Result<BenchTrainResult> {
     let set = Arc::new(set);
     let mut loader = Loader::start(set.clone(), plan, Arc::new(aug), pool, 3);
     let scorer = if args.gmm {
-        let mut s = Model::new(&args.model, classes, device)?;
-        s.compute = compute;
-        Some(s)
+        // the scorer runs in fp32 whatever --precision says, as in training
+        Some(Model::new(&args.model, classes, device)?)
     } else {
         None
     };

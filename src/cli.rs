@@ -78,6 +78,16 @@ pub struct TrainArgs {
     /// Base learning rate.
     #[arg(long, visible_alias = "learning-rate", default_value_t = 0.1)]
     pub lr: f64,
+    /// Cosine annealing of the learning rate (after warmup). Parsed as the reference's argparse
+    /// `type=bool`: any non-empty value, even `False`, means true; only an empty value ('') turns it off.
+    #[arg(long, action = clap::ArgAction::Set, value_parser = python_bool, default_value = "True")]
+    #[serde(default = "yes")]
+    pub cosine: bool,
+    /// Linear warmup to lr x --warm-multiplier over --warm-epoch epochs. Parsed as the reference's
+    /// argparse `type=bool`: any non-empty value means true; only '' turns it off.
+    #[arg(long, action = clap::ArgAction::Set, value_parser = python_bool, default_value = "True")]
+    #[serde(default = "yes")]
+    pub warm: bool,
     /// Learning-rate multiplier reached at the end of warmup.
     #[arg(long, default_value_t = 2.0)]
     pub warm_multiplier: f64,
@@ -90,9 +100,27 @@ pub struct TrainArgs {
     /// SGD weight decay, applied to every parameter.
     #[arg(long, visible_alias = "wd", default_value_t = 5e-4)]
     pub weight_decay: f64,
+    /// Nesterov momentum. Parsed as the reference's argparse `type=bool`: any non-empty value
+    /// means true; only '' gives plain momentum.
+    #[arg(long, action = clap::ArgAction::Set, value_parser = python_bool, default_value = "True")]
+    #[serde(default = "yes")]
+    pub nesterov: bool,
     /// Only evaluate the weights given by --save (or the run's model.safetensors) on the test set.
     #[arg(long)]
     pub only_eval: bool,
+    /// Also evaluate, every epoch, on the ImageFolder trees --daood and --daid (augmented views
+    /// judged OOD and ID, as `resmooth detect --export DIR` writes them).
+    #[arg(long = "evalDA")]
+    #[serde(default)]
+    pub eval_da: bool,
+    /// With --evalDA: the tree of OOD augmented views (<class>/*.png), relative to the working directory as in the reference.
+    #[arg(long, default_value = "DAOOD")]
+    #[serde(default = "daood")]
+    pub daood: PathBuf,
+    /// With --evalDA: the tree of ID augmented views.
+    #[arg(long, default_value = "DAID")]
+    #[serde(default = "daid")]
+    pub daid: PathBuf,
     /// Train on augmented views only, keeping DAOOD, DAID or mix samples (disable = normal training).
     #[arg(long, default_value = "disable")]
     pub fair_comparison: String,
@@ -112,6 +140,12 @@ pub struct TrainArgs {
     /// Label smoothing of augmented views (scaled by 1 - p_ID under SampleSmooth).
     #[arg(long, default_value_t = 0.0)]
     pub smooth_aug: f64,
+    /// Deviation from the reference: SampleSmooth as a normalised smoothed label per sample,
+    /// confidence 1 - (1 - p_ID) * eps. The reference (the default) keeps confidence 1 - eps and
+    /// scales only the smoothing term by 1 - p_ID.
+    #[arg(long)]
+    #[serde(default)]
+    pub normalised_sample_smooth: bool,
     /// Distillation: number of teacher classes distilled (-1 = all).
     #[arg(long = "K", default_value_t = -1, allow_negative_numbers = true)]
     pub k: i64,
@@ -146,12 +180,32 @@ pub struct TrainArgs {
     /// Stop this session after epoch N (the run stays resumable: rerun the command to go on).
     #[arg(long)]
     pub stop_after: Option<usize>,
-    /// Compute precision: bf16 (mixed: fp32 weights, bf16 convolutions) or fp32. Default: bf16 on a GPU, fp32 on the CPU.
+    /// Compute precision of training and evaluation: fp32 (the default, as the reference; cuDNN's
+    /// default TF32 convolutions on a GPU) or bf16 (mixed: fp32 weights, bf16 convolutions). The
+    /// GMM's scorer always runs in fp32.
     #[arg(long)]
     pub precision: Option<String>,
     /// Memory layout of activations: nchw or channels_last.
     #[arg(long, default_value = "nchw")]
     pub memory_format: String,
+}
+
+/// A value of an argparse `type=bool` flag of the reference: Python's `bool(str)`, true for any
+/// non-empty string (`--cosine False` is true there too).
+fn python_bool(value: &str) -> Result<bool, String> {
+    Ok(!value.is_empty())
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn daood() -> PathBuf {
+    PathBuf::from("DAOOD")
+}
+
+fn daid() -> PathBuf {
+    PathBuf::from("DAID")
 }
 
 /// Names accepted by each flag with a fixed set of values.
@@ -295,6 +349,19 @@ mod tests {
             (a.loss.as_str(), a.weighting.as_str(), a.fair_comparison.as_str()),
             ("LabelSmooth", "regular", "disable")
         );
+    }
+
+    #[test]
+    fn reference_bool_flags_parse_as_python_bool() {
+        let a = parse(&["--cosine", "True", "--warm", "False", "--nesterov", "0"]);
+        assert!(a.cosine && a.warm && a.nesterov, "any non-empty value is true, as bool(str) in Python");
+        let a = parse(&["--cosine", "", "--warm=", "--nesterov", ""]);
+        assert!(!a.cosine && !a.warm && !a.nesterov);
+        let a = parse(&[]);
+        assert!(a.cosine && a.warm && a.nesterov);
+        let a = parse(&["--evalDA", "--daood", "x/ood"]);
+        assert!(a.eval_da);
+        assert_eq!((a.daood.to_str(), a.daid.to_str()), (Some("x/ood"), Some("DAID")));
     }
 
     #[test]

@@ -5,11 +5,25 @@ use tch::{Kind, Tensor};
 /// Per-sample label-smoothed NLL: `(1 - eps) * nll + eps * mean_c(-log p_c)`; `eps` is a
 /// scalar tensor or one value per sample.
 pub fn label_smooth_per_sample(logits: &Tensor, target: &Tensor, eps: &Tensor) -> Tensor {
+    smoothed_nll(logits, target, &(1.0 - eps), eps)
+}
+
+/// Per-sample `confidence * nll + smoothing * mean_c(-log p_c)`; each weight is a scalar tensor
+/// or one value per sample.
+pub fn smoothed_nll(logits: &Tensor, target: &Tensor, confidence: &Tensor, smoothing: &Tensor) -> Tensor {
     let kind = float_kind(logits);
     let logp = logits.log_softmax(-1, kind);
     let nll = -logp.gather(1, &target.unsqueeze(1), false).squeeze_dim(1);
     let uniform = -logp.mean_dim(-1, false, kind);
-    (1.0 - eps) * nll + eps * uniform
+    confidence * nll + smoothing * uniform
+}
+
+/// Batch mean of [`smoothed_nll`]; an empty batch counts 0.
+fn smoothed_nll_mean(logits: &Tensor, target: &Tensor, confidence: &Tensor, smoothing: &Tensor) -> Tensor {
+    if logits.size()[0] == 0 {
+        return Tensor::zeros([], (Kind::Float, logits.device()));
+    }
+    smoothed_nll(logits, target, confidence, smoothing).mean(float_kind(logits))
 }
 
 /// float32 for the loss arithmetic, float64 when the logits are float64 (as in gradient checks).
@@ -23,10 +37,15 @@ fn float_kind(t: &Tensor) -> Kind {
 
 /// Batch mean of [`label_smooth_per_sample`]; an empty batch counts 0.
 pub fn label_smooth(logits: &Tensor, target: &Tensor, eps: &Tensor) -> Tensor {
-    if logits.size()[0] == 0 {
-        return Tensor::zeros([], (Kind::Float, logits.device()));
-    }
-    label_smooth_per_sample(logits, target, eps).mean(float_kind(logits))
+    smoothed_nll_mean(logits, target, &(1.0 - eps), eps)
+}
+
+/// The reference's `SampleLabelSmoothing(eps)`, batch mean: per sample
+/// `(1 - eps) * nll + (1 - p_i) * eps * mean_c(-log p_c)`. The confidence stays `1 - eps` (set
+/// once in the reference's constructor); only the smoothing term is scaled per sample, so the
+/// weights of a sample need not sum to 1. This is what produced the paper's numbers.
+pub fn sample_smooth(logits: &Tensor, target: &Tensor, p_id: &Tensor, eps: f64) -> Tensor {
+    smoothed_nll_mean(logits, target, &Tensor::from(1.0 - eps), &((1.0 - p_id) * eps))
 }
 
 /// The reference's distillation loss, per batch: `CE(x / T, y) + lamda * T^2 * KL`, where the KL
@@ -56,8 +75,11 @@ pub fn distillation(logits: &Tensor, target: &Tensor, teacher: &Tensor, k: i64, 
 pub enum Criterion {
     /// Label smoothing with one eps.
     LabelSmooth(f64),
-    /// Label smoothing with eps_i = (1 - p_i) * eps.
+    /// The reference's sample-wise smoothing: confidence `1 - eps`, smoothing `(1 - p_i) * eps`.
     SampleSmooth(f64),
+    /// A deviation from the reference (`--normalised-sample-smooth`): a normalised smoothed label
+    /// per sample, eps_i = (1 - p_i) * eps for both terms (confidence `1 - eps_i`).
+    SampleSmoothNormalised(f64),
     /// Distillation from the pretrained teacher.
     Distillation { k: i64, lamda: f64, t: f64 },
 }
@@ -83,6 +105,15 @@ impl Criterion {
         }
     }
 
+    /// This criterion with `--normalised-sample-smooth`: the reference's SampleSmooth replaced by
+    /// the normalised form (a deviation from the reference); other criteria are unchanged.
+    pub fn normalised(self) -> Self {
+        match self {
+            Criterion::SampleSmooth(eps) => Criterion::SampleSmoothNormalised(eps),
+            other => other,
+        }
+    }
+
     /// The batch loss of this part: `p` are the samples' p_ID (SampleSmooth), `teacher` the
     /// teacher's logits (Distillation).
     pub fn loss(&self, logits: &Tensor, target: &Tensor, p: Option<&Tensor>, teacher: Option<&Tensor>) -> Tensor {
@@ -90,6 +121,9 @@ impl Criterion {
             // a 0-dim CPU tensor acts as a scalar on any device (no transfer)
             Criterion::LabelSmooth(eps) => label_smooth(logits, target, &Tensor::from(eps)),
             Criterion::SampleSmooth(eps) => {
+                sample_smooth(logits, target, p.expect("SampleSmooth needs p_ID (validated: --gmm)"), eps)
+            }
+            Criterion::SampleSmoothNormalised(eps) => {
                 let p = p.expect("SampleSmooth needs p_ID (validated: --gmm)");
                 label_smooth(logits, target, &((1.0 - p) * eps))
             }
@@ -97,6 +131,54 @@ impl Criterion {
                 distillation(logits, target, teacher.expect("Distillation needs the teacher's logits"), k, lamda, t)
             }
         }
+    }
+}
+
+/// The loss of a whole batch of `n_ori` original views followed by augmented views:
+/// `prob * org(originals) + (1 - prob) * aug(augmented views)`, an empty part counting 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchLoss {
+    /// The criterion of the original views.
+    pub org: Criterion,
+    /// The criterion of the augmented views.
+    pub aug: Criterion,
+    /// `--prob`: the weight of the original part.
+    pub prob: f64,
+}
+
+impl BatchLoss {
+    /// The batch loss; `p` (p_ID after `--weighting`) and `teacher` cover the whole batch.
+    pub fn loss(
+        &self,
+        logits: &Tensor,
+        y: &Tensor,
+        n_ori: i64,
+        p: Option<&Tensor>,
+        teacher: Option<&Tensor>,
+    ) -> Tensor {
+        let n = logits.size()[0];
+        let part = |t: Option<&Tensor>, start: i64, len: i64| t.map(|t| t.narrow(0, start, len));
+        let half = |c: &Criterion, start: i64, len: i64| {
+            c.loss(
+                &logits.narrow(0, start, len),
+                &y.narrow(0, start, len),
+                part(p, start, len).as_ref(),
+                part(teacher, start, len).as_ref(),
+            )
+        };
+        half(&self.org, 0, n_ori) * self.prob + half(&self.aug, n_ori, n - n_ori) * (1.0 - self.prob)
+    }
+}
+
+/// `--weighting`: the p_ID that the criteria see, from the GMM's. `regular` keeps them,
+/// `reverse` uses 1 - p, `random` permutes them across the batch (originals included) and
+/// `uniform` draws each from U(0, 1), as the reference does.
+pub fn weight_p(p: &Tensor, weighting: &str) -> Tensor {
+    match weighting {
+        "reverse" => 1.0 - p,
+        "random" => p.index_select(0, &Tensor::randperm(p.size()[0], (Kind::Int64, p.device()))),
+        "uniform" => p.rand_like(),
+        _ => p.shallow_clone(),
     }
 }
 
@@ -134,24 +216,32 @@ mod tests {
     }
 
     #[test]
-    fn sample_smooth_with_p_one_is_label_smooth_of_smooth_org_zero() {
+    fn sample_smooth_keeps_the_confidence_and_scales_only_the_smoothing() {
         let logits = Tensor::from_slice(&[2.0f32, 0.0, -1.0, 0.5, 0.1, 0.9]).view([2, 3]);
         let target = Tensor::from_slice(&[0i64, 2]);
-        let ones = Tensor::ones([2], (Kind::Float, Device::Cpu));
-        let s = Criterion::SampleSmooth(0.4).loss(&logits, &target, Some(&ones), None).double_value(&[]);
+        let value = |c: Criterion, p: &Tensor| c.loss(&logits, &target, Some(p), None).double_value(&[]);
         let ce = Criterion::LabelSmooth(0.0).loss(&logits, &target, None, None).double_value(&[]);
-        assert!((s - ce).abs() < 1e-7);
-        // p = 0 is full smoothing; p mixes per sample
+        // p = 1 (ID): the reference keeps the cross-entropy at weight 1 - eps with no smoothing
+        let ones = Tensor::ones([2], (Kind::Float, Device::Cpu));
+        assert!((value(Criterion::SampleSmooth(0.4), &ones) - 0.6 * ce).abs() < 1e-7);
+        // the normalised deviation gives plain cross-entropy there
+        assert!((value(Criterion::SampleSmoothNormalised(0.4), &ones) - ce).abs() < 1e-7);
+        // p = 0 (OOD): both are full label smoothing
         let zeros = Tensor::zeros([2], (Kind::Float, Device::Cpu));
-        let full = Criterion::SampleSmooth(0.4).loss(&logits, &target, Some(&zeros), None).double_value(&[]);
         let ls = Criterion::LabelSmooth(0.4).loss(&logits, &target, None, None).double_value(&[]);
-        assert!((full - ls).abs() < 1e-7);
-        let half = Tensor::from_slice(&[1.0f32, 0.0]);
-        let mixed = Criterion::SampleSmooth(0.4).loss(&logits, &target, Some(&half), None);
-        let per_ce = label_smooth_per_sample(&logits, &target, &Tensor::from(0.0));
-        let per_ls = label_smooth_per_sample(&logits, &target, &Tensor::from(0.4));
-        let want = (per_ce.double_value(&[0]) + per_ls.double_value(&[1])) / 2.0;
-        assert!((mixed.double_value(&[]) - want).abs() < 1e-6);
+        assert!((value(Criterion::SampleSmooth(0.4), &zeros) - ls).abs() < 1e-7);
+        assert!((value(Criterion::SampleSmoothNormalised(0.4), &zeros) - ls).abs() < 1e-7);
+        // p mixes per sample: 0.6 nll + (1 - p) 0.4 uniform
+        let p = Tensor::from_slice(&[1.0f32, 0.25]);
+        let nll = label_smooth_per_sample(&logits, &target, &Tensor::from(0.0));
+        let uniform = label_smooth_per_sample(&logits, &target, &Tensor::from(1.0));
+        let want: f64 = (0..2)
+            .map(|i| 0.6 * nll.double_value(&[i]) + (1.0 - p.double_value(&[i])) * 0.4 * uniform.double_value(&[i]))
+            .sum::<f64>()
+            / 2.0;
+        assert!((value(Criterion::SampleSmooth(0.4), &p) - want).abs() < 1e-6);
+        assert_eq!(Criterion::SampleSmooth(0.4).normalised(), Criterion::SampleSmoothNormalised(0.4));
+        assert_eq!(Criterion::LabelSmooth(0.4).normalised(), Criterion::LabelSmooth(0.4));
     }
 
     #[test]
@@ -159,15 +249,24 @@ mod tests {
         let x = Tensor::from_slice(&[0.3f64, -1.2, 0.8, 1.5, 0.2, -0.4]).view([2, 3]).set_requires_grad(true);
         let target = Tensor::from_slice(&[1i64, 0]);
         let p = Tensor::from_slice(&[0.2f64, 0.9]);
-        let f = |x: &Tensor| label_smooth(x, &target, &((1.0 - &p) * 0.5)).to_kind(Kind::Double);
-        f(&x).backward();
+        for f in [
+            &(|x: &Tensor| sample_smooth(x, &target, &p, 0.5).to_kind(Kind::Double)) as &dyn Fn(&Tensor) -> Tensor,
+            &|x: &Tensor| label_smooth(x, &target, &((1.0 - &p) * 0.5)).to_kind(Kind::Double),
+        ] {
+            check_gradient(&x, f);
+        }
+    }
+
+    fn check_gradient(x: &Tensor, f: &dyn Fn(&Tensor) -> Tensor) {
+        let x = &x.detach().set_requires_grad(true);
+        f(x).backward();
         let grad = x.grad();
         for i in 0..6 {
             let h = 1e-6;
             let e = Tensor::zeros([6], (Kind::Double, Device::Cpu))
                 .index_fill(0, &Tensor::from_slice(&[i]), h)
                 .view([2, 3]);
-            let num = tch::no_grad(|| (f(&(&x + &e)) - f(&(&x - &e))).double_value(&[]) / (2.0 * h));
+            let num = tch::no_grad(|| (f(&(x + &e)) - f(&(x - &e))).double_value(&[]) / (2.0 * h));
             let ana = grad.view([-1]).double_value(&[i]);
             assert!((num - ana).abs() < 1e-4, "d/dx{i}: numeric {num} vs analytic {ana}");
         }

@@ -22,9 +22,25 @@ pub fn baseline_tag(tag: &str) -> String {
     }
 }
 
-/// The pretrained weights a run uses: `--pretrained`, or `<logdir>/<baseline tag>/model.safetensors`.
-pub fn pretrained_path(logdir: &Path, tag: &str, pretrained: Option<&Path>) -> PathBuf {
-    pretrained.map(Path::to_path_buf).unwrap_or_else(|| logdir.join(baseline_tag(tag)).join("model.safetensors"))
+/// The file of a baseline's best-test-epoch weights in its run folder.
+pub const BEST_WEIGHTS: &str = "best.safetensors";
+
+/// The pretrained weights a run uses: `--pretrained`, else the baseline's best-test-epoch
+/// weights, as the reference loads them (its `model.pth` is written only when test top1
+/// improves): `<logdir>/<baseline tag>/best.safetensors`, or, with `--save DIR/RUN/FILE`, the
+/// reference's lookup with the save path's parent folder replaced by `baseline`:
+/// `DIR/baseline/best.safetensors`.
+pub fn pretrained_path(logdir: &Path, tag: &str, save: Option<&Path>, pretrained: Option<&Path>) -> PathBuf {
+    if let Some(p) = pretrained {
+        return p.to_path_buf();
+    }
+    match save {
+        Some(save) => {
+            let run_dir = save.parent().unwrap_or(Path::new(""));
+            run_dir.parent().unwrap_or(Path::new("")).join("baseline").join(BEST_WEIGHTS)
+        }
+        None => logdir.join(baseline_tag(tag)).join(BEST_WEIGHTS),
+    }
 }
 
 /// Loads the pretrained baseline (the scorer or teacher); a missing or mismatched file is an
@@ -89,6 +105,10 @@ pub struct Detection {
     pub gmm: Gmm,
 }
 
+/// The epoch number of the detection pass's views: 0, so its random streams differ from those
+/// of every training epoch (numbered from 1).
+pub const DETECTION_EPOCH: u64 = 0;
+
 /// Runs the detection pass of `scorer` over `set` with augmentation `aug`.
 pub fn detect(
     scorer: &Model,
@@ -100,8 +120,8 @@ pub fn detect(
     device: Device,
 ) -> Result<Detection> {
     let (h, w) = (set.height, set.width);
-    // epoch 0: its random streams differ from those of every training epoch
-    let plan = EpochPlan { seed, epoch: 0, batch_size, shuffle: true, drop_last: true, views: Views::Both };
+    let plan =
+        EpochPlan { seed, epoch: DETECTION_EPOCH, batch_size, shuffle: true, drop_last: true, views: Views::Both };
     let mut loader = Loader::start(set.clone(), plan, aug, pool, 3);
     let mut records = Vec::with_capacity(2 * set.len());
     while let Some(batch) = loader.next_batch() {
@@ -219,12 +239,21 @@ mod tests {
         assert_eq!(baseline_tag("cifar10/res18/rs_ra"), "cifar10/res18/baseline");
         assert_eq!(baseline_tag("rs"), "baseline");
         assert_eq!(
-            pretrained_path(Path::new("logs"), "cifar10/res18/rs_ra", None),
-            Path::new("logs/cifar10/res18/baseline/model.safetensors")
+            pretrained_path(Path::new("logs"), "cifar10/res18/rs_ra", None, None),
+            Path::new("logs/cifar10/res18/baseline/best.safetensors")
         );
         assert_eq!(
-            pretrained_path(Path::new("logs"), "x/y", Some(Path::new("w.safetensors"))),
+            pretrained_path(Path::new("logs"), "x/y", None, Some(Path::new("w.safetensors"))),
             Path::new("w.safetensors")
+        );
+        // --save moves the lookup as the reference's does: the save path's folder becomes `baseline`
+        assert_eq!(
+            pretrained_path(Path::new("logs"), "x/y", Some(Path::new("ckpt/c10/rs/model.safetensors")), None),
+            Path::new("ckpt/c10/baseline/best.safetensors")
+        );
+        assert_eq!(
+            pretrained_path(Path::new("logs"), "x/y", Some(Path::new("rs/w.safetensors")), None),
+            Path::new("baseline/best.safetensors")
         );
     }
 

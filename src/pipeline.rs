@@ -83,9 +83,29 @@ pub fn sample_rng(seed: u64, epoch: u64, index: u64, stream: u64) -> ChaCha8Rng 
     ChaCha8Rng::from_seed(key)
 }
 
+/// Writes view `stream` (0 original, 1 augmented) of sample `index` of `set` in epoch `epoch`
+/// into `out`; for an augmented view, says what was applied. The draws depend only on these
+/// numbers, so a view can be made again later (e.g. `resmooth detect --export`).
+pub fn make_view(
+    set: &ImageSet,
+    aug: &Augmenter,
+    seed: u64,
+    epoch: u64,
+    index: usize,
+    original: bool,
+    out: &mut [u8],
+) -> Option<Applied> {
+    let (h, w, src) = (set.height, set.width, set.image(index));
+    if original {
+        original_view(src, h, w, &mut sample_rng(seed, epoch, index as u64, 0), out);
+        None
+    } else {
+        Some(aug.augmented_view(src, h, w, &mut sample_rng(seed, epoch, index as u64, 1), out))
+    }
+}
+
 /// Fills `batch` with the views of samples `indices` of `set`.
 pub fn assemble(set: &ImageSet, indices: &[usize], plan: &EpochPlan, aug: &Augmenter, batch: &mut Batch) {
-    let (h, w) = (set.height, set.width);
     let per = set.image_bytes();
     let b = indices.len();
     // (sample, is_original) for each image slot
@@ -106,15 +126,7 @@ pub fn assemble(set: &ImageSet, indices: &[usize], plan: &EpochPlan, aug: &Augme
         .images
         .par_chunks_mut(per)
         .zip(slots.par_iter())
-        .map(|(out, &(i, original))| {
-            let src = set.image(i);
-            if original {
-                original_view(src, h, w, &mut sample_rng(plan.seed, plan.epoch, i as u64, 0), out);
-                None
-            } else {
-                Some(aug.augmented_view(src, h, w, &mut sample_rng(plan.seed, plan.epoch, i as u64, 1), out))
-            }
-        })
+        .map(|(out, &(i, original))| make_view(set, aug, plan.seed, plan.epoch, i, original, out))
         .collect();
     batch.applied = applied.into_iter().flatten().collect();
 }

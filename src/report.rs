@@ -39,6 +39,34 @@ pub struct EpochMetrics {
     /// With --gmm: accuracy on ID and OOD views, the OOD share of augmented views, the mean smoothing.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub gmm: Option<GmmMetrics>,
+    /// With --evalDA: loss and accuracies on the DAOOD and DAID trees.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub da: Option<DaMetrics>,
+}
+
+/// The per-epoch evaluation of `--evalDA` on the trees of augmented views judged OOD and ID.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct DaMetrics {
+    pub daood_loss: f64,
+    pub daood_top1: f64,
+    pub daood_top5: f64,
+    pub daid_loss: f64,
+    pub daid_top1: f64,
+    pub daid_top5: f64,
+}
+
+impl DaMetrics {
+    /// The metrics of the DAOOD and DAID evaluations.
+    pub fn new(ood: &EvalMetrics, id: &EvalMetrics) -> Self {
+        DaMetrics {
+            daood_loss: ood.loss,
+            daood_top1: ood.top1,
+            daood_top5: ood.top5,
+            daid_loss: id.loss,
+            daid_top1: id.top1,
+            daid_top5: id.top5,
+        }
+    }
 }
 
 /// The per-epoch metrics of a run with a GMM.
@@ -80,7 +108,8 @@ impl EpochMetrics {
             self.images_per_sec,
             self.data_wait_seconds
         );
-        base + gmm.as_deref().unwrap_or("")
+        let da = self.da.map(|d| format!(" | DAOOD top1 {:.4} DAID top1 {:.4}", d.daood_top1, d.daid_top1));
+        base + gmm.as_deref().unwrap_or("") + da.as_deref().unwrap_or("")
     }
 }
 
@@ -94,6 +123,9 @@ pub struct Summary {
     pub total_seconds: f64,
     pub parameters: i64,
     pub device: String,
+    /// The pretrained baseline loaded by --gmm or Distillation (its scorer and teacher).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrained: Option<std::path::PathBuf>,
     pub config: TrainArgs,
 }
 
@@ -105,6 +137,7 @@ impl Summary {
         last: &EpochMetrics,
         parameters: i64,
         device: tch::Device,
+        pretrained: Option<std::path::PathBuf>,
     ) -> Self {
         Summary {
             last_test_top1: last.test_top1,
@@ -114,6 +147,7 @@ impl Summary {
             total_seconds: meta.seconds,
             parameters,
             device: format!("{device:?}"),
+            pretrained,
             config: args.clone(),
         }
     }
@@ -128,6 +162,7 @@ impl Summary {
             total_seconds: 0.0,
             parameters: 0,
             device: String::new(),
+            pretrained: None,
             config: args.clone(),
         }
     }

@@ -6,7 +6,7 @@ use crate::augment::Augmenter;
 use crate::cli::TrainArgs;
 use crate::data::ImageSet;
 use crate::gmm::Gmm;
-use crate::loss::{correct_topk, Criterion};
+use crate::loss::{correct_topk, weight_p, BatchLoss, Criterion};
 use crate::method;
 use crate::model::Model;
 use crate::optim::Sgd;
@@ -101,9 +101,11 @@ pub(crate) struct Method {
     gmm: Option<Gmm>,
     /// The pretrained baseline: the GMM's scorer and the distillation teacher.
     pretrained: Option<Model>,
+    /// The file the pretrained baseline was loaded from.
+    pub(crate) pretrained_path: Option<std::path::PathBuf>,
     distill: bool,
-    org: Criterion,
-    aug: Criterion,
+    /// The criteria of the original and augmented parts and their weighting by --prob.
+    loss: BatchLoss,
 }
 
 impl Method {
@@ -120,14 +122,20 @@ impl Method {
         pool: &Arc<rayon::ThreadPool>,
         resuming: bool,
     ) -> Result<Self> {
-        let (org, aug_c) =
+        let (mut org, mut aug_c) =
             Criterion::pair(&args.loss, &args.weighting, args.smooth_org, args.smooth_aug, args.k, args.lamda, args.t);
+        if args.normalised_sample_smooth {
+            (org, aug_c) = (org.normalised(), aug_c.normalised());
+        }
         let needs_model = args.gmm || args.loss == "Distillation";
+        let mut pretrained_path = None;
         let pretrained = if needs_model {
-            let path = method::pretrained_path(&args.logdir, &args.tag, args.pretrained.as_deref());
+            let path =
+                method::pretrained_path(&args.logdir, &args.tag, args.save.as_deref(), args.pretrained.as_deref());
             eprintln!("pretrained baseline: {}", path.display());
-            let mut m = method::load_pretrained(&path, &args.model, &args.dataset, num_classes, &args.tag, device)?;
-            m.compute = crate::device::compute_kind(args.precision.as_deref(), device);
+            // the scorer and teacher run in fp32 whatever --precision says, as the reference's do
+            let m = method::load_pretrained(&path, &args.model, &args.dataset, num_classes, &args.tag, device)?;
+            pretrained_path = Some(path);
             Some(m)
         } else {
             None
@@ -156,7 +164,8 @@ impl Method {
         } else {
             None
         };
-        Ok(Method { gmm, pretrained, distill: args.loss == "Distillation", org, aug: aug_c })
+        let loss = BatchLoss { org, aug: aug_c, prob: args.prob };
+        Ok(Method { gmm, pretrained, pretrained_path, distill: args.loss == "Distillation", loss })
     }
 
     /// One optimisation step on a batch whose first `n_ori` images are original views; returns
@@ -193,28 +202,10 @@ impl Method {
         }
         let logits = model.forward_t(x, true);
         let ood = p.as_ref().map(|p| p.lt(0.5));
-        let p = p.map(|p| match args.weighting.as_str() {
-            "reverse" => 1.0 - p,
-            "random" => p.index_select(0, &Tensor::randperm(n, (Kind::Int64, device))),
-            "uniform" => p.rand_like(),
-            _ => p,
-        });
+        let p = p.map(|p| weight_p(&p, &args.weighting));
         let teacher = self.pretrained.as_ref().filter(|_| self.distill).map(|t| tch::no_grad(|| t.forward_t(x, false)));
-        let part = |t: &Option<Tensor>, start: i64, len: i64| t.as_ref().map(|t| t.narrow(0, start, len));
         let m = n - n_ori;
-        let loss_org = self.org.loss(
-            &logits.narrow(0, 0, n_ori),
-            &y.narrow(0, 0, n_ori),
-            part(&p, 0, n_ori).as_ref(),
-            part(&teacher, 0, n_ori).as_ref(),
-        );
-        let loss_aug = self.aug.loss(
-            &logits.narrow(0, n_ori, m),
-            &y.narrow(0, n_ori, m),
-            part(&p, n_ori, m).as_ref(),
-            part(&teacher, n_ori, m).as_ref(),
-        );
-        let loss = &loss_org * args.prob + &loss_aug * (1.0 - args.prob);
+        let loss = self.loss.loss(&logits, y, n_ori, p.as_ref(), teacher.as_ref());
         opt.zero_grad();
         loss.backward();
         opt.step(lr);
@@ -230,8 +221,10 @@ impl Method {
             acc.ood_total += ood.sum(Kind::Float);
             acc.aug_ood += ood.narrow(0, n_ori, m).sum(Kind::Float);
             acc.aug_total += m as f64;
-            acc.smooth_sum += match (&self.aug, &p) {
-                (Criterion::SampleSmooth(eps), Some(p)) => (p.narrow(0, n_ori, m).neg() + 1.0).sum(Kind::Float) * *eps,
+            acc.smooth_sum += match (&self.loss.aug, &p) {
+                (Criterion::SampleSmooth(eps) | Criterion::SampleSmoothNormalised(eps), Some(p)) => {
+                    (p.narrow(0, n_ori, m).neg() + 1.0).sum(Kind::Float) * *eps
+                }
                 (Criterion::LabelSmooth(eps), _) => Tensor::from((eps * m as f64) as f32),
                 _ => Tensor::zeros([], (Kind::Float, device)),
             };
@@ -272,7 +265,7 @@ impl Method {
             _ => Tensor::arange(keep, (Kind::Int64, x.device())),
         };
         let (sel_logits, sel_y) = (logits.index_select(0, &kept), y.index_select(0, &kept));
-        let loss = self.aug.loss(&sel_logits, &sel_y, Some(&p.narrow(0, 0, keep)), None);
+        let loss = self.loss.aug.loss(&sel_logits, &sel_y, Some(&p.narrow(0, 0, keep)), None);
         opt.zero_grad();
         loss.backward();
         opt.step(lr);

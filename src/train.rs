@@ -10,7 +10,7 @@ use crate::loss::correct_topk;
 use crate::model::Model;
 use crate::optim::Sgd;
 use crate::pipeline::{self, EpochPlan, Loader, Views};
-use crate::report::{self, EpochMetrics, EvalMetrics, Summary};
+use crate::report::{self, DaMetrics, EpochMetrics, EvalMetrics, Summary};
 use crate::schedule::Schedule;
 use crate::step::{Accumulator, Method};
 use anyhow::{bail, Context, Result};
@@ -68,6 +68,10 @@ fn identity(args: &TrainArgs) -> serde_json::Value {
     a.save = None;
     a.mirror = None;
     a.stop_after = None;
+    // --evalDA only adds evaluations; it does not change what is trained
+    a.eval_da = false;
+    a.daood = PathBuf::new();
+    a.daid = PathBuf::new();
     serde_json::to_value(a).expect("config serialises")
 }
 
@@ -86,6 +90,9 @@ fn check_combinations(args: &TrainArgs) -> Result<()> {
         if args.prob >= 1.0 {
             bail!("--fair-comparison trains on augmented views only; it needs --prob below 1");
         }
+    }
+    if args.normalised_sample_smooth && args.loss != "SampleSmooth" {
+        bail!("--normalised-sample-smooth changes --loss SampleSmooth; it has no effect with --loss {}", args.loss);
     }
     if args.weighting != "regular" && !args.gmm {
         bail!("--weighting {} only acts with --gmm", args.weighting);
@@ -107,6 +114,29 @@ pub fn load_dataset(args: &TrainArgs) -> Result<Dataset> {
         ds.test = ds.test.stratified_subset(n, k, args.seed.wrapping_add(1)).context("--test-size")?;
     }
     Ok(ds)
+}
+
+/// The `--evalDA` trees (DAOOD, DAID), read with the dataset's class names and checked to hold
+/// images of the test set's size.
+fn load_da_sets(args: &TrainArgs, ds: &Dataset) -> Result<Option<(ImageSet, ImageSet)>> {
+    if !args.eval_da {
+        return Ok(None);
+    }
+    let read = |dir: &Path, flag: &str| -> Result<ImageSet> {
+        let set = data::read_labelled_folder(dir, &ds.classes).with_context(|| format!("--evalDA: reading {flag}"))?;
+        if (set.height, set.width) != (ds.test.height, ds.test.width) {
+            bail!(
+                "--evalDA: {} holds {}x{} images but the test set's are {}x{}",
+                dir.display(),
+                set.width,
+                set.height,
+                ds.test.width,
+                ds.test.height
+            );
+        }
+        Ok(set)
+    };
+    Ok(Some((read(&args.daood, "--daood")?, read(&args.daid, "--daid")?)))
 }
 
 /// Test-view loss and top-1/top-5 accuracy of `model` on `set` (no augmentation).
@@ -148,15 +178,27 @@ pub fn run(mut args: TrainArgs) -> Result<Summary> {
     let num_classes = ds.num_classes() as i64;
     tch::manual_seed(args.seed as i64);
     let mut model = Model::new(&args.model, num_classes, device)?;
-    model.compute = crate::device::compute_kind(args.precision.as_deref(), device);
+    model.compute = crate::device::compute_kind(args.precision.as_deref());
+    let da_sets = load_da_sets(&args, &ds)?;
+    let evaluate_da = |model: &Model| {
+        da_sets.as_ref().map(|(ood, id)| {
+            DaMetrics::new(
+                &evaluate(model, ood, args.batch_size, device),
+                &evaluate(model, id, args.batch_size, device),
+            )
+        })
+    };
 
     if args.only_eval {
         model.load(&paths.weights).with_context(|| format!("--only-eval: loading {}", paths.weights.display()))?;
         let m = evaluate(&model, &ds.test, args.batch_size, device);
-        println!(
-            "{}",
-            serde_json::json!({"weights": paths.weights, "test_loss": m.loss, "test_top1": m.top1, "test_top5": m.top5})
-        );
+        let mut line = serde_json::json!({"weights": paths.weights, "test_loss": m.loss, "test_top1": m.top1, "test_top5": m.top5});
+        if let Some(da) = evaluate_da(&model) {
+            line.as_object_mut().expect("an object").extend(
+                serde_json::to_value(da)?.as_object().expect("an object").iter().map(|(k, v)| (k.clone(), v.clone())),
+            );
+        }
+        println!("{line}");
         return Ok(Summary::eval_only(&args, &m));
     }
 
@@ -166,9 +208,15 @@ pub fn run(mut args: TrainArgs) -> Result<Summary> {
         // every sample of a --prob 1.0 batch is an original view; the augmentation is never drawn
         Augmenter::from_flags("default", 0, 0, 0, &args.dataset).map_err(anyhow::Error::msg)?
     };
-    let mut opt = Sgd::new(&model.vs, 0.9, args.weight_decay, true);
-    let schedule =
-        Schedule { lr: args.lr, warm_epoch: args.warm_epoch, multiplier: args.warm_multiplier, epochs: args.epochs };
+    let mut opt = Sgd::new(&model.vs, 0.9, args.weight_decay, args.nesterov);
+    let schedule = Schedule {
+        lr: args.lr,
+        warm_epoch: args.warm_epoch,
+        multiplier: args.warm_multiplier,
+        epochs: args.epochs,
+        cosine: args.cosine,
+        warm: args.warm,
+    };
 
     std::fs::create_dir_all(&paths.dir).with_context(|| format!("creating {}", paths.dir.display()))?;
     let mut meta = ResumeMeta {
@@ -262,6 +310,7 @@ pub fn run(mut args: TrainArgs) -> Result<Summary> {
         }
         let eval_started = Instant::now();
         let test = evaluate(&model, &ds.test, args.batch_size, device);
+        let da = evaluate_da(&model);
         let eval_seconds = eval_started.elapsed().as_secs_f64();
         let seconds = started.elapsed().as_secs_f64();
         let m = EpochMetrics {
@@ -279,6 +328,7 @@ pub fn run(mut args: TrainArgs) -> Result<Summary> {
             data_wait_seconds: data_wait,
             eval_seconds,
             gmm: acc.gmm_metrics(),
+            da,
         };
         println!("{}", m.line(args.epochs));
         report::append_metrics(&paths.metrics, &m)?;
@@ -299,7 +349,8 @@ pub fn run(mut args: TrainArgs) -> Result<Summary> {
         }
     }
     let last = last.expect("at least one epoch ran");
-    let summary = Summary::finished(&args, &meta, &last, model.num_parameters(), device);
+    let summary =
+        Summary::finished(&args, &meta, &last, model.num_parameters(), device, method.pretrained_path.clone());
     report::write_summary(&paths.summary, &summary)?;
     eprintln!(
         "done: last test top1 {:.4}, best {:.4} (epoch {}); weights in {}",

@@ -62,9 +62,10 @@ pub struct DetectArgs {
     /// Worker threads of the data pipeline (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
-    /// Compute precision of the scorer: bf16 or fp32 (default: bf16 on a GPU, fp32 on the CPU).
-    #[arg(long)]
-    pub precision: Option<String>,
+    /// Also write the scored augmented views as PNG trees DIR/DAOOD/<class>/ (p_ID < 0.5) and
+    /// DIR/DAID/<class>/, the test sets of `resmooth train --evalDA --daood DIR/DAOOD --daid DIR/DAID`.
+    #[arg(long, value_name = "DIR")]
+    pub export: Option<PathBuf>,
 }
 
 impl DetectArgs {
@@ -87,7 +88,6 @@ impl DetectArgs {
         t.batch_size = self.batch_size;
         t.gpu = self.gpu;
         t.workers = self.workers;
-        t.precision = self.precision.clone();
         t
     }
 }
@@ -99,13 +99,14 @@ pub fn run_detect(args: DetectArgs) -> Result<()> {
     t.validate().map_err(anyhow::Error::msg)?;
     let device = crate::device::select(t.gpu).map_err(anyhow::Error::msg)?;
     let ds = train::load_dataset(&t)?;
-    let path = method::pretrained_path(&t.logdir, &t.tag, t.pretrained.as_deref());
-    let mut scorer = method::load_pretrained(&path, &t.model, &t.dataset, ds.num_classes() as i64, &t.tag, device)?;
-    scorer.compute = crate::device::compute_kind(t.precision.as_deref(), device);
-    let aug = Augmenter::from_flags(&t.aug, t.n, t.m, t.cutout, &t.dataset).map_err(anyhow::Error::msg)?;
+    let path = method::pretrained_path(&t.logdir, &t.tag, None, t.pretrained.as_deref());
+    // the scorer runs in fp32, as the reference's
+    let scorer = method::load_pretrained(&path, &t.model, &t.dataset, ds.num_classes() as i64, &t.tag, device)?;
+    let aug = Arc::new(Augmenter::from_flags(&t.aug, t.n, t.m, t.cutout, &t.dataset).map_err(anyhow::Error::msg)?);
     let pool = Arc::new(train::data_pool(t.workers)?);
     let started = std::time::Instant::now();
-    let det = method::detect(&scorer, Arc::new(ds.train), Arc::new(aug), pool, t.seed, t.batch_size, device)?;
+    let train_set = Arc::new(ds.train);
+    let det = method::detect(&scorer, train_set.clone(), aug.clone(), pool.clone(), t.seed, t.batch_size, device)?;
     let dir = t.logdir.join(&t.tag);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     det.gmm.save(&dir.join("gmm.json"))?;
@@ -113,7 +114,78 @@ pub fn run_detect(args: DetectArgs) -> Result<()> {
     println!("scored {} views with {} in {:.1}s", det.records.len(), path.display(), started.elapsed().as_secs_f64());
     print!("{}", det.report());
     println!("wrote {} and {}", dir.join("gmm.json").display(), dir.join("losses.csv").display());
+    if let Some(export) = &args.export {
+        let (ood, id) = export_views(&det, &train_set, &aug, t.seed, &ds.classes, export, &pool)?;
+        println!(
+            "exported {ood} OOD and {id} ID augmented views to {} and {}",
+            export.join("DAOOD").display(),
+            export.join("DAID").display()
+        );
+    }
     Ok(())
+}
+
+/// Writes the augmented views of a detection pass as PNG trees `dir/DAOOD/<class>/<index>.png`
+/// (p_ID < 0.5) and `dir/DAID/<class>/<index>.png`, made again from their seeded draws. A cutout
+/// box, zeroed after normalisation in training, is painted in the normalisation mean colour.
+/// The trees are written beside and then renamed into place, replacing older ones; returns the
+/// numbers of OOD and ID views.
+pub fn export_views(
+    det: &method::Detection,
+    set: &crate::data::ImageSet,
+    aug: &Augmenter,
+    seed: u64,
+    classes: &[String],
+    dir: &std::path::Path,
+    pool: &rayon::ThreadPool,
+) -> Result<(usize, usize)> {
+    use rayon::prelude::*;
+    let staging = dir.join(".export-partial");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).with_context(|| format!("removing {}", staging.display()))?;
+    }
+    let views: Vec<&method::ViewRecord> = det.records.iter().filter(|r| !r.original).collect();
+    for tree in ["DAOOD", "DAID"] {
+        for class in classes {
+            std::fs::create_dir_all(staging.join(tree).join(class))
+                .with_context(|| format!("creating {}", staging.join(tree).join(class).display()))?;
+        }
+    }
+    let (h, w) = (set.height, set.width);
+    pool.install(|| {
+        views.par_iter().try_for_each_init(
+            || vec![0u8; set.image_bytes()],
+            |img, r| -> Result<()> {
+                let applied = crate::pipeline::make_view(set, aug, seed, method::DETECTION_EPOCH, r.index, false, img)
+                    .expect("an augmented view");
+                if let Some([y0, y1, x0, x1]) = applied.cutout {
+                    for y in y0 as usize..y1 as usize {
+                        for x in x0 as usize..x1 as usize {
+                            for (c, m) in crate::data::MEAN.iter().enumerate() {
+                                img[(y * w + x) * 3 + c] = (m * 255.0).round() as u8;
+                            }
+                        }
+                    }
+                }
+                let tree = if r.p_id < 0.5 { "DAOOD" } else { "DAID" };
+                let path = staging.join(tree).join(&classes[r.label as usize]).join(format!("{:05}.png", r.index));
+                image::RgbImage::from_raw(w as u32, h as u32, img.clone())
+                    .context("image buffer size")?
+                    .save(&path)
+                    .with_context(|| format!("writing {}", path.display()))
+            },
+        )
+    })?;
+    for tree in ["DAOOD", "DAID"] {
+        let target = dir.join(tree);
+        if target.exists() {
+            std::fs::remove_dir_all(&target).with_context(|| format!("replacing {}", target.display()))?;
+        }
+        std::fs::rename(staging.join(tree), &target).with_context(|| format!("creating {}", target.display()))?;
+    }
+    std::fs::remove_dir_all(&staging).with_context(|| format!("removing {}", staging.display()))?;
+    let ood = views.iter().filter(|r| r.p_id < 0.5).count();
+    Ok((ood, views.len() - ood))
 }
 
 /// The baseline run's flags for a method run: the same data, model and schedule, every
@@ -130,6 +202,9 @@ pub fn baseline_args(args: &TrainArgs) -> TrainArgs {
     b.warm_multiplier = args.warm_multiplier;
     b.batch_size = args.batch_size;
     b.weight_decay = args.weight_decay;
+    b.cosine = args.cosine;
+    b.warm = args.warm;
+    b.nesterov = args.nesterov;
     b.seed = args.seed;
     b.train_size = args.train_size;
     b.test_size = args.test_size;
@@ -140,6 +215,11 @@ pub fn baseline_args(args: &TrainArgs) -> TrainArgs {
     b.memory_format = args.memory_format.clone();
     b.prob = 1.0;
     b.tag = method::baseline_tag(&args.tag);
+    // with --save DIR/RUN/FILE the method run looks for DIR/baseline/best.safetensors
+    b.save = args.save.as_ref().map(|s| {
+        let run_dir = s.parent().unwrap_or(std::path::Path::new(""));
+        run_dir.parent().unwrap_or(std::path::Path::new("")).join("baseline").join("model.safetensors")
+    });
     b
 }
 
@@ -151,7 +231,7 @@ pub fn run_all(args: TrainArgs) -> Result<()> {
         anyhow::bail!("resmooth run needs --tag (e.g. cifar10/res18/rs_ra): the baseline goes beside it");
     }
     let needs_baseline = (args.gmm || args.loss == "Distillation") && args.pretrained.is_none();
-    let baseline = method::pretrained_path(&args.logdir, &args.tag, None);
+    let baseline = method::pretrained_path(&args.logdir, &args.tag, args.save.as_deref(), None);
     if needs_baseline && !baseline.is_file() {
         let b = baseline_args(&args);
         eprintln!("step 1/2: training the baseline {} (its weights {} are missing)", b.tag, baseline.display());

@@ -46,7 +46,8 @@ fn detection_marks_destroyed_views_ood_and_retraining_logs_id_ood_metrics() {
     );
     assert!(!out.status.success());
     let log = text(&out);
-    assert!(log.contains("syn/res/baseline/model.safetensors") && log.contains("--tag syn/res/baseline"), "{log}");
+    // the scorer is the baseline's best-test-epoch weights, as the reference's model.pth
+    assert!(log.contains("syn/res/baseline/best.safetensors") && log.contains("--tag syn/res/baseline"), "{log}");
 
     let out = train(&data, &logs, &["--tag", "syn/res/baseline", "--epochs", "4", "--prob", "1.0"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -54,7 +55,9 @@ fn detection_marks_destroyed_views_ood_and_retraining_logs_id_ood_metrics() {
     // step 2 alone
     let mut args = vec!["detect"];
     args.extend(data_flags(&data, &logs));
+    let export = tmp.path().join("export");
     args.extend(["--aug", "ra", "--N", "1", "--M", "28", "--tag", "syn/res/detect", "--batch-size", "16"]);
+    args.extend(["--export", export.to_str().unwrap()]);
     let out = resmooth(&args);
     assert!(out.status.success(), "{}", text(&out));
     let report = text(&out);
@@ -98,6 +101,20 @@ fn detection_marks_destroyed_views_ood_and_retraining_logs_id_ood_metrics() {
     );
     assert!(f(kept_ood, kept) <= 0.25, "{kept_ood}/{kept} class-keeping views judged OOD\n{report}");
     assert!(f(originals_ood, originals) <= 0.1, "{originals_ood}/{originals} original views judged OOD");
+    // --export wrote every scored augmented view into the tree of its verdict, by class
+    let count = |tree: &str| -> usize {
+        common::CLASSES
+            .iter()
+            .map(|c| std::fs::read_dir(export.join(tree).join(c)).map(|d| d.count()).unwrap_or(0))
+            .sum()
+    };
+    let augmented: Vec<f64> = csv
+        .lines()
+        .filter(|l| l.contains(",augmented,"))
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(count("DAOOD"), augmented.iter().filter(|p| **p < 0.5).count());
+    assert_eq!(count("DAID"), augmented.iter().filter(|p| **p >= 0.5).count());
 
     // step 3: retraining with sample-wise smoothing logs the ID/OOD metrics
     let out = train(
@@ -145,14 +162,29 @@ fn detection_marks_destroyed_views_ood_and_retraining_logs_id_ood_metrics() {
         ("syn/res/fair", &["--gmm", "--loss", "SampleSmooth", "--fair-comparison", "DAOOD", "--smooth-aug", "0.4"][..]),
         ("syn/res/reverse", &["--gmm", "--loss", "SampleSmooth", "--weighting", "reverse", "--smooth-aug", "0.4"][..]),
         ("syn/res/distill", &["--loss", "Distillation", "--K", "2", "--T", "4"][..]),
+        // a copied reference command line: argparse type=bool flags with values, and --evalDA on
+        // the trees that detect --export wrote
+        ("syn/res/evalda", &["--cosine", "True", "--warm", "True", "--nesterov", "True", "--evalDA"][..]),
     ] {
         let mut args = vec!["--tag", tag, "--epochs", "1", "--prob", "0.5", "--aug", "ra", "--N", "1", "--M", "28"];
         args.extend_from_slice(extra);
+        let (daood, daid) = (export.join("DAOOD"), export.join("DAID"));
+        args.extend(["--daood", daood.to_str().unwrap(), "--daid", daid.to_str().unwrap()]);
         let out = train(&data, &logs, &args);
         assert!(out.status.success(), "{tag}: {}", text(&out));
         let line = std::fs::read_to_string(logs.join(tag).join("metrics.jsonl")).unwrap();
         let m: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
         assert!(m["train_loss"].as_f64().unwrap().is_finite(), "{tag}: {m}");
+        assert_eq!(m["daood_top1"].is_number(), extra.contains(&"--evalDA"), "{tag}: {m}");
+        assert_eq!(m["daid_loss"].is_number(), extra.contains(&"--evalDA"), "{tag}: {m}");
+        if tag != "syn/res/evalda" {
+            // the run records the baseline it loaded
+            let summary: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(logs.join(tag).join("summary.json")).unwrap()).unwrap();
+            let pretrained = summary["pretrained"].as_str().unwrap_or_default();
+            assert!(pretrained.ends_with("syn/res/baseline/best.safetensors"), "{tag}: {summary}");
+            assert!(text(&out).contains(pretrained), "{tag}: the chosen baseline is printed at start");
+        }
     }
 
     // the whole method in one command: the baseline exists, so it retrains and compares

@@ -95,3 +95,58 @@ fn resnet18_weights_load_into_the_reference_model() {
 fn wresnet28_10_weights_load_into_the_reference_model() {
     check("wresnet28_10", 100);
 }
+
+/// Our batch losses (LabelSmooth and SampleSmooth pairs under all four `--weighting`s, the
+/// normalised deviation, `--prob` weighting of originals and augmented views) equal the
+/// reference's criteria written in PyTorch, to 1e-6.
+#[test]
+fn batch_losses_match_the_reference_criteria_in_pytorch() {
+    use resmooth::loss::{weight_p, BatchLoss, Criterion};
+    let dir = tempfile::tempdir().unwrap();
+    tch::manual_seed(11);
+    let (n, classes) = (16i64, 10i64);
+    let logits = Tensor::randn([n, classes], (Kind::Float, Device::Cpu)) * 2.0;
+    let y = Tensor::randint(classes, [n], (Kind::Int64, Device::Cpu));
+    let p_aug = Tensor::rand([n], (Kind::Float, Device::Cpu));
+    let (smooth_org, smooth_aug) = (0.1, 0.4);
+    let mut tensors: Vec<(String, Tensor)> = vec![("logits".into(), logits.copy()), ("y".into(), y.copy())];
+    let mut cases = Vec::new();
+    for weighting in ["regular", "reverse", "random", "uniform"] {
+        for normalised in [false, true] {
+            for prob in [0.0, 0.25, 0.5] {
+                let n_ori = (n as f64 * prob).floor() as i64;
+                let (mut org, mut aug) =
+                    Criterion::pair("SampleSmooth", weighting, smooth_org, smooth_aug, -1, 0.5, 5.0);
+                if normalised {
+                    (org, aug) = (org.normalised(), aug.normalised());
+                }
+                let ones = Tensor::ones([n_ori], (Kind::Float, Device::Cpu));
+                let p_raw = Tensor::cat(&[ones, p_aug.narrow(0, n_ori, n - n_ori)], 0);
+                let p = weight_p(&p_raw, weighting);
+                let loss = BatchLoss { org, aug, prob }.loss(&logits, &y, n_ori, Some(&p), None);
+                let i = cases.len();
+                tensors.push((format!("case{i}.p_raw"), p_raw));
+                tensors.push((format!("case{i}.p"), p));
+                tensors.push((format!("case{i}.loss"), Tensor::from_slice(&[loss.double_value(&[]) as f32])));
+                cases.push(serde_json::json!({
+                    "weighting": weighting, "normalised": normalised, "prob": prob, "n_ori": n_ori,
+                    "smooth_org": smooth_org, "smooth_aug": smooth_aug,
+                }));
+            }
+        }
+    }
+    let cases_path = dir.path().join("cases.json");
+    std::fs::write(&cases_path, serde_json::to_string(&cases).unwrap()).unwrap();
+    let tensors_path = dir.path().join("tensors.safetensors");
+    write_safetensors_atomic(&tensors_path, &tensors).unwrap();
+    let out = std::process::Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check_sample_smooth.py"))
+        .arg(&cases_path)
+        .arg(&tensors_path)
+        .output()
+        .unwrap();
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{log}");
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("all 24 cases agree"), "{log}");
+}

@@ -40,15 +40,26 @@ fn read_split(dir: &Path, classes: &[String]) -> Result<ImageSet, DataError> {
                 ),
             });
         }
-        let images: Vec<PathBuf> = sorted_entries(&class_dir)?.into_iter().filter(|p| p.is_file()).collect();
-        if let Some(bad) = images.iter().find(|p| !is_image(p)) {
-            return Err(DataError::malformed(bad, "not a .jpg, .jpeg or .png image; remove it from the class folder"));
-        }
+        let images = class_images(&class_dir)?;
         if images.is_empty() {
             return Err(DataError::malformed(&class_dir, "class folder holds no image"));
         }
         files.extend(images.into_iter().map(|p| (p, label as i64)));
     }
+    decode_all(&files)
+}
+
+/// The images of one class folder, checked to be JPEG or PNG files.
+fn class_images(class_dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let images: Vec<PathBuf> = sorted_entries(class_dir)?.into_iter().filter(|p| p.is_file()).collect();
+    if let Some(bad) = images.iter().find(|p| !is_image(p)) {
+        return Err(DataError::malformed(bad, "not a .jpg, .jpeg or .png image; remove it from the class folder"));
+    }
+    Ok(images)
+}
+
+/// Decodes labelled image files (in parallel) into one set; all must share the first one's size.
+fn decode_all(files: &[(PathBuf, i64)]) -> Result<ImageSet, DataError> {
     let decoded = files.par_iter().map(|(p, _)| decode_rgb(p)).collect::<Result<Vec<_>, _>>()?;
     let (h, w) = (decoded[0].0, decoded[0].1);
     let mut set = ImageSet::new(h, w);
@@ -65,6 +76,33 @@ fn read_split(dir: &Path, classes: &[String]) -> Result<ImageSet, DataError> {
         set.push(&bytes, *label);
     }
     Ok(set)
+}
+
+/// Reads a tree `dir/<class>/*` whose folders are named after the dataset's `classes` (absent
+/// ones hold no image), labelling each image by its folder's position in `classes`: the
+/// evaluation trees of `--evalDA`, which `resmooth detect --export` writes.
+pub fn read_labelled_folder(dir: &Path, classes: &[String]) -> Result<ImageSet, DataError> {
+    if !dir.is_dir() {
+        return Err(DataError::Missing {
+            path: dir.to_path_buf(),
+            hint: "write it with `resmooth detect --export DIR` (DIR/DAOOD, DIR/DAID) or pass its path".into(),
+        });
+    }
+    let mut files: Vec<(PathBuf, i64)> = Vec::new();
+    for sub in sorted_entries(dir)?.into_iter().filter(|p| p.is_dir()) {
+        let name = sub.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let Some(label) = classes.iter().position(|c| *c == name) else {
+            return Err(DataError::malformed(
+                &sub,
+                format!("is not a class of the dataset; class folders must be named {}", classes.join(", ")),
+            ));
+        };
+        files.extend(class_images(&sub)?.into_iter().map(|p| (p, label as i64)));
+    }
+    if files.is_empty() {
+        return Err(DataError::malformed(dir, "holds no image in any <class>/ folder"));
+    }
+    decode_all(&files)
 }
 
 /// Reads an ImageFolder tree rooted at `root` (with `train/` and `test/` subfolders).
@@ -116,6 +154,22 @@ mod tests {
         assert_eq!(ds.train.labels, vec![0, 1]);
         assert_eq!(&ds.train.image(1)[..3], &[200, 0, 0]);
         assert_eq!((ds.test.height, ds.test.width), (8, 8));
+    }
+
+    #[test]
+    fn labelled_folders_take_the_dataset_class_order() {
+        let dir = tempfile::tempdir().unwrap();
+        write_png(&dir.path().join("ood/truck/1.png"), [9, 9, 9], 4);
+        write_png(&dir.path().join("ood/bird/7.png"), [5, 5, 5], 4);
+        let classes: Vec<String> = ["airplane", "bird", "cat", "truck"].map(String::from).to_vec();
+        let set = read_labelled_folder(&dir.path().join("ood"), &classes).unwrap();
+        assert_eq!(set.labels, vec![1, 3]);
+        assert_eq!(set.image(1)[0], 9);
+        write_png(&dir.path().join("ood/ship/1.png"), [9, 9, 9], 4);
+        let err = read_labelled_folder(&dir.path().join("ood"), &classes).unwrap_err().to_string();
+        assert!(err.contains("ship") && err.contains("truck"), "{err}");
+        let err = read_labelled_folder(&dir.path().join("none"), &classes).unwrap_err().to_string();
+        assert!(err.contains("none") && err.contains("--export"), "{err}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub use download::{download, md5_file};
 pub use fetch::{
     check, check_folder, extract, fetch, fetch_archive, fetch_file, layout, FetchOptions, Layout, MIRROR_ENV,
 };
-pub use imagefolder::read_imagefolder;
+pub use imagefolder::{read_imagefolder, read_labelled_folder};
 pub use svhn::{read_svhn, read_svhn_split, write_svhn_split, SVHN_CLASSES};
 
 use rand::seq::SliceRandom;
