@@ -1,6 +1,6 @@
 //! Fitting the GMM to 100,000 log losses (the budget: under 20 ms on one core).
 use criterion::{criterion_group, criterion_main, Criterion};
-use resmooth::gmm::Gmm;
+use resmooth::method::Gmm;
 
 /// 100,000 log losses shaped like ReSmooth's: confident originals and harder augmented views.
 fn log_losses(n: usize) -> Vec<f64> {

@@ -1,35 +1,32 @@
 //! Picks the compute device for `--gpu N`.
 
-use tch::{Device, Kind};
+use tch::Device;
 
-/// The values `--precision` accepts.
-pub const PRECISIONS: [&str; 2] = ["bf16", "fp32"];
-
-/// The compute kind for `--precision`: fp32 unless bf16 is asked for (the reference trains,
-/// scores and evaluates in fp32; bf16 stays opt-in until a GPU comparison shows the same
-/// accuracy, see docs/FIDELITY.md).
-pub fn compute_kind(precision: Option<&str>) -> Kind {
-    match precision {
-        Some("bf16") => Kind::BFloat16,
-        _ => Kind::Float,
-    }
+/// `--gpu N` names a CUDA device this machine does not have.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("--gpu {gpu} does not exist: this machine has {count} CUDA device(s), 0..{}", count - 1)]
+pub struct DeviceError {
+    pub gpu: usize,
+    pub count: usize,
 }
 
-/// CUDA device `gpu` when a GPU exists (an error if the index is out of range); otherwise the
-/// CPU, said on one line of stderr.
-pub fn select(gpu: usize) -> Result<Device, String> {
-    if tch::Cuda::is_available() {
-        let count = tch::Cuda::device_count() as usize;
-        if gpu >= count {
-            return Err(format!(
-                "--gpu {gpu} does not exist: this machine has {count} CUDA device(s), 0..{}",
-                count - 1
-            ));
-        }
-        tch::Cuda::cudnn_set_benchmark(true);
-        Ok(Device::Cuda(gpu))
-    } else {
-        eprintln!("no CUDA GPU found; running on the CPU");
-        Ok(Device::Cpu)
+/// CUDA device `gpu` when a GPU exists (an error if the index is out of range), with cuDNN's
+/// autotuner on; otherwise the CPU.
+pub fn select(gpu: usize) -> Result<Device, DeviceError> {
+    if !tch::Cuda::is_available() {
+        return Ok(Device::Cpu);
+    }
+    let count = tch::Cuda::device_count() as usize;
+    if gpu >= count {
+        return Err(DeviceError { gpu, count });
+    }
+    tch::Cuda::cudnn_set_benchmark(true);
+    Ok(Device::Cuda(gpu))
+}
+
+/// Waits for the work queued on `device` (a no-op on the CPU), so a clock read after it is true.
+pub fn synchronize(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
     }
 }

@@ -1,21 +1,24 @@
 //! resmooth: the ReSmooth training method (Wang et al., IEEE TNNLS 2022) on libtorch.
 //!
-//! The pipeline, one module each: data → augment → pipeline (batches) → model → loss →
-//! schedule/optim → train → report.
+//! The library, from the ground up (each layer imports only those below it):
+//! - `config` (the typed configuration), `io` (atomic files), `progress` (how work reports);
+//! - `data` (datasets as uint8 images) → `augment` (the views) → `pipeline` (batches to the device);
+//! - `model` (the networks), `loss`, `optim`, `schedule`, `device`; `report` (metrics and summary files);
+//! - `method` (the GMM, the scorer, the detection pass, one step of the method);
+//! - `engine` (setup, evaluation, checkpoints, the epoch loop, benchmarks).
+//!
+//! The `resmooth` binary adds the command line (`cli`, clap) and the commands on top.
 pub mod augment;
-pub mod bench;
-pub mod checkpoint;
-pub mod cli;
+pub mod config;
 pub mod data;
 pub mod device;
-pub mod gmm;
+pub mod engine;
+pub mod io;
 pub mod loss;
 pub mod method;
 pub mod model;
 pub mod optim;
 pub mod pipeline;
+pub mod progress;
 pub mod report;
 pub mod schedule;
-mod step;
-pub mod train;
-pub mod workflow;

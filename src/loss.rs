@@ -1,5 +1,6 @@
 //! Losses: label smoothing with one eps for the batch or one per sample, and top-k accuracy.
 
+use crate::config::{LossName, MethodConfig, Weighting};
 use tch::{Kind, Tensor};
 
 /// Per-sample label-smoothed NLL: `(1 - eps) * nll + eps * mean_c(-log p_c)`; `eps` is a
@@ -85,23 +86,17 @@ pub enum Criterion {
 }
 
 impl Criterion {
-    /// The (original part, augmented part) criteria of `--loss` with `--weighting`, as the reference pairs them.
-    pub fn pair(
-        loss: &str,
-        weighting: &str,
-        smooth_org: f64,
-        smooth_aug: f64,
-        k: i64,
-        lamda: f64,
-        t: f64,
-    ) -> (Self, Self) {
+    /// The (original part, augmented part) criteria of `--loss` with `--weighting`, as the
+    /// reference pairs them.
+    pub fn pair(m: &MethodConfig) -> (Self, Self) {
         use Criterion::*;
-        match (loss, weighting) {
-            ("SampleSmooth", "regular") => (LabelSmooth(smooth_org), SampleSmooth(smooth_aug)),
-            ("SampleSmooth", "reverse") => (LabelSmooth(smooth_aug), SampleSmooth(smooth_aug)),
-            ("SampleSmooth", _) => (SampleSmooth(smooth_aug), SampleSmooth(smooth_aug)),
-            ("Distillation", _) => (LabelSmooth(smooth_org), Distillation { k, lamda, t }),
-            _ => (LabelSmooth(smooth_org), LabelSmooth(smooth_aug)),
+        let (org, aug) = (m.smooth_org, m.smooth_aug);
+        match (m.loss, m.weighting) {
+            (LossName::SampleSmooth, Weighting::Regular) => (LabelSmooth(org), SampleSmooth(aug)),
+            (LossName::SampleSmooth, Weighting::Reverse) => (LabelSmooth(aug), SampleSmooth(aug)),
+            (LossName::SampleSmooth, _) => (SampleSmooth(aug), SampleSmooth(aug)),
+            (LossName::Distillation, _) => (LabelSmooth(org), Distillation { k: m.k, lamda: m.lamda, t: m.t }),
+            (LossName::LabelSmooth, _) => (LabelSmooth(org), LabelSmooth(aug)),
         }
     }
 
@@ -173,12 +168,12 @@ impl BatchLoss {
 /// `--weighting`: the p_ID that the criteria see, from the GMM's. `regular` keeps them,
 /// `reverse` uses 1 - p, `random` permutes them across the batch (originals included) and
 /// `uniform` draws each from U(0, 1), as the reference does.
-pub fn weight_p(p: &Tensor, weighting: &str) -> Tensor {
+pub fn weight_p(p: &Tensor, weighting: Weighting) -> Tensor {
     match weighting {
-        "reverse" => 1.0 - p,
-        "random" => p.index_select(0, &Tensor::randperm(p.size()[0], (Kind::Int64, p.device()))),
-        "uniform" => p.rand_like(),
-        _ => p.shallow_clone(),
+        Weighting::Reverse => 1.0 - p,
+        Weighting::Random => p.index_select(0, &Tensor::randperm(p.size()[0], (Kind::Int64, p.device()))),
+        Weighting::Uniform => p.rand_like(),
+        Weighting::Regular => p.shallow_clone(),
     }
 }
 
@@ -297,26 +292,16 @@ mod tests {
     #[test]
     fn criteria_pairs_follow_the_reference() {
         use Criterion::*;
-        assert_eq!(
-            Criterion::pair("LabelSmooth", "regular", 0.1, 0.4, -1, 0.5, 5.0),
-            (LabelSmooth(0.1), LabelSmooth(0.4))
-        );
-        assert_eq!(
-            Criterion::pair("SampleSmooth", "regular", 0.1, 0.4, -1, 0.5, 5.0),
-            (LabelSmooth(0.1), SampleSmooth(0.4))
-        );
-        assert_eq!(
-            Criterion::pair("SampleSmooth", "reverse", 0.1, 0.4, -1, 0.5, 5.0),
-            (LabelSmooth(0.4), SampleSmooth(0.4))
-        );
-        assert_eq!(
-            Criterion::pair("SampleSmooth", "uniform", 0.1, 0.4, -1, 0.5, 5.0),
-            (SampleSmooth(0.4), SampleSmooth(0.4))
-        );
-        assert_eq!(
-            Criterion::pair("Distillation", "regular", 0.1, 0.4, 3, 0.5, 5.0).1,
-            Distillation { k: 3, lamda: 0.5, t: 5.0 }
-        );
+        let pair = |loss: LossName, weighting: Weighting| {
+            let mut m = crate::config::TrainConfig::default().method;
+            (m.loss, m.weighting, m.smooth_org, m.smooth_aug, m.k) = (loss, weighting, 0.1, 0.4, 3);
+            Criterion::pair(&m)
+        };
+        assert_eq!(pair(LossName::LabelSmooth, Weighting::Regular), (LabelSmooth(0.1), LabelSmooth(0.4)));
+        assert_eq!(pair(LossName::SampleSmooth, Weighting::Regular), (LabelSmooth(0.1), SampleSmooth(0.4)));
+        assert_eq!(pair(LossName::SampleSmooth, Weighting::Reverse), (LabelSmooth(0.4), SampleSmooth(0.4)));
+        assert_eq!(pair(LossName::SampleSmooth, Weighting::Uniform), (SampleSmooth(0.4), SampleSmooth(0.4)));
+        assert_eq!(pair(LossName::Distillation, Weighting::Regular).1, Distillation { k: 3, lamda: 0.5, t: 5.0 });
     }
 
     #[test]

@@ -1,16 +1,20 @@
-//! The `resmooth` command.
+//! The `resmooth` command: parse the command line, dispatch to a command.
+
+mod cli;
+mod commands;
+
 use clap::Parser;
-use resmooth::cli::{Cli, Command};
+use cli::{Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(args) => resmooth::train::run(args).map(|_| ()),
-        Command::Augment(args) => resmooth::augment::tools::run_augment(args),
-        Command::Bench(args) => resmooth::augment::tools::run_bench(args),
-        Command::Detect(args) => resmooth::workflow::run_detect(args),
-        Command::Run(args) => resmooth::workflow::run_all(args),
-        Command::Data(args) => resmooth::data::run_command(&args).map_err(anyhow::Error::from),
+        Command::Train(args) => commands::train(args),
+        Command::Run(args) => commands::run(args),
+        Command::Detect(args) => commands::detect(args),
+        Command::Augment(args) => commands::augment(args),
+        Command::Bench(args) => commands::bench(args),
+        Command::Data(args) => commands::data(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

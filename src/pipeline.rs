@@ -2,7 +2,7 @@
 //! the training step through a bounded queue, then moved to the device once per batch and
 //! normalised there.
 
-use crate::augment::{original_view, Applied, Augmenter};
+use crate::augment::{fill_cutout, original_view, Applied, Augmenter};
 use crate::data::{ImageSet, MEAN, STD};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -26,6 +26,9 @@ pub enum Views {
 /// One batch: HWC uint8 images, their labels and dataset indices.
 #[derive(Debug, Default)]
 pub struct Batch {
+    /// Size of every image.
+    pub height: usize,
+    pub width: usize,
     pub images: Vec<u8>,
     pub labels: Vec<i64>,
     pub indices: Vec<usize>,
@@ -116,6 +119,7 @@ pub fn assemble(set: &ImageSet, indices: &[usize], plan: &EpochPlan, aug: &Augme
         }
         Views::Both => indices.iter().map(|&i| (i, true)).chain(indices.iter().map(|&i| (i, false))).collect(),
     };
+    (batch.height, batch.width) = (set.height, set.width);
     batch.n_ori = slots.iter().filter(|s| s.1).count();
     batch.images.resize(slots.len() * per, 0);
     batch.labels.clear();
@@ -221,57 +225,53 @@ fn normalisation(device: Device) -> (Tensor, Tensor) {
     })
 }
 
-/// The values `--memory-format` accepts.
-pub const MEMORY_FORMATS: [&str; 2] = ["nchw", "channels_last"];
-
-/// Moves `n` HWC uint8 images to `device` in one copy (pinned and asynchronous on a GPU) and
-/// normalises them there: NCHW float, `(x / 255 - mean) / std`; `cutouts` (per image) are zeroed
-/// after normalisation. With `channels_last` the result keeps the NHWC memory order.
-pub fn to_device(images: &[u8], n: usize, h: usize, w: usize, cutouts: &[Option<[u16; 4]>], device: Device) -> Tensor {
-    to_device_as(images, n, h, w, cutouts, device, false)
+/// Where and how a batch of images goes: the device, and whether it keeps the NHWC memory order
+/// (`--memory-format channels_last`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Placement {
+    pub device: Device,
+    pub channels_last: bool,
 }
 
-/// [`to_device`] with a choice of memory layout.
-pub fn to_device_as(
+/// Moves `n` HWC uint8 images of size `h` x `w` to the device of `to` in one copy (pinned and
+/// asynchronous on a GPU) and normalises them there: NCHW float, `(x / 255 - mean) / std`;
+/// `cutouts` (per image, or empty) are zeroed after normalisation.
+pub fn to_device(
     images: &[u8],
-    n: usize,
-    h: usize,
-    w: usize,
+    (n, h, w): (usize, usize, usize),
     cutouts: &[Option<[u16; 4]>],
-    device: Device,
-    channels_last: bool,
+    to: Placement,
 ) -> Tensor {
+    let device = to.device;
     let x = upload(Tensor::from_slice(images).view([n as i64, h as i64, w as i64, 3]), device);
     let (mean, std) = normalisation(device);
     // the permuted NHWC bytes are a channels_last NCHW view; elementwise ops keep that layout
     let x = (x.permute([0, 3, 1, 2]).to_kind(Kind::Float) / 255.0 - mean) / std;
-    let x = if channels_last { x } else { x.contiguous() };
+    let x = if to.channels_last { x } else { x.contiguous() };
     if cutouts.iter().all(Option::is_none) {
         return x;
     }
     let mut mask = vec![1f32; n * h * w];
-    for (k, c) in cutouts.iter().enumerate() {
-        if let Some([y0, y1, x0, x1]) = *c {
-            for y in y0 as usize..y1 as usize {
-                mask[k * h * w + y * w + x0 as usize..k * h * w + y * w + x1 as usize].fill(0.0);
-            }
+    for (image_mask, c) in mask.chunks_exact_mut(h * w).zip(cutouts) {
+        if let Some(c) = *c {
+            fill_cutout(image_mask, w, c, &[0.0]);
         }
     }
     x * upload(Tensor::from_slice(&mask).view([n as i64, 1, h as i64, w as i64]), device)
 }
 
 impl Batch {
-    /// The batch as a normalised float tensor on `device` and its labels.
-    pub fn to_device(&self, h: usize, w: usize, device: Device) -> (Tensor, Tensor) {
-        self.to_device_as(h, w, device, false)
-    }
-
-    /// [`Batch::to_device`] with a choice of memory layout.
-    pub fn to_device_as(&self, h: usize, w: usize, device: Device, channels_last: bool) -> (Tensor, Tensor) {
+    /// The batch as a normalised float tensor placed as `to` says, and its labels.
+    pub fn upload(&self, to: Placement) -> (Tensor, Tensor) {
         let mut cutouts = vec![None; self.n_ori];
         cutouts.extend(self.applied.iter().map(|a| a.cutout));
-        let x = to_device_as(&self.images, self.len(), h, w, &cutouts, device, channels_last);
-        (x, upload(Tensor::from_slice(&self.labels), device))
+        let x = to_device(&self.images, (self.len(), self.height, self.width), &cutouts, to);
+        (x, upload(Tensor::from_slice(&self.labels), to.device))
+    }
+
+    /// [`Batch::upload`] to `device` in NCHW order.
+    pub fn to_device(&self, device: Device) -> (Tensor, Tensor) {
+        self.upload(Placement { device, channels_last: false })
     }
 }
 
@@ -309,7 +309,7 @@ mod tests {
     #[test]
     fn mixed_batches_put_floor_b_prob_originals_first() {
         let set = toy_set(8);
-        let aug = Augmenter::from_flags("default", 0, 0, 0, "cifar10").unwrap();
+        let aug = Augmenter::none();
         let mut batch = Batch::default();
         assemble(&set, &[0, 1, 2, 3], &plan(Views::Mixed { prob: 0.6 }), &aug, &mut batch);
         assert_eq!((batch.len(), batch.n_ori, batch.applied.len()), (4, 2, 2));
@@ -323,7 +323,7 @@ mod tests {
     #[test]
     fn views_do_not_depend_on_thread_count_or_on_the_other_views() {
         let set = Arc::new(toy_set(16));
-        let aug = Arc::new(Augmenter::from_flags("default", 0, 0, 0, "cifar10").unwrap());
+        let aug = Arc::new(Augmenter::none());
         let collect = |threads: usize, views: Views| {
             let pool = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap());
             let mut loader = Loader::start(set.clone(), plan(views), aug.clone(), pool, 2);
@@ -347,10 +347,11 @@ mod tests {
     #[test]
     fn to_device_normalises_and_applies_cutout() {
         let img = vec![255u8; 2 * 2 * 2 * 3];
-        let x = to_device(&img, 2, 2, 2, &[None, Some([0, 1, 0, 2])], Device::Cpu);
+        let cpu = Placement { device: Device::Cpu, channels_last: false };
+        let x = to_device(&img, (2, 2, 2), &[None, Some([0, 1, 0, 2])], cpu);
         assert_eq!(x.size(), vec![2, 3, 2, 2]);
         assert_eq!(x.stride(), vec![12, 4, 2, 1]);
-        let cl = to_device_as(&img, 2, 2, 2, &[None, Some([0, 1, 0, 2])], Device::Cpu, true);
+        let cl = to_device(&img, (2, 2, 2), &[None, Some([0, 1, 0, 2])], Placement { channels_last: true, ..cpu });
         assert_eq!(cl.stride(), vec![12, 1, 6, 3], "channels_last keeps the NHWC order");
         assert!(cl.allclose(&x, 0.0, 0.0, false));
         let want = (1.0 - MEAN[1]) / STD[1];

@@ -1,13 +1,24 @@
-//! What a run reports: a progress bar per epoch, `metrics.jsonl` (one object per epoch) and
-//! `summary.json`.
+//! What a run reports, as types and files: the metrics of each epoch (`metrics.jsonl`, one JSON
+//! object per line) and the outcome of the run (`summary.json`).
 
-use crate::checkpoint::ResumeMeta;
-use crate::cli::TrainArgs;
-use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use crate::config::TrainConfig;
+use crate::io::{append_line, write_atomic, FileError};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// A report file that cannot be written or read back.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The file is not what resmooth writes.
+    #[error("{} is malformed", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
 
 /// Loss and accuracies (fractions) on an evaluation set.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
@@ -125,82 +136,30 @@ pub struct Summary {
     pub device: String,
     /// The pretrained baseline loaded by --gmm or Distillation (its scorer and teacher).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pretrained: Option<std::path::PathBuf>,
-    pub config: TrainArgs,
+    pub pretrained: Option<PathBuf>,
+    pub config: TrainConfig,
 }
 
-impl Summary {
-    /// The summary of a finished training run.
-    pub fn finished(
-        args: &TrainArgs,
-        meta: &ResumeMeta,
-        last: &EpochMetrics,
-        parameters: i64,
-        device: tch::Device,
-        pretrained: Option<std::path::PathBuf>,
-    ) -> Self {
-        Summary {
-            last_test_top1: last.test_top1,
-            best_test_top1: meta.best_test_top1,
-            best_epoch: meta.best_epoch,
-            epochs: meta.epoch,
-            total_seconds: meta.seconds,
-            parameters,
-            device: format!("{device:?}"),
-            pretrained,
-            config: args.clone(),
-        }
-    }
-
-    /// The result of `--only-eval` (not written to disk).
-    pub fn eval_only(args: &TrainArgs, m: &EvalMetrics) -> Self {
-        Summary {
-            last_test_top1: m.top1,
-            best_test_top1: m.top1,
-            best_epoch: 0,
-            epochs: 0,
-            total_seconds: 0.0,
-            parameters: 0,
-            device: String::new(),
-            pretrained: None,
-            config: args.clone(),
-        }
-    }
+fn read(path: &Path) -> Result<String, ReportError> {
+    Ok(std::fs::read_to_string(path).map_err(|e| FileError::new("read", path, e))?)
 }
 
-/// A progress bar over the steps of one epoch (drawn only on a terminal).
-pub fn epoch_bar(epoch: usize, epochs: usize, steps: usize) -> ProgressBar {
-    let bar = ProgressBar::new(steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed} {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("train {epoch:>4}/{epochs}"));
-    bar
+fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ReportError> {
+    serde_json::from_str(text).map_err(|source| ReportError::Parse { path: path.to_path_buf(), source })
 }
 
 /// Appends one epoch to `metrics.jsonl`.
-pub fn append_metrics(path: &Path, m: &EpochMetrics) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    writeln!(f, "{}", serde_json::to_string(m)?).with_context(|| format!("writing {}", path.display()))
+pub fn append_metrics(path: &Path, m: &EpochMetrics) -> Result<(), ReportError> {
+    Ok(append_line(path, &serde_json::to_string(m).expect("metrics serialise"))?)
 }
 
 /// Reads `metrics.jsonl`.
-pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).with_context(|| format!("{} has a malformed line", path.display())))
-        .collect()
+pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, ReportError> {
+    read(path)?.lines().filter(|l| !l.trim().is_empty()).map(|l| parse(path, l)).collect()
 }
 
 /// Keeps only the epochs up to `epoch` in `metrics.jsonl` (those a checkpoint covers).
-pub fn keep_epochs(path: &Path, epoch: usize) -> Result<()> {
+pub fn keep_epochs(path: &Path, epoch: usize) -> Result<(), ReportError> {
     if !path.exists() {
         return Ok(());
     }
@@ -208,26 +167,18 @@ pub fn keep_epochs(path: &Path, epoch: usize) -> Result<()> {
         if epoch == 0 { Vec::new() } else { read_metrics(path)?.into_iter().filter(|m| m.epoch <= epoch).collect() };
     let mut text = String::new();
     for m in kept {
-        text.push_str(&serde_json::to_string(&m)?);
+        text.push_str(&serde_json::to_string(&m).expect("metrics serialise"));
         text.push('\n');
     }
-    write_atomic(path, text.as_bytes())
+    Ok(write_atomic(path, text.as_bytes())?)
 }
 
-/// Writes `summary.json`.
-pub fn write_summary(path: &Path, s: &Summary) -> Result<()> {
-    write_atomic(path, serde_json::to_string_pretty(s)?.as_bytes())
+/// Writes `summary.json` atomically.
+pub fn write_summary(path: &Path, s: &Summary) -> Result<(), ReportError> {
+    Ok(write_atomic(path, serde_json::to_string_pretty(s).expect("a summary serialises").as_bytes())?)
 }
 
 /// Reads `summary.json`.
-pub fn read_summary(path: &Path) -> Result<Summary> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is malformed", path.display()))
-}
-
-/// Writes a file through a temporary file renamed into place.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
+pub fn read_summary(path: &Path) -> Result<Summary, ReportError> {
+    parse(path, &read(path)?)
 }

@@ -2,8 +2,10 @@
 //! 127.0.0.1 (never any other host), downloaded, verified, extracted and loaded; and the
 //! `resmooth data` commands on them.
 
+use resmooth::config::DatasetName;
 use resmooth::data::sources::{Remote, CIFAR100_FOLDER};
 use resmooth::data::{self, Cifar100Labels, FetchOptions, ImageSet};
+use resmooth::progress::Silent;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -224,7 +226,7 @@ fn cifar100_is_downloaded_verified_extracted_and_loaded_with_fine_and_coarse_lab
     let remote = local_remote(&server, "cifar-100-binary.tar.gz", &archive);
     let root = tempfile::tempdir().unwrap();
     let opts = FetchOptions::default();
-    let line = data::fetch_archive("cifar100", &remote, &CIFAR100_FOLDER, root.path(), &opts).unwrap();
+    let line = data::fetch_archive("cifar100", &remote, &CIFAR100_FOLDER, root.path(), &opts, &mut Silent).unwrap();
     assert!(line.starts_with("downloaded"), "{line}");
     assert_eq!(entries(root.path()), vec!["cifar-100-binary", "cifar-100-binary.tar.gz"]);
     assert_eq!(
@@ -232,7 +234,7 @@ fn cifar100_is_downloaded_verified_extracted_and_loaded_with_fine_and_coarse_lab
         vec!["coarse_label_names.txt", "fine_label_names.txt", "test.bin", "train.bin"]
     );
     // a second call finds the folder and does not download again
-    assert!(data::fetch_archive("cifar100", &remote, &CIFAR100_FOLDER, root.path(), &opts)
+    assert!(data::fetch_archive("cifar100", &remote, &CIFAR100_FOLDER, root.path(), &opts, &mut Silent)
         .unwrap()
         .starts_with("present"));
     assert_eq!(server.log().len(), 1);
@@ -262,7 +264,7 @@ fn an_interrupted_download_resumes_and_a_server_without_ranges_restarts() {
     // the first response is cut after 70,000 bytes; the retry asks for the rest
     server.state.lock().unwrap().cuts_left = 1;
     server.state.lock().unwrap().cut_at = 70_000;
-    data::download(&url, &md5, &dest, "hint", false).unwrap();
+    data::download(&url, &md5, &dest, "hint", &mut Silent).unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), payload);
     let log = server.log();
     assert_eq!(log.len(), 2, "{log:?}");
@@ -274,7 +276,7 @@ fn an_interrupted_download_resumes_and_a_server_without_ranges_restarts() {
     std::fs::remove_file(&dest).unwrap();
     server.state.lock().unwrap().cuts_left = 100;
     server.state.lock().unwrap().cut_at = 30_000;
-    let err = data::download(&url, &md5, &dest, "put big.bin by hand", false).unwrap_err().to_string();
+    let err = data::download(&url, &md5, &dest, "put big.bin by hand", &mut Silent).unwrap_err().to_string();
     assert!(err.contains(&url) && err.contains("kept") && err.contains("put big.bin by hand"), "{err}");
     assert_eq!(std::fs::metadata(root.path().join("big.bin.part")).unwrap().len(), 90_000);
     assert!(!dest.exists());
@@ -285,7 +287,7 @@ fn an_interrupted_download_resumes_and_a_server_without_ranges_restarts() {
         st.ignore_range = true;
         st.log.clear();
     }
-    data::download(&url, &md5, &dest, "hint", false).unwrap();
+    data::download(&url, &md5, &dest, "hint", &mut Silent).unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), payload);
     assert_eq!(server.log()[0].1.as_deref(), Some("bytes=90000-"));
     assert_eq!(entries(root.path()), vec!["big.bin"]);
@@ -294,7 +296,7 @@ fn an_interrupted_download_resumes_and_a_server_without_ranges_restarts() {
     std::fs::remove_file(&dest).unwrap();
     std::fs::write(root.path().join("big.bin.part"), vec![0u8; 1000]).unwrap();
     server.state.lock().unwrap().ignore_range = false;
-    data::download(&url, &md5, &dest, "hint", false).unwrap();
+    data::download(&url, &md5, &dest, "hint", &mut Silent).unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), payload);
 }
 
@@ -335,10 +337,10 @@ fn svhn_is_downloaded_and_loaded_with_label_ten_as_zero() {
     let root = tempfile::tempdir().unwrap();
     for (file, bytes) in [("train_32x32.mat", &train), ("test_32x32.mat", &test)] {
         let remote = local_remote(&server, file, bytes);
-        let line = data::fetch_file(&remote, root.path(), &FetchOptions::default()).unwrap();
+        let line = data::fetch_file(&remote, root.path(), &FetchOptions::default(), &mut Silent).unwrap();
         assert!(line.starts_with("downloaded"), "{line}");
     }
-    let ds = data::load("svhn", root.path()).unwrap();
+    let ds = data::load(DatasetName::Svhn, root.path()).unwrap();
     assert_eq!((ds.train.len(), ds.test.len(), ds.num_classes()), (24, 12, 10));
     // digit 0 is stored as 10 in the file and comes back as 0
     assert_eq!((ds.train.labels[10], ds.train.labels[13]), (0, 3));

@@ -14,7 +14,7 @@ fn python() -> std::path::PathBuf {
 fn check(name: &str, classes: i64) {
     let dir = tempfile::tempdir().unwrap();
     tch::manual_seed(3);
-    let model = Model::new(name, classes, Device::Cpu).unwrap();
+    let model = Model::new(name.parse().unwrap(), classes, Device::Cpu);
     // a few training steps' worth of non-trivial BatchNorm statistics
     let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
     tch::no_grad(|| {
@@ -46,7 +46,7 @@ fn training_steps_match_pytorch() {
     use resmooth::optim::Sgd;
     let dir = tempfile::tempdir().unwrap();
     tch::manual_seed(5);
-    let model = Model::new("resnet18", 10, Device::Cpu).unwrap();
+    let model = Model::new(resmooth::config::ModelName::ResNet18, 10, Device::Cpu);
     let initial = dir.path().join("initial.safetensors");
     model.save(&initial).unwrap();
     let x = Tensor::randn([16, 3, 16, 16], (Kind::Float, Device::Cpu));
@@ -101,6 +101,7 @@ fn wresnet28_10_weights_load_into_the_reference_model() {
 /// reference's criteria written in PyTorch, to 1e-6.
 #[test]
 fn batch_losses_match_the_reference_criteria_in_pytorch() {
+    use resmooth::config::{LossName, TrainConfig, Weighting};
     use resmooth::loss::{weight_p, BatchLoss, Criterion};
     let dir = tempfile::tempdir().unwrap();
     tch::manual_seed(11);
@@ -111,12 +112,14 @@ fn batch_losses_match_the_reference_criteria_in_pytorch() {
     let (smooth_org, smooth_aug) = (0.1, 0.4);
     let mut tensors: Vec<(String, Tensor)> = vec![("logits".into(), logits.copy()), ("y".into(), y.copy())];
     let mut cases = Vec::new();
-    for weighting in ["regular", "reverse", "random", "uniform"] {
+    for weighting in Weighting::ALL.iter().copied() {
         for normalised in [false, true] {
             for prob in [0.0, 0.25, 0.5] {
                 let n_ori = (n as f64 * prob).floor() as i64;
-                let (mut org, mut aug) =
-                    Criterion::pair("SampleSmooth", weighting, smooth_org, smooth_aug, -1, 0.5, 5.0);
+                let mut method = TrainConfig::default().method;
+                (method.loss, method.weighting, method.smooth_org, method.smooth_aug) =
+                    (LossName::SampleSmooth, weighting, smooth_org, smooth_aug);
+                let (mut org, mut aug) = Criterion::pair(&method);
                 if normalised {
                     (org, aug) = (org.normalised(), aug.normalised());
                 }
@@ -129,7 +132,7 @@ fn batch_losses_match_the_reference_criteria_in_pytorch() {
                 tensors.push((format!("case{i}.p"), p));
                 tensors.push((format!("case{i}.loss"), Tensor::from_slice(&[loss.double_value(&[]) as f32])));
                 cases.push(serde_json::json!({
-                    "weighting": weighting, "normalised": normalised, "prob": prob, "n_ori": n_ori,
+                    "weighting": weighting.name(), "normalised": normalised, "prob": prob, "n_ori": n_ori,
                     "smooth_org": smooth_org, "smooth_aug": smooth_aug,
                 }));
             }

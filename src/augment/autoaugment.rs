@@ -4,6 +4,7 @@
 
 use super::ops::Op;
 use super::{color, geometry, AppliedOp};
+use crate::config::DatasetName;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -157,8 +158,8 @@ pub struct AutoAugment {
 
 impl AutoAugment {
     /// The policy for `dataset`: SVHN's for svhn, CIFAR-10's otherwise (as the reference).
-    pub fn for_dataset(dataset: &str) -> Self {
-        AutoAugment { policy: if dataset == "svhn" { &SVHN_POLICY } else { &CIFAR10_POLICY } }
+    pub fn for_dataset(dataset: DatasetName) -> Self {
+        AutoAugment { policy: if dataset == DatasetName::Svhn { &SVHN_POLICY } else { &CIFAR10_POLICY } }
     }
 
     /// Draws a policy, the two probabilities and signs, and applies it to `img` in place.

@@ -22,40 +22,36 @@ impl CropFlip {
         CropFlip { pad, top, left, flip }
     }
 
-    /// Writes the cropped (and maybe flipped) view of `src` into `out`, both HWC `h` x `w`.
+    /// Writes the cropped (and maybe flipped) view of `src` into `out`, both HWC `h` x `w`:
+    /// out(y, x) = padded(y + top, x' + left) with x' = w - 1 - x when flipped, padded(Y, X) =
+    /// src(Y - pad, X - pad) inside the image and 0 outside.
     pub fn apply(&self, src: &[u8], h: usize, w: usize, out: &mut [u8]) {
-        crop_flip(src, h, w, self.pad, self.top, self.left, self.flip, out)
-    }
-}
-
-/// out(y, x) = padded(y + top, x' + left) with x' = w - 1 - x when flipped, padded(Y, X) =
-/// src(Y - pad, X - pad) inside the image and 0 outside.
-#[allow(clippy::too_many_arguments)]
-pub fn crop_flip(src: &[u8], h: usize, w: usize, pad: usize, top: usize, left: usize, flip: bool, out: &mut [u8]) {
-    let row = w * 3;
-    // source columns [x_lo, x_hi) of the unflipped output row that fall inside the image
-    let dx = left as isize - pad as isize;
-    let x_lo = (-dx).clamp(0, w as isize) as usize;
-    let x_hi = (w as isize - dx).clamp(0, w as isize) as usize;
-    for y in 0..h {
-        let out_row = &mut out[y * row..(y + 1) * row];
-        let sy = (y + top) as isize - pad as isize;
-        if sy < 0 || sy >= h as isize || x_lo >= x_hi {
-            out_row.fill(0);
-            continue;
-        }
-        let src_row = &src[sy as usize * row..(sy as usize + 1) * row];
-        let from = (x_lo as isize + dx) as usize * 3;
-        let to = (x_hi as isize + dx) as usize * 3;
-        if !flip {
-            out_row[..x_lo * 3].fill(0);
-            out_row[x_lo * 3..x_hi * 3].copy_from_slice(&src_row[from..to]);
-            out_row[x_hi * 3..].fill(0);
-        } else {
-            out_row.fill(0);
-            for (k, px) in src_row[from..to].chunks_exact(3).enumerate() {
-                let x = w - 1 - (x_lo + k);
-                out_row[x * 3..x * 3 + 3].copy_from_slice(px);
+        let CropFlip { pad, top, left, flip } = *self;
+        let row = w * 3;
+        // source columns [x_lo, x_hi) of the unflipped output row that fall inside the image
+        let dx = left as isize - pad as isize;
+        let x_lo = (-dx).clamp(0, w as isize) as usize;
+        let x_hi = (w as isize - dx).clamp(0, w as isize) as usize;
+        for y in 0..h {
+            let out_row = &mut out[y * row..(y + 1) * row];
+            let sy = (y + top) as isize - pad as isize;
+            if sy < 0 || sy >= h as isize || x_lo >= x_hi {
+                out_row.fill(0);
+                continue;
+            }
+            let src_row = &src[sy as usize * row..(sy as usize + 1) * row];
+            let from = (x_lo as isize + dx) as usize * 3;
+            let to = (x_hi as isize + dx) as usize * 3;
+            if !flip {
+                out_row[..x_lo * 3].fill(0);
+                out_row[x_lo * 3..x_hi * 3].copy_from_slice(&src_row[from..to]);
+                out_row[x_hi * 3..].fill(0);
+            } else {
+                out_row.fill(0);
+                for (k, px) in src_row[from..to].chunks_exact(3).enumerate() {
+                    let x = w - 1 - (x_lo + k);
+                    out_row[x * 3..x * 3 + 3].copy_from_slice(px);
+                }
             }
         }
     }

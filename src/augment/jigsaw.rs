@@ -55,6 +55,18 @@ pub fn draw_cutout(len: usize, h: usize, w: usize, rng: &mut ChaCha8Rng) -> [u16
     [clip(y - half, h), clip(y + half, h), clip(x - half, w), clip(x + half, w)]
 }
 
+/// Sets every pixel of the cutout box `[y0, y1, x0, x1)` of an HWC image `w` pixels wide to
+/// `value` (one entry per channel): zeros of a mask, or a colour on uint8 images.
+pub fn fill_cutout<T: Copy>(img: &mut [T], w: usize, cutout: [u16; 4], value: &[T]) {
+    let c = value.len();
+    let [y0, y1, x0, x1] = cutout.map(usize::from);
+    for y in y0..y1 {
+        for px in img[(y * w + x0) * c..(y * w + x1) * c].chunks_exact_mut(c) {
+            px.copy_from_slice(value);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +117,16 @@ mod tests {
             let (y, x) = (p / w, p % w);
             assert_eq!(img[p * 3] as usize, 3 - (y / 2 * 2 + x / 3));
         }
+    }
+
+    #[test]
+    fn cutout_fills_its_box_only() {
+        let mut mask = vec![1u8; 4 * 5];
+        fill_cutout(&mut mask, 5, [1, 3, 2, 4], &[0]);
+        assert_eq!(mask, [1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1]);
+        let mut rgb = vec![9u8; 2 * 2 * 3];
+        fill_cutout(&mut rgb, 2, [0, 1, 1, 2], &[1, 2, 3]);
+        assert_eq!(rgb, [9, 9, 9, 1, 2, 3, 9, 9, 9, 9, 9, 9]);
     }
 
     #[test]

@@ -4,22 +4,19 @@
 pub mod autoaugment;
 pub mod color;
 mod crop;
-mod font;
 pub mod geometry;
 pub mod jigsaw;
 pub mod ops;
 pub mod randaugment;
-pub mod tools;
 
 pub use autoaugment::AutoAugment;
-pub use crop::{crop_flip, CropFlip};
+pub use crop::CropFlip;
+pub use jigsaw::fill_cutout;
 pub use ops::Op;
 pub use randaugment::RandAugment;
 
+use crate::config::{AugName, DatasetName};
 use rand_chacha::ChaCha8Rng;
-
-/// The augmentation names `--aug` accepts.
-pub const AUGMENTATIONS: [&str; 5] = ["ra", "aa", "rotate", "jigsaw", "default"];
 
 /// One operation applied to an augmented view, with the value it was applied with.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,22 +56,22 @@ pub enum AugKind {
 }
 
 impl Augmenter {
-    /// Resolves `--aug`, `--N`, `--M` and `--cutout` for `dataset`.
-    pub fn from_flags(aug: &str, n: usize, m: usize, cutout: usize, dataset: &str) -> Result<Self, String> {
+    /// The augmentation `aug` with RandAugment's `n` ops of magnitude `m` (0..=30, checked with
+    /// the configuration) and a cutout of side `cutout`, for `dataset` (AutoAugment's policy).
+    pub fn new(aug: AugName, n: usize, m: usize, cutout: usize, dataset: DatasetName) -> Self {
         let kind = match aug {
-            "default" => AugKind::Default,
-            "ra" => {
-                if m > 30 {
-                    return Err(format!("--M {m} is outside 0..=30"));
-                }
-                AugKind::RandAugment(RandAugment { n, m })
-            }
-            "aa" => AugKind::AutoAugment(AutoAugment::for_dataset(dataset)),
-            "rotate" => AugKind::Rotate,
-            "jigsaw" => AugKind::Jigsaw,
-            other => return Err(format!("unknown --aug '{other}'; expected one of {}", AUGMENTATIONS.join(", "))),
+            AugName::Default => AugKind::Default,
+            AugName::RandAugment => AugKind::RandAugment(RandAugment { n, m }),
+            AugName::AutoAugment => AugKind::AutoAugment(AutoAugment::for_dataset(dataset)),
+            AugName::Rotate => AugKind::Rotate,
+            AugName::Jigsaw => AugKind::Jigsaw,
         };
-        Ok(Augmenter { kind, cutout })
+        Augmenter { kind, cutout }
+    }
+
+    /// Original views only: what a `--prob 1.0` batch (every sample an original view) uses.
+    pub fn none() -> Self {
+        Augmenter { kind: AugKind::Default, cutout: 0 }
     }
 
     /// Writes the augmented view of `src` (HWC, `h` x `w`) into `out` and says what was applied.
@@ -143,22 +140,20 @@ mod tests {
     }
 
     #[test]
-    fn flags_resolve_and_bad_values_are_named() {
-        let ra = Augmenter::from_flags("ra", 2, 28, 16, "cifar10").unwrap();
+    fn names_resolve_to_policies() {
+        let ra = Augmenter::new(AugName::RandAugment, 2, 28, 16, DatasetName::Cifar10);
         assert_eq!((ra.kind, ra.cutout), (AugKind::RandAugment(RandAugment { n: 2, m: 28 }), 16));
-        let aa = Augmenter::from_flags("aa", 0, 0, 0, "svhn").unwrap();
+        let aa = Augmenter::new(AugName::AutoAugment, 0, 0, 0, DatasetName::Svhn);
         assert_eq!(aa.kind, AugKind::AutoAugment(AutoAugment { policy: &autoaugment::SVHN_POLICY }));
-        let aa = Augmenter::from_flags("aa", 0, 0, 0, "cifar100").unwrap();
+        let aa = Augmenter::new(AugName::AutoAugment, 0, 0, 0, DatasetName::Cifar100);
         assert_eq!(aa.kind, AugKind::AutoAugment(AutoAugment { policy: &autoaugment::CIFAR10_POLICY }));
-        assert!(Augmenter::from_flags("ra", 2, 31, 0, "cifar10").unwrap_err().contains("--M"));
-        assert!(Augmenter::from_flags("mixup", 2, 5, 0, "cifar10").unwrap_err().contains("mixup"));
     }
 
     #[test]
     fn every_policy_draws_only_from_its_rng_and_reports_what_it_did() {
         let s = set(1);
         for (aug, cutout) in [("ra", 16), ("aa", 0), ("rotate", 8), ("jigsaw", 16), ("default", 4)] {
-            let a = Augmenter::from_flags(aug, 3, 28, cutout, "cifar10").unwrap();
+            let a = Augmenter::new(aug.parse().unwrap(), 3, 28, cutout, DatasetName::Cifar10);
             let (mut x, mut y) = (vec![0u8; s.image_bytes()], vec![0u8; s.image_bytes()]);
             let ax = a.augmented_view(s.image(0), 16, 16, &mut ChaCha8Rng::seed_from_u64(4), &mut x);
             let ay = a.augmented_view(s.image(0), 16, 16, &mut ChaCha8Rng::seed_from_u64(4), &mut y);
@@ -180,7 +175,7 @@ mod tests {
         let plan =
             EpochPlan { seed: 3, epoch: 1, batch_size: 24, shuffle: false, drop_last: false, views: Views::Both };
         for aug in ["ra", "aa", "rotate", "jigsaw"] {
-            let a = Augmenter::from_flags(aug, 2, 28, 8, "cifar10").unwrap();
+            let a = Augmenter::new(aug.parse().unwrap(), 2, 28, 8, DatasetName::Cifar10);
             let run = |threads: usize| {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                 let mut b = Batch::default();

@@ -2,7 +2,7 @@
 //! renamed to `NAME`: a file under its final name is always whole and verified.
 
 use super::DataError;
-use indicatif::{ProgressBar, ProgressStyle};
+use crate::progress::{Progress, Unit};
 use md5::{Digest, Md5};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -56,9 +56,9 @@ fn part_path(dest: &Path) -> PathBuf {
 
 /// Downloads `url` to `dest`, checking that its MD5 is `md5`. A previous `dest.part` is resumed
 /// (HTTP Range) or, if the server cannot resume, restarted. `hint` says how to get the file by
-/// hand and ends every error about the network. A progress bar (bytes, rate, ETA) is drawn on
-/// a terminal when `progress` is set.
-pub fn download(url: &str, md5: &str, dest: &Path, hint: &str, progress: bool) -> Result<(), DataError> {
+/// hand and ends every error about the network. The transfer's bytes and retries are reported
+/// to `progress`.
+pub fn download(url: &str, md5: &str, dest: &Path, hint: &str, progress: &mut dyn Progress) -> Result<(), DataError> {
     let part = part_path(dest);
     let agent = agent();
     let mut fresh_try_done = false;
@@ -69,12 +69,12 @@ pub fn download(url: &str, md5: &str, dest: &Path, hint: &str, progress: bool) -
             Ok(resumed) => resumed,
             Err(Stop::Fatal(e)) => return Err(e),
             Err(Stop::Restart(why)) if attempt < ATTEMPTS => {
-                eprintln!("{url}: {why}; starting the download over");
+                progress.note(&format!("{url}: {why}; starting the download over"));
                 remove(&part)?;
                 continue;
             }
             Err(Stop::Dropped(why)) if attempt < ATTEMPTS => {
-                eprintln!("{url}: {why}; resuming (try {} of {ATTEMPTS})", attempt + 1);
+                progress.note(&format!("{url}: {why}; resuming (try {} of {ATTEMPTS})", attempt + 1));
                 std::thread::sleep(Duration::from_millis(500 * attempt as u64));
                 continue;
             }
@@ -96,7 +96,9 @@ pub fn download(url: &str, md5: &str, dest: &Path, hint: &str, progress: bool) -
         remove(&part)?;
         if resumed && !fresh_try_done {
             // the bytes kept from an earlier try may be stale: one clean restart before refusing
-            eprintln!("{url}: the resumed file does not match its checksum; downloading it again from the start");
+            progress.note(&format!(
+                "{url}: the resumed file does not match its checksum; downloading it again from the start"
+            ));
             fresh_try_done = true;
             attempt = 0;
             continue;
@@ -123,7 +125,13 @@ fn range_start(value: &str) -> Option<u64> {
 }
 
 /// One request; on success returns whether it continued an earlier part file.
-fn transfer(agent: &ureq::Agent, url: &str, part: &Path, hint: &str, progress: bool) -> Result<bool, Stop> {
+fn transfer(
+    agent: &ureq::Agent,
+    url: &str,
+    part: &Path,
+    hint: &str,
+    progress: &mut dyn Progress,
+) -> Result<bool, Stop> {
     let have = part.metadata().map(|m| m.len()).unwrap_or(0);
     let mut request = agent.get(url);
     if have > 0 {
@@ -162,7 +170,7 @@ fn transfer(agent: &ureq::Agent, url: &str, part: &Path, hint: &str, progress: b
     if start == 0 {
         file.set_len(0).map_err(disk)?;
     }
-    let bar = progress_bar(url, total, start, progress);
+    progress.start(url.rsplit('/').next().unwrap_or(url), total, start, Unit::Bytes);
     let mut reader = response.body_mut().as_reader();
     let mut buf = vec![0u8; 1 << 16];
     let mut got = 0u64;
@@ -172,17 +180,17 @@ fn transfer(agent: &ureq::Agent, url: &str, part: &Path, hint: &str, progress: b
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                bar.abandon();
+                progress.finish();
                 file.flush().map_err(disk)?;
                 return Err(Stop::Dropped(format!("connection lost after {} bytes ({e})", start + got)));
             }
         };
         file.write_all(&buf[..n]).map_err(disk)?;
         got += n as u64;
-        bar.inc(n as u64);
+        progress.advance(start + got, "");
     }
     file.sync_all().map_err(disk)?;
-    bar.finish_and_clear();
+    progress.finish();
     match body_len {
         Some(len) if got != len => {
             Err(Stop::Dropped(format!("connection closed after {} of {} bytes", start + got, start + len)))
@@ -191,30 +199,10 @@ fn transfer(agent: &ureq::Agent, url: &str, part: &Path, hint: &str, progress: b
     }
 }
 
-fn progress_bar(url: &str, total: Option<u64>, start: u64, show: bool) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let name = url.rsplit('/').next().unwrap_or(url).to_string();
-    let bar = match total {
-        Some(t) => ProgressBar::new(t).with_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        ),
-        None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{msg} {spinner} {bytes} {binary_bytes_per_sec}").expect("valid template"),
-        ),
-    };
-    bar.set_message(name);
-    bar.set_position(start);
-    bar.reset_eta();
-    bar
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::Silent;
 
     #[test]
     fn md5_of_known_content_and_helpers() {
@@ -234,7 +222,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("f.bin");
         let t = std::time::Instant::now();
-        let err = download(&format!("http://127.0.0.1:{port}/f.bin"), "00", &dest, "put f.bin in DIR", false)
+        let err = download(&format!("http://127.0.0.1:{port}/f.bin"), "00", &dest, "put f.bin in DIR", &mut Silent)
             .unwrap_err()
             .to_string();
         assert!(err.contains("cannot reach") && err.contains("put f.bin in DIR"), "{err}");

@@ -8,18 +8,19 @@ use super::sources::{Folder, Remote, CIFAR100_ARCHIVE, CIFAR100_FOLDER, CIFAR10_
 use super::sources::{SVHN_EXTRA, SVHN_TEST, SVHN_TRAIN};
 use super::svhn::read_svhn_split;
 use super::DataError;
+use crate::config::DatasetName;
+use crate::progress::Progress;
 use flate2::read::GzDecoder;
 use std::path::{Component, Path};
 
 /// The environment variable that sets the download mirror when `--mirror` is not given.
 pub const MIRROR_ENV: &str = "RESMOOTH_MIRROR";
 
-/// How to fetch: an optional mirror replacing the official host, whether to draw progress bars
-/// and report each step on stderr, and whether SVHN's `extra` split is wanted too.
+/// How to fetch: an optional mirror replacing the official host, and whether SVHN's `extra`
+/// split is wanted too.
 #[derive(Debug, Clone, Default)]
 pub struct FetchOptions {
     pub mirror: Option<String>,
-    pub verbose: bool,
     pub extra: bool,
 }
 
@@ -32,18 +33,22 @@ pub enum Layout {
     Files(Vec<Remote>),
 }
 
-/// The layout of a downloadable dataset (`cifar10`, `cifar100`, `svhn`; `extra` adds SVHN's extra split).
-pub fn layout(name: &str, extra: bool) -> Result<Layout, DataError> {
-    Ok(match name {
-        "cifar10" => Layout::Archive(CIFAR10_ARCHIVE, CIFAR10_FOLDER),
-        "cifar100" => Layout::Archive(CIFAR100_ARCHIVE, CIFAR100_FOLDER),
-        "svhn" if extra => Layout::Files(vec![SVHN_TRAIN, SVHN_TEST, SVHN_EXTRA]),
-        "svhn" => Layout::Files(vec![SVHN_TRAIN, SVHN_TEST]),
-        other => {
-            return Err(DataError::Invalid(format!(
-                "'{other}' is not a downloadable dataset; expected cifar10, cifar100 or svhn"
-            )))
-        }
+/// The layout of a downloadable dataset (`cifar10`, `cifar100`, `svhn`; `extra` adds SVHN's
+/// extra split); `None` for an ImageFolder tree.
+pub fn layout(name: DatasetName, extra: bool) -> Option<Layout> {
+    match name {
+        DatasetName::Cifar10 => Some(Layout::Archive(CIFAR10_ARCHIVE, CIFAR10_FOLDER)),
+        DatasetName::Cifar100 => Some(Layout::Archive(CIFAR100_ARCHIVE, CIFAR100_FOLDER)),
+        DatasetName::Svhn if extra => Some(Layout::Files(vec![SVHN_TRAIN, SVHN_TEST, SVHN_EXTRA])),
+        DatasetName::Svhn => Some(Layout::Files(vec![SVHN_TRAIN, SVHN_TEST])),
+        DatasetName::ImageFolder => None,
+    }
+}
+
+/// [`layout`], or an error for a dataset that cannot be downloaded.
+fn downloadable(name: DatasetName, extra: bool) -> Result<Layout, DataError> {
+    layout(name, extra).ok_or_else(|| {
+        DataError::Invalid(format!("'{name}' is not a downloadable dataset; expected cifar10, cifar100 or svhn"))
     })
 }
 
@@ -59,19 +64,29 @@ fn manual_hint(remote: &Remote, root: &Path, folder: Option<&Folder>) -> String 
 }
 
 /// Makes `name` ready to load from `root`, downloading and extracting what is missing; returns
-/// one line per file saying what was found or done.
-pub fn fetch(name: &str, root: &Path, opts: &FetchOptions) -> Result<Vec<String>, DataError> {
+/// one line per file saying what was found or done. Downloads report to `progress`.
+pub fn fetch(
+    name: DatasetName,
+    root: &Path,
+    opts: &FetchOptions,
+    progress: &mut dyn Progress,
+) -> Result<Vec<String>, DataError> {
+    let layout = downloadable(name, opts.extra)?;
     std::fs::create_dir_all(root).map_err(|e| DataError::io(root, e))?;
-    match layout(name, opts.extra)? {
-        Layout::Archive(remote, folder) => Ok(vec![fetch_archive(name, &remote, &folder, root, opts)?]),
-        Layout::Files(remotes) => remotes.iter().map(|r| fetch_file(r, root, opts)).collect(),
+    match layout {
+        Layout::Archive(remote, folder) => {
+            Ok(vec![fetch_archive(name.name(), &remote, &folder, root, opts, progress)?])
+        }
+        Layout::Files(remotes) => remotes.iter().map(|r| fetch_file(r, root, opts, progress)).collect(),
     }
 }
 
 /// Checks `name` in `root` without any network access: the extracted folder's files (or SVHN's
 /// .mat files) for format and record counts, an archive not yet extracted for its MD5.
-pub fn check(name: &str, root: &Path, extra: bool) -> Result<Vec<String>, DataError> {
-    match layout(name, extra)? {
+pub fn check(name: DatasetName, root: &Path, extra: bool) -> Result<Vec<String>, DataError> {
+    let layout = downloadable(name, extra)?;
+    let name = name.name();
+    match layout {
         Layout::Archive(remote, folder) => {
             let dir = root.join(folder.dir);
             if dir.exists() {
@@ -140,6 +155,7 @@ pub fn fetch_archive(
     folder: &Folder,
     root: &Path,
     opts: &FetchOptions,
+    progress: &mut dyn Progress,
 ) -> Result<String, DataError> {
     let dir = root.join(folder.dir);
     if dir.exists() {
@@ -152,32 +168,31 @@ pub fn fetch_archive(
         "verified"
     } else {
         let url = remote.url_with(opts.mirror.as_deref());
-        if opts.verbose {
-            eprintln!("downloading {url} to {}", archive.display());
-        }
-        download(&url, remote.md5, &archive, &manual_hint(remote, root, Some(folder)), opts.verbose)?;
+        progress.note(&format!("downloading {url} to {}", archive.display()));
+        download(&url, remote.md5, &archive, &manual_hint(remote, root, Some(folder)), progress)?;
         "downloaded"
     };
-    if opts.verbose {
-        eprintln!("extracting {} into {}", archive.display(), dir.display());
-    }
+    progress.note(&format!("extracting {} into {}", archive.display(), dir.display()));
     extract(name, &archive, folder, root)?;
     Ok(format!("{how} {} and extracted {}", archive.display(), dir.display()))
 }
 
 /// Ensures `root/<remote.file>` exists: a present file is checked for its header only (a prepared
 /// copy loads); a missing one is downloaded and MD5-verified.
-pub fn fetch_file(remote: &Remote, root: &Path, opts: &FetchOptions) -> Result<String, DataError> {
+pub fn fetch_file(
+    remote: &Remote,
+    root: &Path,
+    opts: &FetchOptions,
+    progress: &mut dyn Progress,
+) -> Result<String, DataError> {
     let path = root.join(remote.file);
     if path.is_file() {
         check_mat_header(&path)?;
         return Ok(format!("present {}", path.display()));
     }
     let url = remote.url_with(opts.mirror.as_deref());
-    if opts.verbose {
-        eprintln!("downloading {url} to {}", path.display());
-    }
-    download(&url, remote.md5, &path, &manual_hint(remote, root, None), opts.verbose)?;
+    progress.note(&format!("downloading {url} to {}", path.display()));
+    download(&url, remote.md5, &path, &manual_hint(remote, root, None), progress)?;
     Ok(format!("downloaded {}", path.display()))
 }
 
@@ -313,17 +328,19 @@ mod tests {
     #[test]
     fn check_names_what_is_missing() {
         let dir = tempfile::tempdir().unwrap();
-        let err = check("cifar100", dir.path(), false).unwrap_err().to_string();
+        let err = check(DatasetName::Cifar100, dir.path(), false).unwrap_err().to_string();
         assert!(
             err.contains("cifar-100-binary") && err.contains("data fetch cifar100") && err.contains("--mirror"),
             "{err}"
         );
         std::fs::create_dir(dir.path().join("cifar-100-binary")).unwrap();
-        let err = check("cifar100", dir.path(), false).unwrap_err().to_string();
+        let err = check(DatasetName::Cifar100, dir.path(), false).unwrap_err().to_string();
         assert!(err.contains("train.bin") && err.contains("incomplete"), "{err}");
         std::fs::write(dir.path().join("cifar-10-binary.tar.gz"), b"not it").unwrap();
-        let err = check("cifar10", dir.path(), false).unwrap_err().to_string();
+        let err = check(DatasetName::Cifar10, dir.path(), false).unwrap_err().to_string();
         assert!(err.contains("cifar-10-binary.tar.gz") && err.contains("c32a1d4ab5d03f1284b67883e8d87530"), "{err}");
-        assert!(layout("mnist", false).is_err());
+        assert!(layout(DatasetName::ImageFolder, false).is_none());
+        let err = check(DatasetName::ImageFolder, dir.path(), false).unwrap_err().to_string();
+        assert!(err.contains("not a downloadable dataset"), "{err}");
     }
 }

@@ -2,23 +2,28 @@
 //! SVHN (official .mat files), downloaded and verified on demand, and ImageFolder trees.
 
 mod cifar;
-mod command;
 mod download;
 mod fetch;
 mod imagefolder;
+mod info;
 pub mod mat;
 pub mod sources;
 mod svhn;
+mod synthetic;
 
 pub use cifar::{read_cifar10, read_cifar100, read_cifar_records, Cifar100Labels};
 pub use cifar::{CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES, CIFAR10_CLASSES};
-pub use command::{run as run_command, DataAction, DataArgs};
 pub use download::{download, md5_file};
 pub use fetch::{
     check, check_folder, extract, fetch, fetch_archive, fetch_file, layout, FetchOptions, Layout, MIRROR_ENV,
 };
 pub use imagefolder::{read_imagefolder, read_labelled_folder};
+pub use info::info;
 pub use svhn::{read_svhn, read_svhn_split, write_svhn_split, SVHN_CLASSES};
+pub use synthetic::synthetic_set;
+
+use crate::config::DatasetName;
+use crate::progress::Progress;
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -33,7 +38,7 @@ pub const STD: [f32; 3] = [0.2023, 0.1994, 0.2010];
 /// Errors of the dataset readers; each names the file or folder at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path} is malformed: {what}")]
     Malformed { path: PathBuf, what: String },
@@ -175,34 +180,36 @@ impl Dataset {
     }
 }
 
-/// The dataset names `--dataset` accepts.
-pub const DATASETS: [&str; 4] = ["cifar10", "cifar100", "svhn", "imagefolder"];
-
 /// Number of classes of a named dataset (`None` for an ImageFolder, known only once read).
-pub fn num_classes(name: &str) -> Option<usize> {
+pub fn num_classes(name: DatasetName) -> Option<usize> {
     match name {
-        "cifar10" | "svhn" => Some(10),
-        "cifar100" => Some(100),
-        _ => None,
+        DatasetName::Cifar10 | DatasetName::Svhn => Some(10),
+        DatasetName::Cifar100 => Some(100),
+        DatasetName::ImageFolder => None,
     }
 }
 
 /// Reads the dataset `name` from `root` as it is on disk (no download); CIFAR-100 with its fine labels.
-pub fn load(name: &str, root: &Path) -> Result<Dataset, DataError> {
+pub fn load(name: DatasetName, root: &Path) -> Result<Dataset, DataError> {
     match name {
-        "cifar10" => read_cifar10(root),
-        "cifar100" => read_cifar100(root, Cifar100Labels::Fine),
-        "svhn" => read_svhn(root),
-        "imagefolder" => read_imagefolder(root),
-        other => Err(DataError::Invalid(format!("unknown dataset '{other}'; expected one of {}", DATASETS.join(", ")))),
+        DatasetName::Cifar10 => read_cifar10(root),
+        DatasetName::Cifar100 => read_cifar100(root, Cifar100Labels::Fine),
+        DatasetName::Svhn => read_svhn(root),
+        DatasetName::ImageFolder => read_imagefolder(root),
     }
 }
 
 /// Reads the dataset `name` from `root`, first downloading (from `mirror` when given, else the
-/// official host), verifying and extracting its official files if they are missing.
-pub fn load_or_fetch(name: &str, root: &Path, mirror: Option<&str>) -> Result<Dataset, DataError> {
-    if layout(name, false).is_ok() {
-        fetch(name, root, &FetchOptions { mirror: mirror.map(str::to_string), verbose: true, extra: false })?;
+/// official host), verifying and extracting its official files if they are missing; downloads
+/// report to `progress`.
+pub fn load_or_fetch(
+    name: DatasetName,
+    root: &Path,
+    mirror: Option<&str>,
+    progress: &mut dyn Progress,
+) -> Result<Dataset, DataError> {
+    if layout(name, false).is_some() {
+        fetch(name, root, &FetchOptions { mirror: mirror.map(str::to_string), extra: false }, progress)?;
     }
     load(name, root)
 }

@@ -7,6 +7,8 @@ mod wideresnet;
 pub use resnet::ResNet18;
 pub use wideresnet::WideResNet;
 
+use crate::config::{ModelName, Precision};
+use crate::io::{replace_with, FileError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::nn::{self, ModuleT};
@@ -15,14 +17,14 @@ use tch::{Device, Kind, Tensor};
 /// Errors of building models and moving their weights in and out of files.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("unknown model '{0}'; expected one of resnet18, wresnet28_10")]
-    Unknown(String),
     #[error("{path} not found: {hint}")]
     Missing { path: PathBuf, hint: String },
     #[error("cannot read weights from {path}: {err} (is it a safetensors file written by resmooth or by safetensors.torch.save_file?)")]
     Read { path: PathBuf, err: String },
     #[error("cannot write {path}: {err}")]
     Write { path: PathBuf, err: String },
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error("{path} does not hold {model} weights for {classes} classes: {what}")]
     Mismatch { path: PathBuf, model: String, classes: i64, what: String },
 }
@@ -30,7 +32,7 @@ pub enum ModelError {
 /// A model: its variables (named as the reference's state_dict) and its forward function.
 #[derive(Debug)]
 pub struct Model {
-    pub name: String,
+    pub name: ModelName,
     pub num_classes: i64,
     pub vs: nn::VarStore,
     /// Precision of the forward computation: Float, or BFloat16 (mixed precision: fp32 weights,
@@ -39,20 +41,26 @@ pub struct Model {
     net: Box<dyn ModuleT>,
 }
 
-/// The model names `--model` accepts.
-pub const MODELS: [&str; 2] = ["resnet18", "wresnet28_10"];
-
 impl Model {
-    /// Builds model `name` with `num_classes` outputs on `device`, initialised as PyTorch does.
-    pub fn new(name: &str, num_classes: i64, device: Device) -> Result<Self, ModelError> {
+    /// Builds model `name` with `num_classes` outputs on `device`, initialised as PyTorch does,
+    /// computing in fp32.
+    pub fn new(name: ModelName, num_classes: i64, device: Device) -> Self {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let net: Box<dyn ModuleT> = match name {
-            "resnet18" => Box::new(ResNet18::new(&root, num_classes)),
-            "wresnet28_10" => Box::new(WideResNet::new(&root, 28, 10, num_classes)),
-            other => return Err(ModelError::Unknown(other.into())),
+            ModelName::ResNet18 => Box::new(ResNet18::new(&root, num_classes)),
+            ModelName::WResNet28x10 => Box::new(WideResNet::new(&root, 28, 10, num_classes)),
         };
-        Ok(Model { name: name.into(), num_classes, vs, compute: Kind::Float, net })
+        Model { name, num_classes, vs, compute: Kind::Float, net }
+    }
+
+    /// This model computing in `precision` (bf16: mixed precision, fp32 weights).
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.compute = match precision {
+            Precision::Fp32 => Kind::Float,
+            Precision::Bf16 => Kind::BFloat16,
+        };
+        self
     }
 
     /// Logits (fp32) for a normalised NCHW float batch, computed in [`Model::compute`]
@@ -114,7 +122,7 @@ impl Model {
         let own = self.state_dict();
         let mismatch = |what: String| ModelError::Mismatch {
             path: source.to_path_buf(),
-            model: self.name.clone(),
+            model: self.name.to_string(),
             classes: self.num_classes,
             what,
         };
@@ -165,15 +173,12 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>, ModelError
     Tensor::read_safetensors(path).map_err(|e| ModelError::Read { path: path.to_path_buf(), err: e.to_string() })
 }
 
-/// Writes tensors as safetensors through a temporary file renamed into place.
+/// Writes tensors as safetensors, atomically (see [`crate::io::replace_with`]).
 pub fn write_safetensors_atomic(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), ModelError> {
-    let err = |e: String| ModelError::Write { path: path.to_path_buf(), err: e };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-    }
-    let tmp = path.with_extension("safetensors.tmp");
-    Tensor::write_safetensors(tensors, &tmp).map_err(|e| err(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+    replace_with(path, |tmp| {
+        Tensor::write_safetensors(tensors, tmp)
+            .map_err(|e| ModelError::Write { path: tmp.to_path_buf(), err: e.to_string() })
+    })
 }
 
 /// True for floating-point tensors (parameters and running statistics, not counters).
@@ -193,7 +198,7 @@ mod tests {
             ("wresnet28_10", 10, 36_489_290, 183),
             ("wresnet28_10", 100, 36_546_980, 183),
         ] {
-            let m = Model::new(name, classes, Device::Cpu).unwrap();
+            let m = Model::new(name.parse().unwrap(), classes, Device::Cpu);
             assert_eq!(m.num_parameters(), params, "{name} {classes}");
             assert_eq!(m.state_dict().len(), entries, "{name} {classes}");
         }
@@ -201,7 +206,7 @@ mod tests {
 
     #[test]
     fn key_names_are_the_reference_state_dict_keys() {
-        let r = Model::new("resnet18", 10, Device::Cpu).unwrap().state_dict();
+        let r = Model::new(ModelName::ResNet18, 10, Device::Cpu).state_dict();
         for k in [
             "feature.0.weight",
             "feature.1.weight",
@@ -218,7 +223,7 @@ mod tests {
             assert!(r.contains_key(k), "resnet18 lacks {k}");
         }
         assert_eq!(r["feature.1.num_batches_tracked"].kind(), Kind::Int64);
-        let w = Model::new("wresnet28_10", 10, Device::Cpu).unwrap().state_dict();
+        let w = Model::new(ModelName::WResNet28x10, 10, Device::Cpu).state_dict();
         for k in [
             "conv1.weight",
             "conv1.bias",
@@ -236,7 +241,7 @@ mod tests {
 
     #[test]
     fn initialisation_follows_pytorch() {
-        let r = Model::new("resnet18", 10, Device::Cpu).unwrap().state_dict();
+        let r = Model::new(ModelName::ResNet18, 10, Device::Cpu).state_dict();
         let stem = &r["feature.0.weight"];
         assert!(stem.abs().max().double_value(&[]) <= 1.0 / 27f64.sqrt());
         let conv = &r["feature.6.0.conv1.weight"]; // 512 x 256 x 3 x 3, kaiming normal fan_out
@@ -249,10 +254,10 @@ mod tests {
     #[test]
     fn bf16_forward_is_close_to_fp32_and_trains() {
         tch::manual_seed(1);
-        let mut m = Model::new("resnet18", 10, Device::Cpu).unwrap();
+        let m = Model::new(ModelName::ResNet18, 10, Device::Cpu);
         let x = Tensor::randn([4, 3, 16, 16], (Kind::Float, Device::Cpu));
         let fp32 = tch::no_grad(|| m.forward_t(&x, false));
-        m.compute = Kind::BFloat16;
+        let m = m.with_precision(Precision::Bf16);
         let bf16_eval = tch::no_grad(|| m.forward_t(&x, false));
         let bf16 = m.forward_t(&x, true);
         assert_eq!(bf16.kind(), Kind::Float);
@@ -267,21 +272,21 @@ mod tests {
     fn save_load_round_trip_and_foreign_checkpoints_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.safetensors");
-        let a = Model::new("resnet18", 10, Device::Cpu).unwrap();
+        let a = Model::new(ModelName::ResNet18, 10, Device::Cpu);
         a.set_batches_tracked(7);
         a.save(&path).unwrap();
         tch::manual_seed(99);
-        let mut b = Model::new("resnet18", 10, Device::Cpu).unwrap();
+        let mut b = Model::new(ModelName::ResNet18, 10, Device::Cpu);
         b.load(&path).unwrap();
         assert_eq!(b.batches_tracked(), 7);
         let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
         let diff = (a.forward_t(&x, false) - b.forward_t(&x, false)).abs().max().double_value(&[]);
         assert_eq!(diff, 0.0);
 
-        let mut c = Model::new("resnet18", 100, Device::Cpu).unwrap();
+        let mut c = Model::new(ModelName::ResNet18, 100, Device::Cpu);
         let err = c.load(&path).unwrap_err().to_string();
         assert!(err.contains("classifier") && err.contains("classes"), "{err}");
-        let mut w = Model::new("wresnet28_10", 10, Device::Cpu).unwrap();
+        let mut w = Model::new(ModelName::WResNet28x10, 10, Device::Cpu);
         let err = w.load(&path).unwrap_err().to_string();
         assert!(err.contains("resnet18") && err.contains("m.safetensors"), "{err}");
         std::fs::write(dir.path().join("junk.safetensors"), b"garbage").unwrap();

@@ -57,13 +57,13 @@ pub enum GmmError {
     #[error("all {n} values given to the GMM equal {value}; two components cannot be told apart")]
     AllEqual { n: usize, value: f64 },
     /// `gmm.json` could not be written.
-    #[error("cannot write the GMM to {path}: {message}")]
-    Write { path: PathBuf, message: String },
+    #[error(transparent)]
+    Write(#[from] crate::io::FileError),
     /// `gmm.json` could not be read.
-    #[error("cannot read the GMM from {path}: {source}")]
+    #[error("cannot read the GMM from {}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
     /// `gmm.json` is not valid JSON of the expected shape.
-    #[error("{path} is not a valid gmm.json: {source}")]
+    #[error("{} is not a valid gmm.json", path.display())]
     Parse { path: PathBuf, source: serde_json::Error },
     /// `gmm.json` parses but holds parameters no fit can give.
     #[error("{path} is not a valid gmm.json: {reason}")]
@@ -251,11 +251,10 @@ impl Gmm {
         self.p_id(log_loss(loss))
     }
 
-    /// Writes `gmm.json` atomically (temporary file, then rename).
+    /// Writes `gmm.json` atomically.
     pub fn save(&self, path: &Path) -> Result<(), GmmError> {
-        let write_err = |message: String| GmmError::Write { path: path.to_path_buf(), message };
-        let json = serde_json::to_string_pretty(self).map_err(|e| write_err(e.to_string()))?;
-        crate::report::write_atomic(path, json.as_bytes()).map_err(|e| write_err(format!("{e:#}")))
+        let json = serde_json::to_string_pretty(self).expect("a GMM serialises");
+        Ok(crate::io::write_atomic(path, json.as_bytes())?)
     }
 
     /// Reads a `gmm.json` written by [`Gmm::save`], checking that its parameters make sense.
@@ -529,7 +528,8 @@ mod tests {
         let bad = Gmm { variances: [0.0, 1.0], ..gmm };
         std::fs::write(&path, serde_json::to_string(&bad).unwrap()).unwrap();
         assert!(matches!(Gmm::load(&path), Err(GmmError::Invalid { .. })));
-        let err = gmm.save(&dir.path().join("no/such/dir/gmm.json")).unwrap_err();
+        // a folder that cannot be made (its parent is a file)
+        let err = gmm.save(&path.join("gmm.json")).unwrap_err();
         assert!(err.to_string().contains("gmm.json"), "{err}");
     }
 

@@ -1,6 +1,7 @@
 //! The resumable checkpoint of a run: weights, optimizer momentum, epoch, step count and the
 //! run's configuration in one safetensors file, replaced atomically each epoch.
 
+use crate::config::TrainConfig;
 use crate::model::{read_safetensors, write_safetensors_atomic, Model, ModelError};
 use crate::optim::Sgd;
 use serde::{Deserialize, Serialize};
@@ -24,8 +25,24 @@ pub struct ResumeMeta {
     pub seconds: f64,
     /// The seed the per-epoch random streams derive from (the whole RNG state, with `epoch`).
     pub seed: u64,
-    /// The training configuration the run was started with.
+    /// The identity of the training configuration the run was started with (see
+    /// [`TrainConfig::identity`]), as flat JSON.
     pub config: serde_json::Value,
+}
+
+impl ResumeMeta {
+    /// Where a fresh run of `config` stands: before its first epoch.
+    pub fn fresh(config: &TrainConfig) -> Self {
+        ResumeMeta {
+            epoch: 0,
+            steps: 0,
+            best_test_top1: f64::NEG_INFINITY,
+            best_epoch: 0,
+            seconds: 0.0,
+            seed: config.run.seed,
+            config: config.identity_json(),
+        }
+    }
 }
 
 /// Writes model, momentum buffers and `meta` to `path` atomically.

@@ -1,0 +1,224 @@
+//! Flag groups shared by the commands (`#[command(flatten)]`), with the reference's names and
+//! defaults; a command with other defaults changes them where it flattens the group.
+
+use clap::{ArgAction, Args};
+use resmooth::config::{
+    AugName, DataConfig, DatasetName, FairComparison, LossName, MemoryFormat, ModelName, Precision, Weighting,
+};
+use std::path::PathBuf;
+
+/// A value of an argparse `type=bool` flag of the reference: Python's `bool(str)`, true for any
+/// non-empty string (`--cosine False` is true there too).
+fn python_bool(value: &str) -> Result<bool, String> {
+    Ok(!value.is_empty())
+}
+
+/// Where the images come from.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Data")]
+pub struct DataFlags {
+    /// Dataset: cifar10, cifar100, svhn or imagefolder (DIR/train/<class>/*, DIR/test/<class>/*).
+    #[arg(long, default_value = "cifar10", value_parser = super::choice::<DatasetName>())]
+    pub dataset: DatasetName,
+    /// Folder holding the dataset files.
+    #[arg(long, default_value = "data")]
+    pub dataroot: PathBuf,
+    /// Download missing datasets from this URL prefix (serving the official file names) instead of the official hosts.
+    #[arg(long, env = resmooth::data::MIRROR_ENV)]
+    pub mirror: Option<String>,
+    /// Use a seeded, class-stratified subset of this many training images.
+    #[arg(long)]
+    pub train_size: Option<usize>,
+}
+
+impl DataFlags {
+    /// The data configuration of these flags, with `test_size` for commands that evaluate.
+    pub fn config(&self, test_size: Option<usize>) -> DataConfig {
+        DataConfig {
+            dataset: self.dataset,
+            dataroot: self.dataroot.clone(),
+            mirror: self.mirror.clone(),
+            train_size: self.train_size,
+            test_size,
+        }
+    }
+}
+
+/// How the augmented view is made.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Augmentation")]
+pub struct AugFlags {
+    /// Augmentation of the augmented view: ra, aa, rotate, jigsaw or default.
+    #[arg(long, default_value = "ra", value_parser = super::choice::<AugName>())]
+    pub aug: AugName,
+    /// RandAugment: number of ops per image.
+    #[arg(long = "N", default_value_t = 3)]
+    pub n: usize,
+    /// RandAugment: magnitude, 0..=30.
+    #[arg(long = "M", default_value_t = 5)]
+    pub m: usize,
+    /// Cutout square side in pixels (0 = off), applied to the augmented view.
+    #[arg(long, default_value_t = 0)]
+    pub cutout: usize,
+}
+
+/// How the model computes.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Model")]
+pub struct ComputeFlags {
+    /// Compute precision of training and evaluation: fp32 (the default, as the reference; cuDNN's
+    /// default TF32 convolutions on a GPU) or bf16 (mixed: fp32 weights, bf16 convolutions). The
+    /// GMM's scorer always runs in fp32.
+    #[arg(long, default_value = "fp32", value_parser = super::choice::<Precision>())]
+    pub precision: Precision,
+    /// Memory layout of activations: nchw or channels_last.
+    #[arg(long, default_value = "nchw", value_parser = super::choice::<MemoryFormat>())]
+    pub memory_format: MemoryFormat,
+}
+
+/// The device and the data workers.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Device")]
+pub struct DeviceFlags {
+    /// CUDA device index; without a GPU the CPU is used.
+    #[arg(long, default_value_t = 0)]
+    pub gpu: usize,
+    /// Worker threads of the data pipeline (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+}
+
+/// SGD and its schedule.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Optimisation")]
+pub struct OptimFlags {
+    /// Number of epochs.
+    #[arg(long, default_value_t = 200)]
+    pub epochs: usize,
+    /// Base learning rate.
+    #[arg(long, visible_alias = "learning-rate", default_value_t = 0.1)]
+    pub lr: f64,
+    /// Cosine annealing of the learning rate (after warmup). Parsed as the reference's argparse
+    /// `type=bool`: any non-empty value, even `False`, means true; only an empty value ('') turns it off.
+    #[arg(long, action = ArgAction::Set, value_parser = python_bool, default_value = "True")]
+    pub cosine: bool,
+    /// Linear warmup to lr x --warm-multiplier over --warm-epoch epochs. Parsed as the reference's
+    /// argparse `type=bool`: any non-empty value means true; only '' turns it off.
+    #[arg(long, action = ArgAction::Set, value_parser = python_bool, default_value = "True")]
+    pub warm: bool,
+    /// Learning-rate multiplier reached at the end of warmup.
+    #[arg(long, default_value_t = 2.0)]
+    pub warm_multiplier: f64,
+    /// Warmup length in epochs.
+    #[arg(long, default_value_t = 5)]
+    pub warm_epoch: usize,
+    /// Mini-batch size (the last partial training batch is dropped).
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// SGD weight decay, applied to every parameter.
+    #[arg(long, visible_alias = "wd", default_value_t = 5e-4)]
+    pub weight_decay: f64,
+    /// Nesterov momentum. Parsed as the reference's argparse `type=bool`: any non-empty value
+    /// means true; only '' gives plain momentum.
+    #[arg(long, action = ArgAction::Set, value_parser = python_bool, default_value = "True")]
+    pub nesterov: bool,
+}
+
+/// The ReSmooth method: batches of original and augmented views, the GMM, the criteria.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Method")]
+pub struct MethodFlags {
+    /// Fraction of each batch taken from original views (the rest are augmented views).
+    #[arg(long, default_value_t = 0.2)]
+    pub prob: f64,
+    /// Fit a Gaussian mixture on the pretrained model's losses and smooth OOD samples more.
+    #[arg(long)]
+    pub gmm: bool,
+    /// How p_ID turns into smoothing: regular, reverse, random or uniform.
+    #[arg(long, default_value = "regular", value_parser = super::choice::<Weighting>())]
+    pub weighting: Weighting,
+    /// Loss: LabelSmooth, SampleSmooth or Distillation.
+    #[arg(long, default_value = "LabelSmooth", value_parser = super::choice::<LossName>())]
+    pub loss: LossName,
+    /// Label smoothing of original views.
+    #[arg(long, default_value_t = 0.0)]
+    pub smooth_org: f64,
+    /// Label smoothing of augmented views (its smoothing term scaled by 1 - p_ID under SampleSmooth).
+    #[arg(long, default_value_t = 0.0)]
+    pub smooth_aug: f64,
+    /// Deviation from the reference: SampleSmooth as a normalised smoothed label per sample,
+    /// confidence 1 - (1 - p_ID) * eps. The reference (the default) keeps confidence 1 - eps and
+    /// scales only the smoothing term by 1 - p_ID.
+    #[arg(long)]
+    pub normalised_sample_smooth: bool,
+    /// Distillation: number of teacher classes distilled (-1 = all).
+    #[arg(long = "K", default_value_t = -1, allow_negative_numbers = true)]
+    pub k: i64,
+    /// Distillation: weight of the distillation term.
+    #[arg(long, default_value_t = 0.5)]
+    pub lamda: f64,
+    /// Distillation: softmax temperature.
+    #[arg(long = "T", default_value_t = 5.0)]
+    pub t: f64,
+    /// Train on augmented views only, keeping DAOOD, DAID or mix samples (disable = normal training).
+    #[arg(long, default_value = "disable", value_parser = super::choice::<FairComparison>())]
+    pub fair_comparison: FairComparison,
+    /// Pretrained baseline weights for --gmm and Distillation (default: the tag's baseline, its best epoch).
+    #[arg(long)]
+    pub pretrained: Option<PathBuf>,
+}
+
+/// Where a run writes and how this session of it runs.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Run")]
+pub struct RunFlags {
+    /// Run name: outputs go to <logdir>/<tag>/ (default: cache-<unix time>).
+    #[arg(long, default_value = "")]
+    pub tag: String,
+    /// Folder under which each run writes <tag>/.
+    #[arg(long, default_value = "logs")]
+    pub logdir: PathBuf,
+    /// Weights file to write (default <logdir>/<tag>/model.safetensors); with --only-eval, the one to evaluate.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Seed of every random draw (shuffling, crops, augmentations, initialisation).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Start from scratch even if the run's checkpoint exists (it is replaced).
+    #[arg(long)]
+    pub restart: bool,
+    /// Stop this session after epoch N (the run stays resumable: rerun the command to go on).
+    #[arg(long)]
+    pub stop_after: Option<usize>,
+}
+
+/// What a run evaluates on.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Evaluation")]
+pub struct EvalFlags {
+    /// Evaluate on a seeded, class-stratified subset of this many test images.
+    #[arg(long)]
+    pub test_size: Option<usize>,
+    /// Only evaluate the weights given by --save (or the run's model.safetensors) on the test set.
+    #[arg(long)]
+    pub only_eval: bool,
+    /// Also evaluate, every epoch, on the ImageFolder trees --daood and --daid (augmented views
+    /// judged OOD and ID, as `resmooth detect --export DIR` writes them).
+    #[arg(long = "evalDA")]
+    pub eval_da: bool,
+    /// With --evalDA: the tree of OOD augmented views (<class>/*.png), relative to the working directory as in the reference.
+    #[arg(long, default_value = "DAOOD")]
+    pub daood: PathBuf,
+    /// With --evalDA: the tree of ID augmented views.
+    #[arg(long, default_value = "DAID")]
+    pub daid: PathBuf,
+}
+
+/// The model flag of commands that load or train one.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Model")]
+pub struct ModelFlags {
+    /// Model: resnet18 or wresnet28_10.
+    #[arg(long, default_value = "resnet18", value_parser = super::choice::<ModelName>())]
+    pub model: ModelName,
+}

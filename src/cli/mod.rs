@@ -1,0 +1,51 @@
+//! The command line: clap only. Each command's flags (flag groups shared through
+//! `#[command(flatten)]`), `--help` as documentation, and the conversion of the flags into the
+//! library's configuration; nothing else in the crate knows clap.
+
+mod flags;
+mod tools;
+mod train;
+
+pub use tools::{
+    ApplyArgs, AugmentArgs, AugmentCommand, BenchArgs, BenchAugmentArgs, BenchCommand, BenchTrainArgs, DataAction,
+    DataArgs, DetectArgs, PreviewArgs, Source,
+};
+pub use train::TrainArgs;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Parser, Subcommand};
+use resmooth::config::Choice;
+
+/// ReSmooth: train with strong augmentation, detect its out-of-distribution samples with a
+/// Gaussian mixture on losses, retrain with sample-wise label smoothing.
+#[derive(Debug, Parser)]
+#[command(name = "resmooth", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run; boxing TrainArgs would buy nothing
+pub enum Command {
+    /// Train (or with --only-eval evaluate) a model; the flags are those of the reference train.py.
+    Train(TrainArgs),
+    /// Apply one augmentation op to a PNG, or preview augmented views as a PNG grid.
+    Augment(AugmentArgs),
+    /// Benchmarks (`bench augment`: augmentation pairs per second; `bench train`: training throughput).
+    Bench(BenchArgs),
+    /// Fetch, check or describe a dataset (cifar10, cifar100, svhn) without training.
+    Data(DataArgs),
+    /// Score original and augmented views with a pretrained model, fit the GMM, and report which views (and ops) are OOD.
+    Detect(DetectArgs),
+    /// The whole method: train the baseline if missing, detect, retrain with these flags, compare the runs.
+    Run(TrainArgs),
+}
+
+/// The value parser of a closed choice: clap lists its spellings in `--help` and names them
+/// when a value is not one of them.
+pub fn choice<T: Choice>() -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(T::all().iter().map(|v| v.name()))
+        .map(|s| *T::all().iter().find(|v| v.name() == s).expect("clap accepted only listed values"))
+}

@@ -1,0 +1,233 @@
+//! The commands around training: `detect`, `augment apply|preview`, `bench augment|train` and
+//! `data fetch|check|info`.
+
+use super::flags::{AugFlags, ComputeFlags, DataFlags, DeviceFlags, ModelFlags};
+use clap::{Args, Subcommand};
+use resmooth::config::DatasetName;
+use std::path::PathBuf;
+
+/// Flags of `resmooth detect`.
+#[derive(Debug, Clone, Args)]
+pub struct DetectArgs {
+    /// Pretrained weights (default: the baseline of --tag, <logdir>/<parent of tag>/baseline/best.safetensors).
+    #[arg(long)]
+    pub pretrained: Option<PathBuf>,
+    /// Where gmm.json and losses.csv go: <logdir>/<tag>/.
+    #[arg(long, default_value = "detect")]
+    pub tag: String,
+    /// Folder of the runs.
+    #[arg(long, default_value = "logs")]
+    pub logdir: PathBuf,
+    /// Seed of the views' random draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Batch size of the scoring pass.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Also write the scored augmented views as PNG trees DIR/DAOOD/<class>/ (p_ID < 0.5) and
+    /// DIR/DAID/<class>/, the test sets of `resmooth train --evalDA --daood DIR/DAOOD --daid DIR/DAID`.
+    #[arg(long, value_name = "DIR")]
+    pub export: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataFlags,
+    #[command(flatten)]
+    pub aug: AugFlags,
+    #[command(flatten)]
+    pub model: ModelFlags,
+    #[command(flatten)]
+    pub device: DeviceFlags,
+}
+
+/// `resmooth augment ...`.
+#[derive(Debug, Args)]
+pub struct AugmentArgs {
+    #[command(subcommand)]
+    pub command: AugmentCommand,
+}
+
+/// The `augment` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AugmentCommand {
+    /// Apply one op with an explicit signed value (no random sign) to a PNG: the pixels Pillow gives
+    /// for the reference's op function with that value.
+    Apply(ApplyArgs),
+    /// Write a PNG grid of original and augmented training views, labelled with the ops applied.
+    Preview(PreviewArgs),
+}
+
+/// Flags of `resmooth augment apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Op: Identity, ShearX, ShearY, TranslateX, TranslateY, Rotate, AutoContrast, Invert, Equalize,
+    /// Solarize, Posterize, Color, Brightness, Sharpness or Contrast.
+    #[arg(long)]
+    pub op: String,
+    /// The op's value as the reference passes it: shear coefficient, translation as a fraction of
+    /// the size, degrees, solarize threshold, posterize bits, or enhancement factor.
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
+    pub value: f64,
+    /// Input image (any format the image crate reads; converted to RGB).
+    pub input: PathBuf,
+    /// Output PNG.
+    pub output: PathBuf,
+}
+
+/// Which images the preview and the augmentation benchmark use, and how they are augmented
+/// (RandAugment(2, 28) unless told otherwise).
+#[derive(Debug, Clone, Args)]
+#[command(mut_arg("n", |a| a.default_value("2")), mut_arg("m", |a| a.default_value("28")))]
+pub struct Source {
+    /// Dataset (as `resmooth train --dataset`), or `synthetic` for generated 32x32 images.
+    #[arg(long, default_value = "synthetic")]
+    pub dataset: String,
+    /// Folder holding the dataset files.
+    #[arg(long, default_value = "data")]
+    pub dataroot: PathBuf,
+    /// Seed of the views.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub aug: AugFlags,
+}
+
+impl Source {
+    /// The dataset named by `--dataset`; `None` for `synthetic`.
+    pub fn dataset(&self) -> Result<Option<DatasetName>, resmooth::config::ConfigError> {
+        if self.dataset == "synthetic" {
+            Ok(None)
+        } else {
+            self.dataset.parse().map(Some)
+        }
+    }
+}
+
+/// Flags of `resmooth augment preview`.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// Number of training images shown.
+    #[arg(long, default_value_t = 32)]
+    pub count: usize,
+    /// Output PNG.
+    #[arg(long, default_value = "grid.png")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub source: Source,
+}
+
+/// `resmooth bench ...`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Original + augmented view pairs per second, made in parallel on `--threads` threads into
+    /// the uint8 batch buffer, as training makes them.
+    Augment(BenchAugmentArgs),
+    /// Training images per second: the model step alone and the whole pipeline, with a breakdown.
+    Train(BenchTrainArgs),
+}
+
+/// Flags of `resmooth bench augment`.
+#[derive(Debug, Args)]
+pub struct BenchAugmentArgs {
+    /// Worker threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Seconds to measure (after one warm-up batch).
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Pairs per batch.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    #[command(flatten)]
+    pub source: Source,
+}
+
+/// Flags of `resmooth bench train`.
+#[derive(Debug, Clone, Args)]
+#[command(mut_arg("n", |a| a.default_value("2")), mut_arg("m", |a| a.default_value("28")))]
+pub struct BenchTrainArgs {
+    /// Use generated 32x32 images instead of a dataset (the pipeline still augments them).
+    #[arg(long)]
+    pub synthetic: bool,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Timed steps of each measurement (after --warmup untimed ones).
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    /// Untimed steps before each measurement (cuDNN autotuning, allocator warm-up).
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// Fraction of original views per batch (0 = all augmented, as the ReSmooth CIFAR-10 run).
+    #[arg(long, default_value_t = 1.0)]
+    pub prob: f64,
+    /// Also run a scorer model (fp32) on the augmented views and a GMM posterior, as ReSmooth retraining does.
+    #[arg(long)]
+    pub gmm: bool,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelFlags,
+    #[command(flatten)]
+    pub compute: ComputeFlags,
+    #[command(flatten)]
+    pub data: DataFlags,
+    #[command(flatten)]
+    pub aug: AugFlags,
+    #[command(flatten)]
+    pub device: DeviceFlags,
+}
+
+/// Flags of `resmooth data`.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    #[command(subcommand)]
+    pub action: DataAction,
+}
+
+/// The `resmooth data` actions.
+#[derive(Debug, Clone, Subcommand)]
+pub enum DataAction {
+    /// Download (when missing), verify and extract a dataset (cifar10, cifar100 or svhn) into --dataroot.
+    Fetch {
+        /// cifar10, cifar100 or svhn.
+        #[arg(value_parser = super::choice::<DatasetName>())]
+        name: DatasetName,
+        /// Folder holding the dataset files.
+        #[arg(long, default_value = "data")]
+        dataroot: PathBuf,
+        /// Download from this URL prefix instead of the official host (serving the official file names).
+        #[arg(long, env = resmooth::data::MIRROR_ENV)]
+        mirror: Option<String>,
+        /// SVHN: also fetch the extra split (extra_32x32.mat, 1.3 GB).
+        #[arg(long)]
+        extra: bool,
+    },
+    /// Check a dataset in --dataroot (formats and record counts, MD5 of an archive) without the network.
+    Check {
+        /// cifar10, cifar100 or svhn.
+        #[arg(value_parser = super::choice::<DatasetName>())]
+        name: DatasetName,
+        /// Folder holding the dataset files.
+        #[arg(long, default_value = "data")]
+        dataroot: PathBuf,
+        /// SVHN: also check the extra split.
+        #[arg(long)]
+        extra: bool,
+    },
+    /// Print counts per split and per class, the image size and the normalisation of a dataset.
+    Info {
+        /// A dataset name (read from --dataroot), or a folder: an ImageFolder tree or a dataroot
+        /// holding official files.
+        target: String,
+        /// Folder holding the dataset files (for a dataset name).
+        #[arg(long, default_value = "data")]
+        dataroot: PathBuf,
+    },
+}

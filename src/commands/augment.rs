@@ -1,0 +1,140 @@
+//! `resmooth augment apply` (one op, explicit value) and `resmooth augment preview` (a PNG grid of
+//! original and augmented views, labelled with the ops applied); also the image source that
+//! `bench augment` shares.
+
+use super::font;
+use crate::cli::{ApplyArgs, AugmentArgs, AugmentCommand, PreviewArgs, Source};
+use anyhow::{bail, Context, Result};
+use resmooth::augment::{fill_cutout, Applied, Augmenter, Op};
+use resmooth::config::DatasetName;
+use resmooth::data::{self, synthetic_set, ImageSet, MEAN};
+use resmooth::pipeline::make_view;
+use std::path::Path;
+
+/// Runs `resmooth augment ...`.
+pub fn augment(args: AugmentArgs) -> Result<()> {
+    match args.command {
+        AugmentCommand::Apply(a) => apply(&a),
+        AugmentCommand::Preview(p) => preview(&p),
+    }
+}
+
+fn write_png(path: &Path, h: usize, w: usize, hwc: Vec<u8>) -> Result<()> {
+    image::RgbImage::from_raw(w as u32, h as u32, hwc)
+        .context("image buffer size")?
+        .save(path)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn apply(a: &ApplyArgs) -> Result<()> {
+    let op = Op::from_name(&a.op)
+        .with_context(|| format!("unknown --op '{}'; expected one of {}", a.op, Op::ALL.map(Op::name).join(", ")))?;
+    if !a.value.is_finite() {
+        bail!("--value {} must be a finite number", a.value);
+    }
+    let img = image::open(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?.to_rgb8();
+    let (h, w, src) = (img.height() as usize, img.width() as usize, img.into_raw());
+    let mut out = vec![0u8; src.len()];
+    op.apply(&src, h, w, a.value, &mut out);
+    write_png(&a.output, h, w, out)
+}
+
+/// The training images of `--dataset` (or `count` synthetic ones) and the augmentation of `s`.
+pub fn load_source(s: &Source, count: usize) -> Result<(ImageSet, Augmenter)> {
+    if s.aug.m > 30 {
+        bail!("--M {} is outside 0..=30", s.aug.m);
+    }
+    let dataset = s.dataset()?;
+    let aug = Augmenter::new(s.aug.aug, s.aug.n, s.aug.m, s.aug.cutout, dataset.unwrap_or(DatasetName::Cifar10));
+    let set = match dataset {
+        None => synthetic_set(count, s.seed),
+        Some(name) => data::load(name, &s.dataroot)?.train,
+    };
+    if set.is_empty() {
+        bail!("--dataset {} has no training images", s.dataset);
+    }
+    Ok((set, aug))
+}
+
+/// How a preview label names one applied op.
+fn label(name: &str, value: f32) -> String {
+    match name {
+        "AutoContrast" | "Invert" | "Equalize" | "Identity" => name.to_string(),
+        "Jigsaw" => format!("{name} {value:04}"),
+        _ => format!("{name} {}", (value * 1000.0).round() / 1000.0),
+    }
+}
+
+fn labels(a: &Applied) -> Vec<String> {
+    let mut out: Vec<String> = a.ops.iter().map(|o| label(o.name, o.value)).collect();
+    if let Some([y0, y1, x0, x1]) = a.cutout {
+        out.push(format!("Cutout {y0}:{y1},{x0}:{x1}"));
+    }
+    out
+}
+
+fn preview(p: &PreviewArgs) -> Result<()> {
+    if p.count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let (set, aug) = load_source(&p.source, p.count)?;
+    let (h, w) = (set.height, set.width);
+    let scale = (96 / h.max(w)).max(1);
+    let (th, tw) = (h * scale, w * scale);
+    let text_scale = 2;
+    let line = 6 * text_scale;
+    let mut order: Vec<usize> = (0..set.len()).collect();
+    let seed = p.source.seed;
+    rand::seq::SliceRandom::shuffle(
+        &mut order[..],
+        &mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed),
+    );
+    // the cutout box, zeroed after normalisation in training, shows as the mean colour
+    let mean = MEAN.map(|m| (m * 255.0).round() as u8);
+    let mut tiles = Vec::new();
+    for &i in order.iter().take(p.count) {
+        let (mut ori, mut augd) = (vec![0u8; h * w * 3], vec![0u8; h * w * 3]);
+        make_view(&set, &aug, seed, 0, i, true, &mut ori);
+        let applied = make_view(&set, &aug, seed, 0, i, false, &mut augd).expect("an augmented view");
+        if let Some(cutout) = applied.cutout {
+            fill_cutout(&mut augd, w, cutout, &mean);
+        }
+        tiles.push((ori, augd, applied));
+    }
+    let lines = tiles.iter().map(|t| labels(&t.2).len()).max().unwrap_or(0).max(1);
+    let (cell_w, cell_h) = (2 * tw + 12, th + 6 + lines * line + 8);
+    let cols = p.count.min(8);
+    let rows = p.count.div_ceil(cols);
+    let (gw, gh) = (cols * cell_w, rows * cell_h);
+    let mut grid = vec![32u8; gw * gh * 3];
+    for (k, (ori, augd, applied)) in tiles.iter().enumerate() {
+        let (x0, y0) = (k % cols * cell_w + 4, k / cols * cell_h + 4);
+        for (img, dx) in [(ori, 0), (augd, tw + 4)] {
+            for y in 0..th {
+                for x in 0..tw {
+                    let s = ((y / scale) * w + x / scale) * 3;
+                    let d = ((y0 + y) * gw + x0 + dx + x) * 3;
+                    grid[d..d + 3].copy_from_slice(&img[s..s + 3]);
+                }
+            }
+        }
+        for (j, text) in labels(applied).iter().enumerate() {
+            font::draw_text(&mut grid, gw, x0, y0 + th + 6 + j * line, text, text_scale, [235, 235, 235]);
+        }
+    }
+    write_png(&p.out, gh, gw, grid)?;
+    println!("wrote {} ({} images, original | augmented)", p.out.display(), tiles.len());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use resmooth::augment::AppliedOp;
+
+    #[test]
+    fn labels_name_ops_and_cutout() {
+        let a = Applied { ops: vec![AppliedOp { name: "ShearX", value: -0.28 }], cutout: Some([0, 8, 3, 19]) };
+        assert_eq!(labels(&a), vec!["ShearX -0.28".to_string(), "Cutout 0:8,3:19".to_string()]);
+    }
+}

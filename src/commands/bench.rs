@@ -1,0 +1,80 @@
+//! `resmooth bench augment` (augmentation pairs per second) and `resmooth bench train` (training
+//! throughput with a breakdown).
+
+use super::augment::load_source;
+use super::Terminal;
+use crate::cli::{BenchArgs, BenchAugmentArgs, BenchCommand, BenchTrainArgs};
+use anyhow::{bail, Result};
+use resmooth::engine::bench::{bench_augment, bench_train, TrainBench};
+
+/// Runs `resmooth bench ...`.
+pub fn bench(args: BenchArgs) -> Result<()> {
+    match args.command {
+        BenchCommand::Augment(b) => augment(&b),
+        BenchCommand::Train(b) => train(&b),
+    }
+}
+
+fn augment(b: &BenchAugmentArgs) -> Result<()> {
+    if b.threads == 0 || b.batch_size == 0 {
+        bail!("--threads and --batch-size must be at least 1");
+    }
+    let (set, aug) = load_source(&b.source, 4096)?;
+    let rate = bench_augment(&set, &aug, b.threads, b.seconds, b.batch_size)?;
+    let a = &b.source.aug;
+    println!(
+        "bench augment: aug {} N {} M {} cutout {} threads {}: {rate:.0} pairs/s",
+        a.aug, a.n, a.m, a.cutout, b.threads
+    );
+    Ok(())
+}
+
+fn train(b: &BenchTrainArgs) -> Result<()> {
+    if !(0.0..=1.0).contains(&b.prob) {
+        bail!("--prob {} is outside [0, 1]", b.prob);
+    }
+    if b.aug.m > 30 {
+        bail!("--M {} is outside 0..=30", b.aug.m);
+    }
+    if b.batch_size == 0 || b.steps == 0 {
+        bail!("--batch-size and --steps must be at least 1");
+    }
+    let data = (!b.synthetic).then(|| b.data.config(None));
+    let mut terminal = Terminal::default();
+    let device = resmooth::device::select(b.device.gpu)?;
+    let bench = TrainBench {
+        model: b.model.model,
+        data,
+        batch_size: b.batch_size,
+        steps: b.steps,
+        warmup: b.warmup,
+        prob: b.prob,
+        aug: b.aug.aug,
+        n: b.aug.n,
+        m: b.aug.m,
+        gmm: b.gmm,
+        precision: b.compute.precision,
+        memory_format: b.compute.memory_format,
+        device,
+        workers: b.device.workers,
+    };
+    let r = bench_train(&bench, &mut terminal)?;
+    println!(
+        "bench train: {} on {}, {} {}, batch {}: step {:.0} img/s; pipeline {:.0} img/s (per step: data wait {:.1} ms, transfer {:.1} ms, scorer {:.1} ms, step {:.1} ms)",
+        r.model,
+        r.device,
+        r.precision,
+        r.memory_format,
+        r.batch_size,
+        r.step_images_per_sec,
+        r.pipeline_images_per_sec,
+        r.wait_ms,
+        r.transfer_ms,
+        r.scorer_ms,
+        r.step_ms
+    );
+    if let Some(path) = &b.json {
+        resmooth::io::write_atomic(path, serde_json::to_string_pretty(&r)?.as_bytes())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! `resmooth detect`: the detection step alone. Scores both views of one pass over the training
+//! set with the pretrained baseline, fits the GMM, writes gmm.json and losses.csv, prints which
+//! views (and ops) are OOD, and with `--export` writes the views as DAOOD/DAID trees.
+
+use super::Terminal;
+use crate::cli::DetectArgs;
+use anyhow::{bail, Result};
+use resmooth::augment::Augmenter;
+use resmooth::engine::Setup;
+use resmooth::method::{export_views, load_pretrained, pretrained_path};
+use std::sync::Arc;
+
+/// Runs `resmooth detect`.
+pub fn detect(args: DetectArgs) -> Result<()> {
+    let (d, a) = (&args.data, &args.aug);
+    if a.m > 30 {
+        bail!("--M {} is outside 0..=30", a.m);
+    }
+    if args.batch_size == 0 || d.train_size == Some(0) {
+        bail!("--batch-size and --train-size must be at least 1");
+    }
+    let data = d.config(None);
+    let mut terminal = Terminal::default();
+    let setup = Setup::new(&data, args.seed, args.device.gpu, args.device.workers, &mut terminal)?;
+    let path = pretrained_path(&args.logdir, &args.tag, None, args.pretrained.as_deref());
+    // the scorer runs in fp32, as the reference's
+    let scorer = load_pretrained(&path, args.model.model, d.dataset, setup.num_classes(), &args.tag, setup.device)?;
+    let aug = Arc::new(Augmenter::new(a.aug, a.n, a.m, a.cutout, d.dataset));
+    let started = std::time::Instant::now();
+    let det = setup.detect(&scorer, &aug, args.seed, args.batch_size, &mut terminal)?;
+    let dir = args.logdir.join(&args.tag);
+    let (gmm, csv) = (dir.join("gmm.json"), dir.join("losses.csv"));
+    det.gmm.save(&gmm)?;
+    det.write_csv(&csv)?;
+    println!("scored {} views with {} in {:.1}s", det.records.len(), path.display(), started.elapsed().as_secs_f64());
+    print!("{}", det.report());
+    println!("wrote {} and {}", gmm.display(), csv.display());
+    if let Some(export) = &args.export {
+        let classes = &setup.dataset.classes;
+        let (ood, id) = export_views(&det, &setup.train, &aug, args.seed, classes, export, &setup.pool)?;
+        println!(
+            "exported {ood} OOD and {id} ID augmented views to {} and {}",
+            export.join("DAOOD").display(),
+            export.join("DAID").display()
+        );
+    }
+    Ok(())
+}

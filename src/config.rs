@@ -1,0 +1,568 @@
+//! The configuration of a run, grouped by concern (data, augmentation, model, optimisation, the
+//! method, the run itself), with an enum for every closed choice under the reference's spellings.
+//!
+//! `TrainConfig` is what the library takes; the command line is converted into it once, in
+//! `cli`. It is also what `summary.json` records and, with the fields that do not change what is
+//! computed blanked ([`TrainConfig::identity`]), a checkpoint's resume identity. Both are written
+//! flat, one key per reference flag, in the shape earlier versions wrote.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use std::path::PathBuf;
+
+/// A value outside what a flag accepts, or flags that mean nothing together; the message names
+/// the flag, the value and what is accepted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// A closed choice of a flag: every value and its spelling (the reference's).
+pub trait Choice: Copy + Send + Sync + 'static {
+    /// Every value, in the order `--help` lists them.
+    fn all() -> &'static [Self];
+    /// The spelling on the command line and in files.
+    fn name(self) -> &'static str;
+}
+
+/// Declares an enum for a closed choice: its spellings (the reference's), parsing, display and
+/// serde as those strings.
+macro_rules! choice {
+    ($(#[$doc:meta])* $name:ident, $flag:literal { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vdoc])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            /// Every value, in the order `--help` lists them.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// The flag that sets it.
+            pub const FLAG: &'static str = $flag;
+
+            /// The spelling on the command line and in files.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl Choice for $name {
+            fn all() -> &'static [Self] {
+                Self::ALL
+            }
+
+            fn name(self) -> &'static str {
+                $name::name(self)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = ConfigError;
+
+            fn from_str(s: &str) -> Result<Self, ConfigError> {
+                Self::ALL.iter().copied().find(|v| v.name() == s).ok_or_else(|| {
+                    let names: Vec<&str> = Self::ALL.iter().map(|v| v.name()).collect();
+                    ConfigError(format!("{} '{s}' is not known; expected one of {}", $flag, names.join(", ")))
+                })
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
+choice!(
+    /// `--dataset`: the official datasets, or an ImageFolder tree.
+    DatasetName, "--dataset" {
+        Cifar10 = "cifar10",
+        Cifar100 = "cifar100",
+        Svhn = "svhn",
+        /// DIR/train/<class>/* and DIR/test/<class>/*, JPEG or PNG.
+        ImageFolder = "imagefolder",
+    }
+);
+
+choice!(
+    /// `--aug`: how the augmented view is made.
+    AugName, "--aug" {
+        /// The reference's RandAugment(N, M) before the crop.
+        RandAugment = "ra",
+        /// torchvision's AutoAugment (CIFAR-10 policy; SVHN's for svhn) before the crop.
+        AutoAugment = "aa",
+        /// A rotation by 90, 180 or 270 degrees before the crop.
+        Rotate = "rotate",
+        /// The 2x2 patches shuffled after the crop and flip.
+        Jigsaw = "jigsaw",
+        /// No extra op: an independent crop and flip.
+        Default = "default",
+    }
+);
+
+choice!(
+    /// `--model`: the architectures, with the reference's state_dict keys.
+    ModelName, "--model" {
+        /// torchvision's ResNet-18 with a 3x3 stride-1 stem and no max-pool.
+        ResNet18 = "resnet18",
+        /// Pre-activation WideResNet-28-10.
+        WResNet28x10 = "wresnet28_10",
+    }
+);
+
+choice!(
+    /// `--loss`: the criteria of the original and augmented parts.
+    LossName, "--loss" {
+        LabelSmooth = "LabelSmooth",
+        /// The reference's sample-wise smoothing by `1 - p_ID` (needs `--gmm`).
+        SampleSmooth = "SampleSmooth",
+        /// Distillation from the pretrained baseline on the augmented views.
+        Distillation = "Distillation",
+    }
+);
+
+choice!(
+    /// `--weighting`: how p_ID turns into smoothing.
+    Weighting, "--weighting" {
+        Regular = "regular",
+        /// 1 - p_ID.
+        Reverse = "reverse",
+        /// p_ID permuted across the batch.
+        Random = "random",
+        /// p drawn from U(0, 1).
+        Uniform = "uniform",
+    }
+);
+
+choice!(
+    /// `--fair-comparison`: train on augmented views only, keeping some of them.
+    FairComparison, "--fair-comparison" {
+        Mix = "mix",
+        /// The views judged OOD.
+        Daood = "DAOOD",
+        /// The views judged ID.
+        Daid = "DAID",
+        /// Normal training.
+        Disable = "disable",
+    }
+);
+
+choice!(
+    /// `--precision` of training and evaluation (the GMM's scorer is always fp32).
+    Precision, "--precision" {
+        Fp32 = "fp32",
+        /// Mixed: fp32 weights and statistics, bf16 convolutions and matrix products.
+        Bf16 = "bf16",
+    }
+);
+
+choice!(
+    /// `--memory-format` of activations.
+    MemoryFormat, "--memory-format" {
+        Nchw = "nchw",
+        ChannelsLast = "channels_last",
+    }
+);
+
+/// Where the images come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataConfig {
+    pub dataset: DatasetName,
+    /// Folder holding the dataset files.
+    pub dataroot: PathBuf,
+    /// URL prefix serving the official file names, instead of the official hosts.
+    pub mirror: Option<String>,
+    /// A seeded, class-stratified subset of this many training images.
+    pub train_size: Option<usize>,
+    /// A seeded, class-stratified subset of this many test images.
+    pub test_size: Option<usize>,
+}
+
+/// How the augmented views are made and how many of a batch they are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AugConfig {
+    pub aug: AugName,
+    /// RandAugment: ops per image (`--N`).
+    pub n: usize,
+    /// RandAugment: magnitude, 0..=30 (`--M`).
+    pub m: usize,
+    /// Cutout square side in pixels (0 = off), on the augmented view.
+    pub cutout: usize,
+    /// Fraction of each batch taken from original views.
+    pub prob: f64,
+}
+
+/// The network and how it computes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub model: ModelName,
+    #[serde(deserialize_with = "null_as_default", default)]
+    pub precision: Precision,
+    pub memory_format: MemoryFormat,
+}
+
+/// SGD and its learning-rate schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OptimConfig {
+    pub epochs: usize,
+    pub lr: f64,
+    /// Cosine annealing after warmup (`--cosine`).
+    #[serde(default = "yes")]
+    pub cosine: bool,
+    /// Warmup to `lr * warm_multiplier` over `warm_epoch` epochs (`--warm`).
+    #[serde(default = "yes")]
+    pub warm: bool,
+    pub warm_multiplier: f64,
+    pub warm_epoch: usize,
+    /// Mini-batch size; the last partial training batch is dropped.
+    pub batch_size: usize,
+    pub weight_decay: f64,
+    #[serde(default = "yes")]
+    pub nesterov: bool,
+}
+
+/// The ReSmooth method: the GMM, the criteria and the pretrained baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodConfig {
+    /// Fit the GMM on the baseline's losses and give the criteria p_ID.
+    pub gmm: bool,
+    pub weighting: Weighting,
+    pub loss: LossName,
+    pub smooth_org: f64,
+    pub smooth_aug: f64,
+    /// Deviation from the reference: SampleSmooth as a normalised smoothed label.
+    #[serde(default)]
+    pub normalised_sample_smooth: bool,
+    /// Distillation: teacher classes distilled (-1 = all; `--K`).
+    pub k: i64,
+    /// Distillation: weight of the distillation term.
+    pub lamda: f64,
+    /// Distillation: softmax temperature (`--T`).
+    pub t: f64,
+    pub fair_comparison: FairComparison,
+    /// The baseline's weights (default: the tag's sibling `baseline`, its best epoch).
+    pub pretrained: Option<PathBuf>,
+}
+
+/// Where a run writes, on which device, and how this session of it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Run name: outputs go to `<logdir>/<tag>/`.
+    pub tag: String,
+    pub logdir: PathBuf,
+    /// Weights file (default `<logdir>/<tag>/model.safetensors`).
+    pub save: Option<PathBuf>,
+    /// CUDA device index.
+    pub gpu: usize,
+    /// Seed of every random draw.
+    pub seed: u64,
+    /// Data pipeline threads (0 = one per core).
+    pub workers: usize,
+    /// Start over even if a checkpoint exists.
+    pub restart: bool,
+    /// End this session after epoch N (resumable).
+    pub stop_after: Option<usize>,
+    /// Only evaluate the weights of `save`.
+    pub only_eval: bool,
+    /// Also evaluate on the DAOOD and DAID trees every epoch.
+    #[serde(default)]
+    pub eval_da: bool,
+    #[serde(default = "daood")]
+    pub daood: PathBuf,
+    #[serde(default = "daid")]
+    pub daid: PathBuf,
+}
+
+/// Everything a training run needs, as `resmooth train` resolves it from the reference's flags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    #[serde(flatten)]
+    pub data: DataConfig,
+    #[serde(flatten)]
+    pub aug: AugConfig,
+    #[serde(flatten)]
+    pub model: ModelConfig,
+    #[serde(flatten)]
+    pub optim: OptimConfig,
+    #[serde(flatten)]
+    pub method: MethodConfig,
+    #[serde(flatten)]
+    pub run: RunConfig,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn daood() -> PathBuf {
+    PathBuf::from("DAOOD")
+}
+
+fn daid() -> PathBuf {
+    PathBuf::from("DAID")
+}
+
+/// Reads `null` (how earlier versions wrote "not given") as the default.
+fn null_as_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+#[allow(clippy::derivable_impls)] // the enum comes from `choice!`, which derives no Default
+impl Default for Precision {
+    fn default() -> Self {
+        Precision::Fp32
+    }
+}
+
+impl Default for TrainConfig {
+    /// The reference's defaults for every flag.
+    fn default() -> Self {
+        TrainConfig {
+            data: DataConfig {
+                dataset: DatasetName::Cifar10,
+                dataroot: PathBuf::from("data"),
+                mirror: None,
+                train_size: None,
+                test_size: None,
+            },
+            aug: AugConfig { aug: AugName::RandAugment, n: 3, m: 5, cutout: 0, prob: 0.2 },
+            model: ModelConfig {
+                model: ModelName::ResNet18,
+                precision: Precision::Fp32,
+                memory_format: MemoryFormat::Nchw,
+            },
+            optim: OptimConfig {
+                epochs: 200,
+                lr: 0.1,
+                cosine: true,
+                warm: true,
+                warm_multiplier: 2.0,
+                warm_epoch: 5,
+                batch_size: 256,
+                weight_decay: 5e-4,
+                nesterov: true,
+            },
+            method: MethodConfig {
+                gmm: false,
+                weighting: Weighting::Regular,
+                loss: LossName::LabelSmooth,
+                smooth_org: 0.0,
+                smooth_aug: 0.0,
+                normalised_sample_smooth: false,
+                k: -1,
+                lamda: 0.5,
+                t: 5.0,
+                fair_comparison: FairComparison::Disable,
+                pretrained: None,
+            },
+            run: RunConfig {
+                tag: String::new(),
+                logdir: PathBuf::from("logs"),
+                save: None,
+                gpu: 0,
+                seed: 0,
+                workers: 0,
+                restart: false,
+                stop_after: None,
+                only_eval: false,
+                eval_da: false,
+                daood: daood(),
+                daid: daid(),
+            },
+        }
+    }
+}
+
+fn bad<T>(message: String) -> Result<T, ConfigError> {
+    Err(ConfigError(message))
+}
+
+impl TrainConfig {
+    /// Whether the run needs the pretrained baseline (the GMM's scorer or the teacher).
+    pub fn needs_pretrained(&self) -> bool {
+        self.method.gmm || self.method.loss == LossName::Distillation
+    }
+
+    /// Checks every value and every combination of flags; the message names the flag.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check_values()?;
+        self.check_combinations()
+    }
+
+    fn check_values(&self) -> Result<(), ConfigError> {
+        let (a, o, m) = (&self.aug, &self.optim, &self.method);
+        if !(0.0..=1.0).contains(&a.prob) {
+            return bad(format!("--prob {} is outside [0, 1]", a.prob));
+        }
+        for (flag, v) in [("--smooth-aug", m.smooth_aug), ("--smooth-org", m.smooth_org)] {
+            if !(0.0..1.0).contains(&v) {
+                return bad(format!("{flag} {v} is outside [0, 1)"));
+            }
+        }
+        if a.m > 30 {
+            return bad(format!("--M {} is outside 0..=30", a.m));
+        }
+        if o.epochs == 0 {
+            return bad("--epochs must be at least 1".into());
+        }
+        if o.batch_size == 0 {
+            return bad("--batch-size must be at least 1".into());
+        }
+        if !(o.lr > 0.0 && o.lr.is_finite()) {
+            return bad(format!("--lr {} must be a positive number", o.lr));
+        }
+        if !(o.weight_decay >= 0.0 && o.weight_decay.is_finite()) {
+            return bad(format!("--weight-decay {} must be a non-negative number", o.weight_decay));
+        }
+        if !(o.warm_multiplier >= 1.0 && o.warm_multiplier.is_finite()) {
+            return bad(format!("--warm-multiplier {} must be at least 1", o.warm_multiplier));
+        }
+        if m.k == 0 || m.k < -1 {
+            return bad(format!("--K {} must be -1 (all classes) or a positive count", m.k));
+        }
+        if !(m.t > 0.0 && m.t.is_finite()) {
+            return bad(format!("--T {} must be positive", m.t));
+        }
+        if self.data.train_size == Some(0) || self.data.test_size == Some(0) {
+            return bad("--train-size and --test-size must be at least 1".into());
+        }
+        let r = &self.run;
+        if r.only_eval && r.save.is_none() && r.tag.is_empty() {
+            return bad(
+                "--only-eval needs the weights to evaluate: pass --save PATH (or the --tag of a finished run)".into()
+            );
+        }
+        Ok(())
+    }
+
+    /// Flag combinations that have no meaning (the reference would crash or silently ignore them).
+    fn check_combinations(&self) -> Result<(), ConfigError> {
+        let m = &self.method;
+        if m.loss == LossName::SampleSmooth && !m.gmm {
+            return bad("--loss SampleSmooth needs --gmm (p_ID comes from the GMM)".into());
+        }
+        if m.fair_comparison != FairComparison::Disable {
+            if !m.gmm {
+                return bad(format!(
+                    "--fair-comparison {} needs --gmm (it selects samples by p_ID)",
+                    m.fair_comparison
+                ));
+            }
+            if m.loss == LossName::Distillation {
+                return bad("--fair-comparison cannot be combined with --loss Distillation".into());
+            }
+            if self.aug.prob >= 1.0 {
+                return bad("--fair-comparison trains on augmented views only; it needs --prob below 1".into());
+            }
+        }
+        if m.normalised_sample_smooth && m.loss != LossName::SampleSmooth {
+            return bad(format!(
+                "--normalised-sample-smooth changes --loss SampleSmooth; it has no effect with --loss {}",
+                m.loss
+            ));
+        }
+        if m.weighting != Weighting::Regular && !m.gmm {
+            return bad(format!("--weighting {} only acts with --gmm", m.weighting));
+        }
+        if m.pretrained.is_some() && !self.needs_pretrained() {
+            return bad("--pretrained is only used by --gmm or --loss Distillation".into());
+        }
+        Ok(())
+    }
+
+    /// The fields that decide what a run computes: where it reads and writes, on which device,
+    /// with how many threads, how this session ends and the extra `--evalDA` evaluations are
+    /// blanked. Two runs with equal identities compute the same thing.
+    pub fn identity(&self) -> TrainConfig {
+        let mut c = self.clone();
+        let blank = TrainConfig::default();
+        c.data.dataroot = PathBuf::new();
+        c.data.mirror = None;
+        c.run = RunConfig {
+            tag: c.run.tag,
+            seed: c.run.seed,
+            logdir: PathBuf::new(),
+            daood: PathBuf::new(),
+            daid: PathBuf::new(),
+            ..blank.run
+        };
+        c
+    }
+
+    /// The identity as checkpoints store it (the flat JSON of [`TrainConfig::identity`]).
+    pub fn identity_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.identity()).expect("a configuration serialises")
+    }
+
+    /// Whether a checkpoint's stored identity is this configuration's. Identities written by
+    /// earlier versions (without the fields added since, `null` for the default precision) are
+    /// read with today's defaults for what they lack.
+    pub fn same_identity(&self, stored: &serde_json::Value) -> bool {
+        match serde_json::from_value::<TrainConfig>(stored.clone()) {
+            Ok(old) => old.identity() == self.identity(),
+            Err(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choices_parse_their_reference_spellings_and_name_the_flag_otherwise() {
+        for (text, want) in [("ra", AugName::RandAugment), ("jigsaw", AugName::Jigsaw)] {
+            assert_eq!(text.parse::<AugName>().unwrap(), want);
+            assert_eq!(want.to_string(), text);
+        }
+        assert_eq!("DAOOD".parse::<FairComparison>().unwrap(), FairComparison::Daood);
+        assert_eq!(serde_json::to_string(&ModelName::WResNet28x10).unwrap(), "\"wresnet28_10\"");
+        let err = "vgg".parse::<ModelName>().unwrap_err().to_string();
+        assert!(err.contains("--model") && err.contains("vgg") && err.contains("wresnet28_10"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_flag() {
+        let with = |f: &dyn Fn(&mut TrainConfig)| {
+            let mut c = TrainConfig::default();
+            f(&mut c);
+            c.validate().unwrap_err().to_string()
+        };
+        assert!(with(&|c| c.aug.prob = 1.5).contains("--prob"));
+        assert!(with(&|c| c.method.smooth_aug = 1.0).contains("--smooth-aug"));
+        assert!(with(&|c| c.aug.m = 31).contains("--M"));
+        assert!(with(&|c| c.optim.epochs = 0).contains("--epochs"));
+        assert!(with(&|c| c.method.loss = LossName::SampleSmooth).contains("--gmm"));
+        assert!(with(&|c| c.method.weighting = Weighting::Reverse).contains("--weighting"));
+        assert!(TrainConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn identity_ignores_where_and_how_fast() {
+        let a = TrainConfig::default();
+        let mut b = a.clone();
+        b.run.gpu = 3;
+        b.run.workers = 7;
+        b.data.dataroot = "elsewhere".into();
+        b.run.eval_da = true;
+        assert!(a.same_identity(&b.identity_json()));
+        b.method.smooth_aug = 0.3;
+        assert!(!a.same_identity(&b.identity_json()));
+    }
+
+    #[test]
+    fn json_is_flat_with_one_key_per_flag() {
+        let v = serde_json::to_value(TrainConfig::default()).unwrap();
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        for k in ["dataset", "aug", "n", "m", "prob", "model", "precision", "epochs", "gmm", "k", "t", "tag", "seed"] {
+            assert!(keys.iter().any(|x| *x == k), "{k} missing from {keys:?}");
+        }
+        assert_eq!(v["precision"], "fp32");
+        assert_eq!(v["fair_comparison"], "disable");
+        let back: TrainConfig = serde_json::from_value(v).unwrap();
+        assert_eq!(back, TrainConfig::default());
+    }
+}

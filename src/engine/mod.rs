@@ -1,0 +1,83 @@
+//! Running the method: what every command that runs a model shares (device, data, workers), the
+//! evaluation, the resumable checkpoint, the epoch loop of `resmooth train`, and the benchmarks.
+
+pub mod bench;
+pub mod checkpoint;
+mod evaluate;
+mod paths;
+mod setup;
+mod train;
+
+pub use evaluate::{evaluate, evaluate_weights, EvalReport};
+pub use paths::{resolve_tag, RunPaths};
+pub use setup::{data_pool, load_dataset, Setup};
+pub use train::{train, TrainObserver};
+
+use crate::config::ConfigError;
+use crate::data::DataError;
+use crate::device::DeviceError;
+use crate::io::FileError;
+use crate::method::{GmmError, MethodError};
+use crate::model::ModelError;
+use crate::report::ReportError;
+use std::path::PathBuf;
+
+/// What can stop a run, naming the file, flag or value at fault and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// A subset flag asks for more images than a split has.
+    #[error("{flag}")]
+    Subset {
+        flag: &'static str,
+        #[source]
+        source: DataError,
+    },
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Method(#[from] MethodError),
+    #[error(transparent)]
+    Gmm(#[from] GmmError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The data workers could not start.
+    #[error("starting the data workers")]
+    Workers(#[source] rayon::ThreadPoolBuildError),
+    /// `--evalDA` trees that cannot be used.
+    #[error("--evalDA: {0}")]
+    EvalDa(String),
+    /// `--evalDA` trees that cannot be read.
+    #[error("--evalDA: reading {flag}")]
+    EvalDaRead {
+        flag: &'static str,
+        #[source]
+        source: DataError,
+    },
+    /// `--only-eval` weights that cannot be loaded.
+    #[error("--only-eval: loading {}", path.display())]
+    OnlyEval {
+        path: PathBuf,
+        #[source]
+        source: ModelError,
+    },
+    /// The checkpoint in the run folder was made with other flags.
+    #[error(
+        "{} belongs to a run with other flags; rerun with the same flags to resume it, pass --restart to start over, or use another --tag",
+        path.display()
+    )]
+    OtherRun { path: PathBuf },
+    /// The training split is smaller than one batch.
+    #[error("the training split has {images} images, fewer than one batch of {batch_size}; lower --batch-size")]
+    TooFewImages { images: usize, batch_size: usize },
+    /// The loss diverged.
+    #[error("the training loss became NaN in epoch {epoch}{}; lower --lr or check the data", step.map(|s| format!(" (step {s})")).unwrap_or_default())]
+    NotANumber { epoch: usize, step: Option<usize> },
+}

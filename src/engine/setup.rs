@@ -1,0 +1,96 @@
+//! What every command that runs a model shares: the device, the dataset with its subsets, the
+//! data workers, and the batches made from them.
+
+use super::EngineError;
+use crate::augment::Augmenter;
+use crate::config::DataConfig;
+use crate::data::{self, Dataset, ImageSet};
+use crate::method::{detect, Detection};
+use crate::model::Model;
+use crate::pipeline::{EpochPlan, Loader};
+use crate::progress::Progress;
+use std::sync::Arc;
+use tch::Device;
+
+/// Batches the data workers make ahead of the training step.
+const QUEUE_DEPTH: usize = 3;
+
+/// The device, the dataset and the data workers of one command.
+pub struct Setup {
+    pub device: Device,
+    /// The dataset: its classes and test split (the training split is in `train`).
+    pub dataset: Dataset,
+    /// The training split, shared with the data workers.
+    pub train: Arc<ImageSet>,
+    pub pool: Arc<rayon::ThreadPool>,
+}
+
+impl Setup {
+    /// Picks CUDA device `gpu` (or the CPU), loads (downloading if needed) the dataset of `data`
+    /// with its subsets drawn with `seed`, and starts `workers` data threads (0: one per core).
+    pub fn new(
+        data: &DataConfig,
+        seed: u64,
+        gpu: usize,
+        workers: usize,
+        progress: &mut dyn Progress,
+    ) -> Result<Self, EngineError> {
+        let device = crate::device::select(gpu)?;
+        if device == Device::Cpu {
+            progress.note("no CUDA GPU found; running on the CPU");
+        }
+        let mut dataset = load_dataset(data, seed, progress)?;
+        let train = Arc::new(std::mem::replace(&mut dataset.train, ImageSet::new(0, 0)));
+        Ok(Setup { device, dataset, train, pool: Arc::new(data_pool(workers)?) })
+    }
+
+    /// Number of classes of the dataset.
+    pub fn num_classes(&self) -> i64 {
+        self.dataset.num_classes() as i64
+    }
+
+    /// Starts making the batches of `plan` over the training split.
+    pub fn loader(&self, plan: EpochPlan, aug: &Arc<Augmenter>) -> Loader {
+        Loader::start(self.train.clone(), plan, aug.clone(), self.pool.clone(), QUEUE_DEPTH)
+    }
+
+    /// The detection pass of `scorer` over both views (augmented by `aug`) of the training
+    /// split, in batches of `batch_size` drawn with `seed`.
+    pub fn detect(
+        &self,
+        scorer: &Model,
+        aug: &Arc<Augmenter>,
+        seed: u64,
+        batch_size: usize,
+        progress: &mut dyn Progress,
+    ) -> Result<Detection, EngineError> {
+        let loader = self.loader(Detection::plan(seed, batch_size), aug);
+        Ok(detect(scorer, loader, self.device, progress)?)
+    }
+}
+
+/// Loads the dataset of `data` (downloading it if needed) with the `--train-size` /
+/// `--test-size` subsets applied, drawn with `seed`.
+pub fn load_dataset(data: &DataConfig, seed: u64, progress: &mut dyn Progress) -> Result<Dataset, EngineError> {
+    let mut ds = data::load_or_fetch(data.dataset, &data.dataroot, data.mirror.as_deref(), progress)?;
+    let k = ds.num_classes();
+    if let Some(n) = data.train_size {
+        ds.train = ds
+            .train
+            .stratified_subset(n, k, seed)
+            .map_err(|source| EngineError::Subset { flag: "--train-size", source })?;
+    }
+    if let Some(n) = data.test_size {
+        ds.test = ds
+            .test
+            .stratified_subset(n, k, seed.wrapping_add(1))
+            .map_err(|source| EngineError::Subset { flag: "--test-size", source })?;
+    }
+    Ok(ds)
+}
+
+/// The data pipeline's thread pool: `workers` threads, or one per core for 0.
+pub fn data_pool(workers: usize) -> Result<rayon::ThreadPool, EngineError> {
+    let n = if workers == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { workers };
+    rayon::ThreadPoolBuilder::new().num_threads(n).build().map_err(EngineError::Workers)
+}

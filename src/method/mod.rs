@@ -1,0 +1,49 @@
+//! The ReSmooth method proper, on top of the model and the losses: the GMM on log-losses, the
+//! pretrained scorer that gives p_ID, the detection pass that fits the GMM, and one training
+//! step of the method (criteria, p_ID, `--weighting`, `--fair-comparison`).
+
+pub mod detection;
+pub mod gmm;
+pub mod scorer;
+pub mod step;
+
+pub use detection::{detect, export_views, Detection, ViewRecord, DETECTION_EPOCH};
+pub use gmm::{Gmm, GmmError};
+pub use scorer::{
+    baseline_dir_of_save, baseline_tag, load_pretrained, p_id_tensor, pretrained_path, score, BEST_WEIGHTS,
+};
+pub use step::{Method, StepBatch, StepSums};
+
+use crate::io::FileError;
+use crate::model::ModelError;
+use std::path::PathBuf;
+
+/// What can go wrong loading the baseline, running the detection pass or writing its results.
+#[derive(Debug, thiserror::Error)]
+pub enum MethodError {
+    /// The pretrained baseline's file is missing; `make` says how to make it.
+    #[error("the pretrained baseline {} does not exist; {make}", path.display())]
+    MissingBaseline { path: PathBuf, make: String },
+    /// The baseline's file is not weights of this model and class count.
+    #[error("loading the pretrained baseline; {make}")]
+    Baseline {
+        make: String,
+        #[source]
+        source: ModelError,
+    },
+    /// The detection pass's losses cannot be fitted.
+    #[error("fitting the GMM on the detection pass's log-losses")]
+    Fit(#[source] GmmError),
+    /// A scored loss could not be read back from the device.
+    #[error("reading the scorer's losses: {0}")]
+    Tensor(#[from] tch::TchError),
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// An exported view could not be written.
+    #[error("cannot write {}", path.display())]
+    Image {
+        path: PathBuf,
+        #[source]
+        source: image::ImageError,
+    },
+}

@@ -1,0 +1,145 @@
+//! The pretrained baseline as the GMM's scorer (and the distillation teacher): where it is
+//! found, loading it, its per-sample losses, and p_ID of those losses on the device.
+
+use super::{Gmm, MethodError};
+use crate::config::{DatasetName, ModelName};
+use crate::model::Model;
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+/// The tag of a run's baseline by the reference's convention: the last component of the tag
+/// replaced by `baseline` (`cifar10/res18/rs_ra` → `cifar10/res18/baseline`).
+pub fn baseline_tag(tag: &str) -> String {
+    match tag.rsplit_once('/') {
+        Some((parent, _)) => format!("{parent}/baseline"),
+        None => "baseline".to_string(),
+    }
+}
+
+/// The file of a baseline's best-test-epoch weights in its run folder.
+pub const BEST_WEIGHTS: &str = "best.safetensors";
+
+/// The pretrained weights a run uses: `--pretrained`, else the baseline's best-test-epoch
+/// weights, as the reference loads them (its `model.pth` is written only when test top1
+/// improves): `<logdir>/<baseline tag>/best.safetensors`, or, with `--save DIR/RUN/FILE`, the
+/// reference's lookup with the save path's parent folder replaced by `baseline`:
+/// `DIR/baseline/best.safetensors`.
+pub fn pretrained_path(logdir: &Path, tag: &str, save: Option<&Path>, pretrained: Option<&Path>) -> PathBuf {
+    if let Some(p) = pretrained {
+        return p.to_path_buf();
+    }
+    match save {
+        Some(save) => baseline_dir_of_save(save).join(BEST_WEIGHTS),
+        None => logdir.join(baseline_tag(tag)).join(BEST_WEIGHTS),
+    }
+}
+
+/// The baseline's run folder for a run saved at `save` (`DIR/RUN/FILE` → `DIR/baseline`).
+pub fn baseline_dir_of_save(save: &Path) -> PathBuf {
+    let run_dir = save.parent().unwrap_or(Path::new(""));
+    run_dir.parent().unwrap_or(Path::new("")).join("baseline")
+}
+
+/// Loads the pretrained baseline (the scorer or teacher) in fp32, as the reference's; a missing
+/// or mismatched file is an error naming the path and the command that makes it.
+pub fn load_pretrained(
+    path: &Path,
+    model: ModelName,
+    dataset: DatasetName,
+    num_classes: i64,
+    tag: &str,
+    device: Device,
+) -> Result<Model, MethodError> {
+    let make = format!(
+        "train it first with `resmooth train --dataset {dataset} --model {model} --prob 1.0 --tag {}` (or pass --pretrained PATH)",
+        baseline_tag(tag)
+    );
+    if !path.is_file() {
+        return Err(MethodError::MissingBaseline { path: path.to_path_buf(), make });
+    }
+    let mut m = Model::new(model, num_classes, device);
+    m.load(path).map_err(|source| MethodError::Baseline { make, source })?;
+    Ok(m)
+}
+
+/// Per-sample cross-entropy of `model` in eval mode, without gradient.
+pub fn score(model: &Model, x: &Tensor, y: &Tensor) -> Tensor {
+    tch::no_grad(|| {
+        let logits = model.forward_t(x, false);
+        logits.cross_entropy_loss::<Tensor>(y, None, tch::Reduction::None, -100, 0.0)
+    })
+}
+
+/// `p_ID` of per-sample losses on the device (no host synchronisation): the GMM posterior of
+/// the lower-mean component for `log(loss + 1e-10)`, computed in float64.
+pub fn p_id_tensor(gmm: &Gmm, loss: &Tensor) -> Tensor {
+    let x = (loss.to_kind(Kind::Double) + 1e-10).log();
+    let id = gmm.id_component();
+    let log_prob = |k: usize| {
+        let prec = 1.0 / gmm.variances[k].sqrt();
+        let norm = gmm.weights[k].ln() + prec.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln();
+        let z = (&x - gmm.means[k]) * prec;
+        norm - z.square() * 0.5
+    };
+    (log_prob(id) - log_prob(1 - id)).sigmoid().to_kind(Kind::Float)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn baseline_by_the_reference_convention() {
+        assert_eq!(baseline_tag("cifar10/res18/rs_ra"), "cifar10/res18/baseline");
+        assert_eq!(baseline_tag("rs"), "baseline");
+        assert_eq!(
+            pretrained_path(Path::new("logs"), "cifar10/res18/rs_ra", None, None),
+            Path::new("logs/cifar10/res18/baseline/best.safetensors")
+        );
+        assert_eq!(
+            pretrained_path(Path::new("logs"), "x/y", None, Some(Path::new("w.safetensors"))),
+            Path::new("w.safetensors")
+        );
+        // --save moves the lookup as the reference's does: the save path's folder becomes `baseline`
+        assert_eq!(
+            pretrained_path(Path::new("logs"), "x/y", Some(Path::new("ckpt/c10/rs/model.safetensors")), None),
+            Path::new("ckpt/c10/baseline/best.safetensors")
+        );
+        assert_eq!(
+            pretrained_path(Path::new("logs"), "x/y", Some(Path::new("rs/w.safetensors")), None),
+            Path::new("baseline/best.safetensors")
+        );
+    }
+
+    #[test]
+    fn device_posterior_equals_the_gmm_posterior() {
+        let gmm = Gmm {
+            weights: [0.3, 0.7],
+            means: [1.0, -2.0],
+            variances: [0.5, 1.5],
+            converged: true,
+            iterations: 3,
+            lower_bound: 0.0,
+        };
+        let losses = [1e-6f32, 0.01, 0.1, 0.5, 1.0, 3.0, 20.0];
+        let got = Vec::<f32>::try_from(p_id_tensor(&gmm, &Tensor::from_slice(&losses))).unwrap();
+        for (l, g) in losses.iter().zip(got) {
+            assert!((gmm.p_id_loss(*l as f64) - g as f64).abs() < 1e-6, "loss {l}");
+        }
+    }
+
+    #[test]
+    fn missing_pretrained_names_the_path_and_the_command() {
+        let err = load_pretrained(
+            Path::new("logs/c/r/baseline/best.safetensors"),
+            ModelName::ResNet18,
+            DatasetName::Cifar10,
+            10,
+            "c/r/rs",
+            Device::Cpu,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("logs/c/r/baseline/best.safetensors") && err.contains("--tag c/r/baseline"), "{err}");
+    }
+}
