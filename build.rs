@@ -1,15 +1,28 @@
 //! Links the binary against the project's libtorch (the PyTorch wheel in `.venv`, see
 //! scripts/setup.sh) with an rpath, so `target/*/resmooth` runs with no environment variables,
 //! and keeps libtorch_cuda in the needed list so CUDA registers itself where a GPU exists.
+//! Compiles the C++ shim of TorchScript models (src/model/torchscript.cpp) against its headers.
 use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    println!("cargo:rerun-if-changed=src/model/torchscript.cpp");
     let Ok(libtorch) = std::env::var("LIBTORCH") else {
-        println!("cargo:warning=LIBTORCH is not set: run scripts/setup.sh first");
-        return;
+        panic!("LIBTORCH is not set: run scripts/setup.sh first (.cargo/config.toml points it at .venv/libtorch)");
     };
+    let include = PathBuf::from(&libtorch).join("include");
+    cc::Build::new()
+        .cpp(true)
+        .file("src/model/torchscript.cpp")
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .define("_GLIBCXX_USE_CXX11_ABI", std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into()).as_str())
+        .define("GLOG_USE_GLOG_EXPORT", None)
+        .warnings(false)
+        .compile("resmooth_torchscript");
     let lib = PathBuf::from(&libtorch).join("lib");
     let lib = lib.canonicalize().unwrap_or(lib);
     println!("cargo:rerun-if-changed={}", lib.display());

@@ -104,14 +104,87 @@ choice!(
 );
 
 choice!(
-    /// `--model`: the architectures, with the reference's state_dict keys.
+    /// `--model`: the reference's architectures (its `get_model` names), with its state_dict keys.
     ModelName, "--model" {
         /// torchvision's ResNet-18 with a 3x3 stride-1 stem and no max-pool.
         ResNet18 = "resnet18",
+        /// ImageNet-style bottleneck ResNet-50 (7x7 stem, max-pool).
+        ResNet50 = "resnet50",
+        /// ImageNet-style bottleneck ResNet-200.
+        ResNet200 = "resnet200",
+        /// Pre-activation WideResNet-40-2.
+        WResNet40x2 = "wresnet40_2",
         /// Pre-activation WideResNet-28-10.
         WResNet28x10 = "wresnet28_10",
+        /// Shake-shake ResNet-26, 2 branches of width 32.
+        ShakeShake26x2x32d = "shakeshake26_2x32d",
+        /// Shake-shake ResNet-26, 2 branches of width 64.
+        ShakeShake26x2x64d = "shakeshake26_2x64d",
+        /// Shake-shake ResNet-26, 2 branches of width 96.
+        ShakeShake26x2x96d = "shakeshake26_2x96d",
+        /// Shake-shake ResNet-26, 2 branches of width 112.
+        ShakeShake26x2x112d = "shakeshake26_2x112d",
+        /// Shake-shake ResNeXt-26, 2 branches, cardinality 4.
+        ShakeShake26x2x96dNext = "shakeshake26_2x96d_next",
     }
 );
+
+/// `--model` as given: one of the reference's architectures, or `torchscript:PATH`, a scripted or
+/// traced PyTorch module file. Written in files as that same string (`"resnet18"`,
+/// `"torchscript:net.pt"`), so configurations of earlier versions still parse.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ModelSpec {
+    Builtin(ModelName),
+    TorchScript(PathBuf),
+}
+
+impl ModelSpec {
+    /// The prefix of a TorchScript module file on the command line and in files.
+    pub const TORCHSCRIPT: &'static str = "torchscript:";
+}
+
+impl From<ModelName> for ModelSpec {
+    fn from(name: ModelName) -> Self {
+        ModelSpec::Builtin(name)
+    }
+}
+
+impl std::str::FromStr for ModelSpec {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s.strip_prefix(Self::TORCHSCRIPT) {
+            Some("") => bad(format!(
+                "--model {s} names no file; pass torchscript:PATH with the file of torch.jit.script(model).save(PATH)"
+            )),
+            Some(path) => Ok(ModelSpec::TorchScript(PathBuf::from(path))),
+            None => s.parse().map(ModelSpec::Builtin).map_err(|e: ConfigError| {
+                ConfigError(format!("{}, or torchscript:PATH (a scripted or traced PyTorch module)", e.0))
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for ModelSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelSpec::Builtin(name) => f.write_str(name.name()),
+            ModelSpec::TorchScript(path) => write!(f, "{}{}", Self::TORCHSCRIPT, path.display()),
+        }
+    }
+}
+
+impl Serialize for ModelSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 choice!(
     /// `--loss`: the criteria of the original and augmented parts.
@@ -198,7 +271,7 @@ pub struct AugConfig {
 /// The network and how it computes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
-    pub model: ModelName,
+    pub model: ModelSpec,
     #[serde(deserialize_with = "null_as_default", default)]
     pub precision: Precision,
     pub memory_format: MemoryFormat,
@@ -330,7 +403,7 @@ impl Default for TrainConfig {
             },
             aug: AugConfig { aug: AugName::RandAugment, n: 3, m: 5, cutout: 0, prob: 0.2 },
             model: ModelConfig {
-                model: ModelName::ResNet18,
+                model: ModelSpec::Builtin(ModelName::ResNet18),
                 precision: Precision::Fp32,
                 memory_format: MemoryFormat::Nchw,
             },
@@ -467,6 +540,12 @@ impl TrainConfig {
         if m.weighting != Weighting::Regular && !m.gmm {
             return bad(format!("--weighting {} only acts with --gmm", m.weighting));
         }
+        if let (ModelSpec::TorchScript(_), Precision::Bf16) = (&self.model.model, self.model.precision) {
+            return bad(format!(
+                "--precision bf16 needs a built-in model (their layers cast fp32 weights to bf16); --model {} runs in fp32",
+                self.model.model
+            ));
+        }
         if m.pretrained.is_some() && !self.needs_pretrained() {
             return bad("--pretrained is only used by --gmm or --loss Distillation".into());
         }
@@ -522,6 +601,32 @@ mod tests {
         assert_eq!(serde_json::to_string(&ModelName::WResNet28x10).unwrap(), "\"wresnet28_10\"");
         let err = "vgg".parse::<ModelName>().unwrap_err().to_string();
         assert!(err.contains("--model") && err.contains("vgg") && err.contains("wresnet28_10"), "{err}");
+    }
+
+    #[test]
+    fn model_is_a_reference_name_or_a_torchscript_file_and_serialises_as_given() {
+        for name in ["resnet18", "resnet200", "wresnet40_2", "shakeshake26_2x96d_next"] {
+            let spec: ModelSpec = name.parse().unwrap();
+            assert!(matches!(spec, ModelSpec::Builtin(_)), "{name}");
+            assert_eq!(serde_json::to_string(&spec).unwrap(), format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<ModelSpec>(&format!("\"{name}\"")).unwrap(), spec);
+        }
+        let ts: ModelSpec = "torchscript:nets/res:1.pt".parse().unwrap();
+        assert_eq!(ts, ModelSpec::TorchScript(PathBuf::from("nets/res:1.pt")));
+        assert_eq!(serde_json::to_value(&ts).unwrap(), "torchscript:nets/res:1.pt");
+        assert_eq!(serde_json::from_value::<ModelSpec>(serde_json::to_value(&ts).unwrap()).unwrap(), ts);
+        let err = "torchscript:".parse::<ModelSpec>().unwrap_err().to_string();
+        assert!(err.contains("--model") && err.contains("PATH"), "{err}");
+        let err = "vgg".parse::<ModelSpec>().unwrap_err().to_string();
+        assert!(
+            err.contains("vgg") && err.contains("shakeshake26_2x112d") && err.contains("torchscript:PATH"),
+            "{err}"
+        );
+        let mut c = TrainConfig::default();
+        c.model.model = ts;
+        assert!(c.validate().is_ok());
+        c.model.precision = Precision::Bf16;
+        assert!(c.validate().unwrap_err().to_string().contains("--precision bf16"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use clap::{ArgAction, Args};
 use resmooth::config::{
-    AugName, DataConfig, DatasetName, FairComparison, LossName, MemoryFormat, ModelName, Precision, Weighting,
+    AugName, DataConfig, DatasetName, FairComparison, LossName, MemoryFormat, ModelSpec, Precision, Weighting,
 };
 use std::path::PathBuf;
 
@@ -218,7 +218,11 @@ pub struct EvalFlags {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Model")]
 pub struct ModelFlags {
-    /// Model: resnet18 or wresnet28_10.
-    #[arg(long, default_value = "resnet18", value_parser = super::choice::<ModelName>())]
-    pub model: ModelName,
+    /// Model: one of the reference's (resnet18, resnet50, resnet200, wresnet40_2, wresnet28_10,
+    /// shakeshake26_2x32d, shakeshake26_2x64d, shakeshake26_2x96d, shakeshake26_2x112d,
+    /// shakeshake26_2x96d_next), or torchscript:PATH, a module saved by
+    /// torch.jit.save(torch.jit.script(model), PATH) that maps normalised NCHW images to logits
+    /// (trained in fp32; its BatchNorm statistics are saved with the weights).
+    #[arg(long, default_value = "resnet18", value_parser = |s: &str| s.parse::<ModelSpec>())]
+    pub model: ModelSpec,
 }

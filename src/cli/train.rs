@@ -137,6 +137,17 @@ mod tests {
     }
 
     #[test]
+    fn every_reference_model_and_torchscript_files_parse() {
+        for name in ModelName::ALL {
+            assert_eq!(parse(&["--model", name.name()]).unwrap().model.model, ModelSpec::Builtin(*name));
+        }
+        let c = parse(&["--model", "torchscript:nets/r18.pt"]).unwrap();
+        assert_eq!(c.model.model, ModelSpec::TorchScript("nets/r18.pt".into()));
+        let err = parse(&["--model", "torchscript:nets/r18.pt", "--precision", "bf16"]).unwrap_err();
+        assert!(err.contains("--precision bf16"), "{err}");
+    }
+
+    #[test]
     fn the_flags_default_to_the_reference_defaults() {
         assert_eq!(parse(&[]).unwrap(), TrainConfig::default());
     }
@@ -163,6 +174,7 @@ mod tests {
             (&["--M", "31"][..], "--M"),
             (&["--epochs", "0"][..], "--epochs"),
             (&["--model", "vgg"][..], "--model"),
+            (&["--model", "torchscript:"][..], "--model"),
             (&["--loss", "Focal"][..], "--loss"),
             (&["--dataset", "mnist"][..], "--dataset"),
             (&["--aug", "mixup"][..], "--aug"),

@@ -5,6 +5,7 @@ use super::augment::load_source;
 use super::Terminal;
 use crate::cli::{BenchArgs, BenchAugmentArgs, BenchCommand, BenchTrainArgs};
 use anyhow::{bail, Result};
+use resmooth::config::{ModelSpec, Precision};
 use resmooth::engine::bench::{bench_augment, bench_train, TrainBench};
 
 /// Runs `resmooth bench ...`.
@@ -39,11 +40,14 @@ fn train(b: &BenchTrainArgs) -> Result<()> {
     if b.batch_size == 0 || b.steps == 0 {
         bail!("--batch-size and --steps must be at least 1");
     }
+    if let (ModelSpec::TorchScript(_), Precision::Bf16) = (&b.model.model, b.compute.precision) {
+        bail!("--precision bf16 needs a built-in model; --model {} runs in fp32", b.model.model);
+    }
     let data = (!b.synthetic).then(|| b.data.config(None));
     let mut terminal = Terminal::default();
     let device = resmooth::device::select(b.device.gpu)?;
     let bench = TrainBench {
-        model: b.model.model,
+        model: b.model.model.clone(),
         data,
         batch_size: b.batch_size,
         steps: b.steps,

@@ -5,7 +5,7 @@
 
 use super::{load_dataset, EngineError};
 use crate::augment::Augmenter;
-use crate::config::{AugName, DataConfig, DatasetName, MemoryFormat, ModelName, Precision};
+use crate::config::{AugName, DataConfig, DatasetName, MemoryFormat, ModelSpec, Precision};
 use crate::data::{synthetic_set, ImageSet};
 use crate::device::synchronize;
 use crate::loss::Criterion;
@@ -48,7 +48,7 @@ pub fn bench_augment(
 /// What `bench train` measures and on what.
 #[derive(Debug, Clone)]
 pub struct TrainBench {
-    pub model: ModelName,
+    pub model: ModelSpec,
     /// The dataset; `None`: synthetic 32x32 images (the pipeline still augments them).
     pub data: Option<DataConfig>,
     pub batch_size: usize,
@@ -97,7 +97,7 @@ pub fn bench_train(b: &TrainBench, progress: &mut dyn Progress) -> Result<BenchT
         Some(data) => load_dataset(data, 0, progress)?.train,
     };
     let classes = set.labels.iter().max().map_or(1, |m| m + 1);
-    let mut model = Model::new(b.model, classes, b.device).with_precision(b.precision);
+    let mut model = Model::build(&b.model, classes, b.device)?.with_precision(b.precision);
     let mut opt = Sgd::new(&model.vs, 0.9, 5e-4, true);
     let place = Placement { device: b.device, channels_last: b.memory_format == MemoryFormat::ChannelsLast };
     let step_rate = bench_step(b, &mut model, &mut opt, classes, place);
@@ -178,7 +178,7 @@ fn bench_pipeline(
     };
     let mut loader = Loader::start(set, plan, aug, pool, 3);
     // the scorer runs in fp32 whatever --precision says, as in training
-    let scorer = b.gmm.then(|| Model::new(b.model, classes, b.device));
+    let scorer = b.gmm.then(|| Model::build(&b.model, classes, b.device)).transpose()?;
     let gmm = Gmm {
         weights: [0.6, 0.4],
         means: [-3.0, 0.5],

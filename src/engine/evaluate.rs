@@ -93,7 +93,7 @@ pub fn evaluate_weights(
     let paths = RunPaths::new(&config.run.logdir, &config.run.tag, config.run.save.as_deref());
     let setup = Setup::new(&config.data, config.run.seed, config.run.gpu, config.run.workers, progress)?;
     let mut model =
-        Model::new(config.model.model, setup.num_classes(), setup.device).with_precision(config.model.precision);
+        Model::build(&config.model.model, setup.num_classes(), setup.device)?.with_precision(config.model.precision);
     model.load(&paths.weights).map_err(|source| EngineError::OnlyEval { path: paths.weights.clone(), source })?;
     let to = Placement { device: setup.device, channels_last: false };
     let report = EvalSets::new(config, &setup, to)?.evaluate(&model);

@@ -39,7 +39,7 @@ pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<S
     let paths = RunPaths::new(&config.run.logdir, &config.run.tag, config.run.save.as_deref());
     let setup = Setup::new(&config.data, config.run.seed, config.run.gpu, config.run.workers, observer)?;
     tch::manual_seed(config.run.seed as i64);
-    let mut learner = Learner::new(config, &setup);
+    let mut learner = Learner::new(config, &setup)?;
     let Some(mut meta) = learner.resume(config, &paths, observer)? else {
         return Ok(report::read_summary(&paths.summary)?);
     };
@@ -101,10 +101,10 @@ struct Learner {
 
 impl Learner {
     /// A freshly initialised model (seeded by `--seed`) with SGD and the reference's schedule.
-    fn new(config: &TrainConfig, setup: &Setup) -> Self {
+    fn new(config: &TrainConfig, setup: &Setup) -> Result<Self, EngineError> {
         let o = &config.optim;
-        let model =
-            Model::new(config.model.model, setup.num_classes(), setup.device).with_precision(config.model.precision);
+        let model = Model::build(&config.model.model, setup.num_classes(), setup.device)?
+            .with_precision(config.model.precision);
         let opt = Sgd::new(&model.vs, 0.9, o.weight_decay, o.nesterov);
         let schedule = Schedule {
             lr: o.lr,
@@ -114,7 +114,7 @@ impl Learner {
             cosine: o.cosine,
             warm: o.warm,
         };
-        Learner { model, opt, schedule }
+        Ok(Learner { model, opt, schedule })
     }
 
     /// Where the run stands: fresh, or resumed from the checkpoint of a run with the same
@@ -196,7 +196,7 @@ fn prepare_method(
     progress.note(&format!("pretrained baseline: {}", path.display()));
     // the scorer and teacher run in fp32 whatever --precision says, as the reference's do
     let scorer =
-        load_pretrained(&path, config.model.model, config.data.dataset, setup.num_classes(), &r.tag, setup.device)?;
+        load_pretrained(&path, &config.model.model, config.data.dataset, setup.num_classes(), &r.tag, setup.device)?;
     let gmm = if !m.gmm {
         None
     } else if resuming && paths.gmm.is_file() {

@@ -2,7 +2,7 @@
 //! found, loading it, its per-sample losses, and p_ID of those losses on the device.
 
 use super::{Gmm, MethodError};
-use crate::config::{DatasetName, ModelName};
+use crate::config::{DatasetName, ModelSpec};
 use crate::model::Model;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
@@ -44,7 +44,7 @@ pub fn baseline_dir_of_save(save: &Path) -> PathBuf {
 /// or mismatched file is an error naming the path and the command that makes it.
 pub fn load_pretrained(
     path: &Path,
-    model: ModelName,
+    model: &ModelSpec,
     dataset: DatasetName,
     num_classes: i64,
     tag: &str,
@@ -57,8 +57,9 @@ pub fn load_pretrained(
     if !path.is_file() {
         return Err(MethodError::MissingBaseline { path: path.to_path_buf(), make });
     }
-    let mut m = Model::new(model, num_classes, device);
-    m.load(path).map_err(|source| MethodError::Baseline { make, source })?;
+    let baseline = |source| MethodError::Baseline { make: make.clone(), source };
+    let mut m = Model::build(model, num_classes, device).map_err(baseline)?;
+    m.load(path).map_err(baseline)?;
     Ok(m)
 }
 
@@ -87,6 +88,7 @@ pub fn p_id_tensor(gmm: &Gmm, loss: &Tensor) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ModelName;
 
     #[test]
     fn baseline_by_the_reference_convention() {
@@ -132,7 +134,7 @@ mod tests {
     fn missing_pretrained_names_the_path_and_the_command() {
         let err = load_pretrained(
             Path::new("logs/c/r/baseline/best.safetensors"),
-            ModelName::ResNet18,
+            &ModelName::ResNet18.into(),
             DatasetName::Cifar10,
             10,
             "c/r/rs",

@@ -1,7 +1,37 @@
 //! Conv, BatchNorm and Linear layers with PyTorch's parameter names and initialisations.
 
+use std::cell::Cell;
 use tch::nn::{self, Init};
 use tch::{Kind, Tensor};
+
+thread_local! {
+    /// Whether layers built on this thread skip initialising their parameters.
+    static SKIP_INIT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `build` with the parameters of the layers it creates allocated but not initialised
+/// (their values are whatever the memory held), for models whose weights are loaded next or
+/// whose keys and shapes alone are wanted: allocation is nearly free, initialisation is not.
+pub fn without_init<T>(build: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SKIP_INIT.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(SKIP_INIT.with(|s| s.replace(true)));
+    build()
+}
+
+/// A trainable parameter `name` of `shape` under `p`, initialised by `init` unless inside
+/// [`without_init`].
+fn param(p: &nn::Path, name: &str, shape: &[i64], init: Init) -> Tensor {
+    if SKIP_INIT.with(|s| s.get()) {
+        p.add(name, Tensor::empty(shape, (Kind::Float, p.device())), true)
+    } else {
+        p.var(name, shape, init)
+    }
+}
 
 /// `t` in the kind of `like` (a no-op when they agree): mixed precision keeps fp32 master
 /// weights and computes convolutions and matrix products in bf16, as autocast does.
@@ -29,26 +59,42 @@ pub struct Conv2d {
     bias: Option<Tensor>,
     stride: i64,
     padding: i64,
+    groups: i64,
 }
 
 impl Conv2d {
     /// A `cin -> cout` convolution with kernel `k` and "same" padding `k / 2`.
     pub fn new(p: &nn::Path, cin: i64, cout: i64, k: i64, stride: i64, bias: bool, init: ConvInit) -> Self {
-        let fan_in = (cin * k * k) as f64;
+        Self::grouped(p, cin, cout, k, stride, 1, bias, init)
+    }
+
+    /// A convolution whose channels are split into `groups` independent groups (ResNeXt).
+    #[allow(clippy::too_many_arguments)] // nn.Conv2d's own arguments, in its order
+    pub fn grouped(
+        p: &nn::Path,
+        cin: i64,
+        cout: i64,
+        k: i64,
+        stride: i64,
+        groups: i64,
+        bias: bool,
+        init: ConvInit,
+    ) -> Self {
+        let fan_in = (cin / groups * k * k) as f64;
         let w_init = match init {
             ConvInit::Default => Init::Uniform { lo: -1.0 / fan_in.sqrt(), up: 1.0 / fan_in.sqrt() },
             ConvInit::KaimingNormalFanOut => Init::Randn { mean: 0.0, stdev: (2.0 / (cout * k * k) as f64).sqrt() },
         };
-        let weight = p.var("weight", &[cout, cin, k, k], w_init);
-        let bias =
-            bias.then(|| p.var("bias", &[cout], Init::Uniform { lo: -1.0 / fan_in.sqrt(), up: 1.0 / fan_in.sqrt() }));
-        Conv2d { weight, bias, stride, padding: k / 2 }
+        let weight = param(p, "weight", &[cout, cin / groups, k, k], w_init);
+        let bias = bias
+            .then(|| param(p, "bias", &[cout], Init::Uniform { lo: -1.0 / fan_in.sqrt(), up: 1.0 / fan_in.sqrt() }));
+        Conv2d { weight, bias, stride, padding: k / 2, groups }
     }
 
     /// Applies the convolution in the input's precision (fp32 weights are cast for a bf16 input).
     pub fn forward(&self, xs: &Tensor) -> Tensor {
         let (w, b) = (cast(&self.weight, xs), self.bias.as_ref().map(|b| cast(b, xs)));
-        xs.conv2d(&w, b.as_ref(), [self.stride], [self.padding], [1], 1)
+        xs.conv2d(&w, b.as_ref(), [self.stride], [self.padding], [1], self.groups)
     }
 }
 
@@ -65,8 +111,8 @@ pub struct BatchNorm2d {
 impl BatchNorm2d {
     /// A BatchNorm over `c` channels.
     pub fn new(p: &nn::Path, c: i64) -> Self {
-        let weight = p.var("weight", &[c], Init::Const(1.0));
-        let bias = p.var("bias", &[c], Init::Const(0.0));
+        let weight = param(p, "weight", &[c], Init::Const(1.0));
+        let bias = param(p, "bias", &[c], Init::Const(0.0));
         let running_mean = p.zeros_no_train("running_mean", &[c]);
         let running_var = p.ones_no_train("running_var", &[c]);
         let _ = p.add("num_batches_tracked", Tensor::zeros([], (Kind::Int64, p.device())), false);
@@ -99,9 +145,18 @@ impl Linear {
     /// A `cin -> cout` layer.
     pub fn new(p: &nn::Path, cin: i64, cout: i64) -> Self {
         let bound = 1.0 / (cin as f64).sqrt();
-        let weight = p.var("weight", &[cout, cin], Init::Uniform { lo: -bound, up: bound });
-        let bias = p.var("bias", &[cout], Init::Uniform { lo: -bound, up: bound });
+        let weight = param(p, "weight", &[cout, cin], Init::Uniform { lo: -bound, up: bound });
+        let bias = param(p, "bias", &[cout], Init::Uniform { lo: -bound, up: bound });
         Linear { weight, bias }
+    }
+
+    /// This layer with its bias set to zero (the shake-shake networks' initialisation).
+    pub fn zero_bias(self) -> Self {
+        tch::no_grad(|| {
+            let mut bias = self.bias.shallow_clone();
+            let _ = bias.zero_();
+        });
+        self
     }
 
     /// Applies the layer in the input's precision.

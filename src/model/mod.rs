@@ -1,13 +1,19 @@
 //! The models, chosen by name, with weights stored under the reference's state_dict keys.
 
+mod bottleneck;
 mod layers;
 mod resnet;
+pub mod shakeshake;
+mod torchscript;
 mod wideresnet;
 
+pub use bottleneck::BottleneckResNet;
 pub use resnet::ResNet18;
+pub use shakeshake::ShakeNet;
+pub use torchscript::TorchScriptNet;
 pub use wideresnet::WideResNet;
 
-use crate::config::{ModelName, Precision};
+use crate::config::{ModelName, ModelSpec, Precision};
 use crate::io::{replace_with, FileError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,12 +33,14 @@ pub enum ModelError {
     File(#[from] FileError),
     #[error("{path} does not hold {model} weights for {classes} classes: {what}")]
     Mismatch { path: PathBuf, model: String, classes: i64, what: String },
+    #[error("{path}: {what}")]
+    TorchScript { path: PathBuf, what: String },
 }
 
 /// A model: its variables (named as the reference's state_dict) and its forward function.
 #[derive(Debug)]
 pub struct Model {
-    pub name: ModelName,
+    pub spec: ModelSpec,
     pub num_classes: i64,
     pub vs: nn::VarStore,
     /// Precision of the forward computation: Float, or BFloat16 (mixed precision: fp32 weights,
@@ -42,23 +50,62 @@ pub struct Model {
 }
 
 impl Model {
-    /// Builds model `name` with `num_classes` outputs on `device`, initialised as PyTorch does,
-    /// computing in fp32.
+    /// Builds the reference's model `name` with `num_classes` outputs on `device`, initialised
+    /// as the reference does, computing in fp32.
     pub fn new(name: ModelName, num_classes: i64, device: Device) -> Self {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let net: Box<dyn ModuleT> = match name {
             ModelName::ResNet18 => Box::new(ResNet18::new(&root, num_classes)),
+            ModelName::ResNet50 => Box::new(BottleneckResNet::new(&root, 50, num_classes)),
+            ModelName::ResNet200 => Box::new(BottleneckResNet::new(&root, 200, num_classes)),
+            ModelName::WResNet40x2 => Box::new(WideResNet::new(&root, 40, 2, num_classes)),
             ModelName::WResNet28x10 => Box::new(WideResNet::new(&root, 28, 10, num_classes)),
+            ModelName::ShakeShake26x2x32d => Box::new(ShakeNet::resnet26(&root, 32, num_classes)),
+            ModelName::ShakeShake26x2x64d => Box::new(ShakeNet::resnet26(&root, 64, num_classes)),
+            ModelName::ShakeShake26x2x96d => Box::new(ShakeNet::resnet26(&root, 96, num_classes)),
+            ModelName::ShakeShake26x2x112d => Box::new(ShakeNet::resnet26(&root, 112, num_classes)),
+            ModelName::ShakeShake26x2x96dNext => Box::new(ShakeNet::resnext26(&root, 96, 4, num_classes)),
         };
-        Model { name, num_classes, vs, compute: Kind::Float, net }
+        Model { spec: ModelSpec::Builtin(name), num_classes, vs, compute: Kind::Float, net }
     }
 
-    /// This model computing in `precision` (bf16: mixed precision, fp32 weights).
+    /// [`Model::new`] with the parameters allocated but not initialised (BatchNorm statistics
+    /// are): for weights that are loaded next, or for checks of keys, shapes and parameter
+    /// counts, which this makes fast even for resnet200.
+    pub fn new_uninitialised(name: ModelName, num_classes: i64, device: Device) -> Self {
+        layers::without_init(|| Self::new(name, num_classes, device))
+    }
+
+    /// Builds the model `--model` names: one of the reference's (see [`Model::new`]), or the
+    /// module of a TorchScript file with the weights it was saved with, checked once on 3x32x32
+    /// images (see [`TorchScriptNet::check`]).
+    pub fn build(spec: &ModelSpec, num_classes: i64, device: Device) -> Result<Self, ModelError> {
+        let path = match spec {
+            ModelSpec::Builtin(name) => return Ok(Self::new(*name, num_classes, device)),
+            ModelSpec::TorchScript(path) => path,
+        };
+        if !path.is_file() {
+            return Err(ModelError::Missing {
+                path: path.clone(),
+                hint: "no such TorchScript file (save one with torch.jit.save(torch.jit.script(model), PATH))".into(),
+            });
+        }
+        let failed = |what: String| ModelError::TorchScript { path: path.clone(), what };
+        let vs = nn::VarStore::new(device);
+        let net = TorchScriptNet::load(path, device)
+            .map_err(|e| failed(format!("not a TorchScript module saved by torch.jit.save: {e}")))?;
+        net.register(&vs.root()).map_err(failed)?;
+        net.check(num_classes, device).map_err(failed)?;
+        Ok(Model { spec: spec.clone(), num_classes, vs, compute: Kind::Float, net: Box::new(net) })
+    }
+
+    /// This model computing in `precision` (bf16: mixed precision, fp32 weights). TorchScript
+    /// modules compute in the precision of their weights, fp32 (the configuration refuses bf16).
     pub fn with_precision(mut self, precision: Precision) -> Self {
-        self.compute = match precision {
-            Precision::Fp32 => Kind::Float,
-            Precision::Bf16 => Kind::BFloat16,
+        self.compute = match (&self.spec, precision) {
+            (ModelSpec::TorchScript(_), _) | (_, Precision::Fp32) => Kind::Float,
+            (_, Precision::Bf16) => Kind::BFloat16,
         };
         self
     }
@@ -122,20 +169,14 @@ impl Model {
         let own = self.state_dict();
         let mismatch = |what: String| ModelError::Mismatch {
             path: source.to_path_buf(),
-            model: self.name.to_string(),
+            model: self.spec.to_string(),
             classes: self.num_classes,
             what,
         };
         let missing: Vec<&String> = own.keys().filter(|k| !tensors.contains_key(*k)).collect();
         let extra: Vec<&String> = tensors.keys().filter(|k| !own.contains_key(*k)).collect();
         if !missing.is_empty() || !extra.is_empty() {
-            let guess = if tensors.contains_key("linear.weight") {
-                " (its keys are those of wresnet28_10)"
-            } else if tensors.contains_key("classifier.weight") {
-                " (its keys are those of resnet18)"
-            } else {
-                ""
-            };
+            let guess = recognise(&tensors).map(|name| format!(" (its keys are those of {name})")).unwrap_or_default();
             return Err(mismatch(format!(
                 "{} keys missing (e.g. {}), {} unexpected (e.g. {}){guess}; pass the --model it was trained with",
                 missing.len(),
@@ -165,6 +206,24 @@ impl Model {
     }
 }
 
+/// Which of the reference's models a state_dict belongs to, by the keys that tell them apart.
+fn recognise(state: &BTreeMap<String, Tensor>) -> Option<String> {
+    let has = |k: &str| state.contains_key(k);
+    let name = if has("classifier.weight") {
+        "resnet18".to_string()
+    } else if has("linear.weight") {
+        if has("layer1.5.conv1.weight") { "wresnet40_2" } else { "wresnet28_10" }.to_string()
+    } else if has("fc.weight") {
+        if has("layer3.35.conv1.weight") { "resnet200" } else { "resnet50" }.to_string()
+    } else if has("layer1.0.branch1.7.weight") {
+        "shakeshake26_2x96d_next".to_string()
+    } else {
+        // fc_out takes the 4w channels of shakeshake26_2x{w}d
+        format!("shakeshake26_2x{}d", state.get("fc_out.weight")?.size().get(1)? / 4)
+    };
+    Some(name)
+}
+
 /// Reads every tensor of a safetensors file, with an error naming the file.
 pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>, ModelError> {
     if !path.is_file() {
@@ -190,18 +249,47 @@ pub fn is_float(t: &Tensor) -> bool {
 mod tests {
     use super::*;
 
+    /// FNV-1a 64 of the sorted state_dict as `key:d0,d1,..` lines.
+    fn fingerprint(state: &BTreeMap<String, Tensor>) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for (k, v) in state {
+            let dims: Vec<String> = v.size().iter().map(|d| d.to_string()).collect();
+            for b in format!("{k}:{}\n", dims.join(",")).bytes() {
+                h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        h
+    }
+
+    /// Parameter counts (`sum(p.numel() for p in model.parameters())`), state_dict entries and
+    /// the fingerprint of the sorted keys and shapes (10 classes) of the reference's own
+    /// networks (`get_model(name, classes)` in PyTorch 2.11).
     #[test]
     fn parameter_counts_and_keys_match_the_reference() {
-        for (name, classes, params, entries) in [
-            ("resnet18", 10, 11_173_962, 122),
-            ("resnet18", 100, 11_220_132, 122),
-            ("wresnet28_10", 10, 36_489_290, 183),
-            ("wresnet28_10", 100, 36_546_980, 183),
+        for (name, params_10, params_100, entries, keys) in [
+            ("resnet18", 11_173_962, 11_220_132, 122, 0x7aca_3afb_77d9_22a3_u64),
+            ("resnet50", 23_528_522, 23_712_932, 320, 0xec71_d348_2cd4_cde8),
+            ("resnet200", 62_645_322, 62_829_732, 1220, 0xcf79_aca5_dfe0_069a),
+            ("wresnet40_2", 2_246_474, 2_258_084, 267, 0x2643_1180_ef62_372e),
+            ("wresnet28_10", 36_489_290, 36_546_980, 183, 0xef70_ba4a_d203_8a97),
+            ("shakeshake26_2x32d", 2_989_002, 3_000_612, 376, 0x0dd5_91d3_1866_41e5),
+            ("shakeshake26_2x64d", 11_914_698, 11_937_828, 376, 0x7a36_ded9_b74e_da5b),
+            ("shakeshake26_2x96d", 26_777_546, 26_812_196, 376, 0xe086_60f5_2c1c_6fdf),
+            ("shakeshake26_2x112d", 36_435_402, 36_475_812, 376, 0x9644_0f98_c803_a840),
+            ("shakeshake26_2x96d_next", 22_717_706, 22_809_956, 241, 0x656d_90b5_d720_e5a4),
         ] {
-            let m = Model::new(name.parse().unwrap(), classes, Device::Cpu);
-            assert_eq!(m.num_parameters(), params, "{name} {classes}");
-            assert_eq!(m.state_dict().len(), entries, "{name} {classes}");
+            for (classes, params) in [(10, params_10), (100, params_100)] {
+                let m = Model::new_uninitialised(name.parse().unwrap(), classes, Device::Cpu);
+                assert_eq!(m.num_parameters(), params, "{name} {classes}");
+                let state = m.state_dict();
+                assert_eq!(state.len(), entries, "{name} {classes}");
+                if classes == 10 {
+                    assert_eq!(fingerprint(&state), keys, "{name}: keys or shapes differ from the reference's");
+                }
+                assert_eq!(recognise(&state).as_deref(), Some(name));
+            }
         }
+        assert_eq!(ModelName::ALL.len(), 10, "every model the reference registers is checked above");
     }
 
     #[test]
@@ -249,23 +337,78 @@ mod tests {
         assert!((std - (2.0f64 / (512.0 * 9.0)).sqrt()).abs() < 1e-3, "{std}");
         assert_eq!(r["feature.1.weight"].sum(Kind::Float).double_value(&[]), 64.0);
         assert_eq!(r["feature.1.running_var"].sum(Kind::Float).double_value(&[]), 64.0);
+
+        // the reference's own loops: every conv of the bottleneck ResNets and shake-shake nets
+        // kaiming normal (fan out), BatchNorm 1 / 0, shake-shake's fc_out bias zero
+        let std_of = |t: &Tensor| t.std(true).double_value(&[]);
+        let b = Model::new(ModelName::ResNet50, 10, Device::Cpu).state_dict();
+        let std = std_of(&b["conv1.weight"]); // 64 x 3 x 7 x 7
+        assert!((std - (2.0f64 / (64.0 * 49.0)).sqrt()).abs() < 2e-3, "{std}");
+        let std = std_of(&b["layer4.0.downsample.0.weight"]); // 2048 x 1024 x 1 x 1
+        assert!((std - (2.0f64 / 2048.0).sqrt()).abs() < 1e-3, "{std}");
+        assert!(b["fc.weight"].abs().max().double_value(&[]) <= 1.0 / 2048f64.sqrt());
+        let s = Model::new(ModelName::ShakeShake26x2x96dNext, 10, Device::Cpu).state_dict();
+        let std = std_of(&s["layer2.0.branch1.3.weight"]); // 512 x 128 x 3 x 3, 4 groups
+        assert!((std - (2.0f64 / (512.0 * 9.0)).sqrt()).abs() < 1e-3, "{std}");
+        assert_eq!(s["fc_out.bias"].abs().sum(Kind::Float).double_value(&[]), 0.0);
+        assert!(s["c_in.bias"].abs().max().double_value(&[]) <= 1.0 / 27f64.sqrt());
+        assert_eq!(s["layer3.1.branch2.7.weight"].sum(Kind::Float).double_value(&[]), 1024.0);
+    }
+
+    #[test]
+    fn uninitialised_models_have_the_same_variables_and_later_models_are_initialised() {
+        let fresh = Model::new_uninitialised(ModelName::WResNet40x2, 10, Device::Cpu).state_dict();
+        let init = Model::new(ModelName::WResNet40x2, 10, Device::Cpu).state_dict();
+        let shapes = |s: &BTreeMap<String, Tensor>| s.iter().map(|(k, v)| (k.clone(), v.size())).collect::<Vec<_>>();
+        assert_eq!(shapes(&fresh), shapes(&init));
+        // initialisation is back on after the uninitialised build: BatchNorm weights are ones
+        assert_eq!(init["bn1.weight"].sum(Kind::Float).double_value(&[]), 128.0);
+    }
+
+    /// The reference's ShakeResNet owns a projection in every block, used only where the width
+    /// changes; as in PyTorch (whose gradient stays None there) training leaves the unused ones
+    /// untouched, while the used ones and the branches learn.
+    #[test]
+    fn shake_shake_trains_and_leaves_the_unused_projections_untouched() {
+        tch::manual_seed(2);
+        let m = Model::new(ModelName::ShakeShake26x2x32d, 10, Device::Cpu);
+        let snapshot = |k: &str| m.state_dict()[k].detach().copy();
+        let keys = ["layer1.1.shortcut.conv1.weight", "layer1.0.shortcut.conv1.weight", "layer3.3.branch2.4.weight"];
+        let before: Vec<Tensor> = keys.iter().map(|k| snapshot(k)).collect();
+        let mut opt = crate::optim::Sgd::new(&m.vs, 0.9, 5e-4, true);
+        let x = Tensor::randn([4, 3, 16, 16], (Kind::Float, Device::Cpu));
+        let y = Tensor::from_slice(&[0i64, 3, 5, 9]);
+        for _ in 0..2 {
+            let loss = m.forward_t(&x, true).cross_entropy_for_logits(&y);
+            opt.zero_grad();
+            loss.backward();
+            opt.step(0.1);
+        }
+        assert!(!m.state_dict()[keys[0]].grad().defined(), "the unused projection gets no gradient");
+        let changed: Vec<bool> = keys.iter().zip(&before).map(|(k, b)| !snapshot(k).equal(b)).collect();
+        assert_eq!(changed, [false, true, true], "{keys:?}");
+        // evaluation mixes the branches by 0.5: deterministic
+        let (a, b) = tch::no_grad(|| (m.forward_t(&x, false), m.forward_t(&x, false)));
+        assert!(a.equal(&b));
     }
 
     #[test]
     fn bf16_forward_is_close_to_fp32_and_trains() {
-        tch::manual_seed(1);
-        let m = Model::new(ModelName::ResNet18, 10, Device::Cpu);
-        let x = Tensor::randn([4, 3, 16, 16], (Kind::Float, Device::Cpu));
-        let fp32 = tch::no_grad(|| m.forward_t(&x, false));
-        let m = m.with_precision(Precision::Bf16);
-        let bf16_eval = tch::no_grad(|| m.forward_t(&x, false));
-        let bf16 = m.forward_t(&x, true);
-        assert_eq!(bf16.kind(), Kind::Float);
-        bf16.sum(Kind::Float).backward();
-        let g = m.vs.trainable_variables()[0].grad();
-        assert_eq!(g.kind(), Kind::Float, "master weights and their gradients stay fp32");
-        let rel = (&bf16_eval - &fp32).abs().max().double_value(&[]) / fp32.abs().max().double_value(&[]);
-        assert!(rel < 0.05, "bf16 logits differ by {rel} (relative)");
+        for name in [ModelName::ResNet18, ModelName::ShakeShake26x2x32d] {
+            tch::manual_seed(1);
+            let m = Model::new(name, 10, Device::Cpu);
+            let x = Tensor::randn([4, 3, 16, 16], (Kind::Float, Device::Cpu));
+            let fp32 = tch::no_grad(|| m.forward_t(&x, false));
+            let m = m.with_precision(Precision::Bf16);
+            let bf16_eval = tch::no_grad(|| m.forward_t(&x, false));
+            let bf16 = m.forward_t(&x, true);
+            assert_eq!(bf16.kind(), Kind::Float);
+            bf16.sum(Kind::Float).backward();
+            let g = m.vs.trainable_variables()[0].grad();
+            assert_eq!(g.kind(), Kind::Float, "{name}: master weights and their gradients stay fp32");
+            let rel = (&bf16_eval - &fp32).abs().max().double_value(&[]) / fp32.abs().max().double_value(&[]);
+            assert!(rel < 0.05, "{name}: bf16 logits differ by {rel} (relative)");
+        }
     }
 
     #[test]
