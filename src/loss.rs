@@ -12,11 +12,18 @@ pub fn label_smooth_per_sample(logits: &Tensor, target: &Tensor, eps: &Tensor) -
 /// Per-sample `confidence * nll + smoothing * mean_c(-log p_c)`; each weight is a scalar tensor
 /// or one value per sample.
 pub fn smoothed_nll(logits: &Tensor, target: &Tensor, confidence: &Tensor, smoothing: &Tensor) -> Tensor {
+    let (nll, uniform) = nll_and_uniform(logits, target);
+    confidence * nll + smoothing * uniform
+}
+
+/// The two per-sample terms of label smoothing: the NLL of the target and the uniform term
+/// `mean_c(-log p_c)`.
+pub fn nll_and_uniform(logits: &Tensor, target: &Tensor) -> (Tensor, Tensor) {
     let kind = float_kind(logits);
     let logp = logits.log_softmax(-1, kind);
     let nll = -logp.gather(1, &target.unsqueeze(1), false).squeeze_dim(1);
     let uniform = -logp.mean_dim(-1, false, kind);
-    confidence * nll + smoothing * uniform
+    (nll, uniform)
 }
 
 /// Batch mean of [`smoothed_nll`]; an empty batch counts 0.
@@ -57,6 +64,13 @@ pub fn distillation(logits: &Tensor, target: &Tensor, teacher: &Tensor, k: i64, 
     if logits.size()[0] == 0 {
         return Tensor::zeros([], (Kind::Float, logits.device()));
     }
+    let (ce, kl) = distillation_terms(logits, target, teacher, k, t);
+    (ce + kl * (lamda * t * t)).mean(Kind::Float)
+}
+
+/// The two per-sample terms of [`distillation`]: `CE(x / T, y)` and the KL term before its
+/// weight `lamda * T^2`.
+pub fn distillation_terms(logits: &Tensor, target: &Tensor, teacher: &Tensor, k: i64, t: f64) -> (Tensor, Tensor) {
     let (x, xt) = (logits / t, teacher / t);
     let ce = x.cross_entropy_loss::<Tensor>(target, None, tch::Reduction::None, -100, 0.0);
     let k = if k == -1 { xt.size()[1] } else { k.min(xt.size()[1]) };
@@ -68,7 +82,7 @@ pub fn distillation(logits: &Tensor, target: &Tensor, teacher: &Tensor, k: i64, 
         false,
         Kind::Float,
     );
-    (ce + kl * (lamda * t * t)).mean(Kind::Float)
+    (ce, kl)
 }
 
 /// The criterion of one part of the batch (originals or augmented views).
@@ -127,6 +141,34 @@ impl Criterion {
             }
         }
     }
+
+    /// The per-sample terms of this criterion that the reference logs (its `statistics`), by
+    /// name: the cross-entropy `ce` and the label-smoothing term `uniform`, or for Distillation
+    /// `ce` (at temperature T) and `kl`.
+    pub fn terms(&self, logits: &Tensor, target: &Tensor, teacher: Option<&Tensor>) -> [(&'static str, Tensor); 2] {
+        match *self {
+            Criterion::Distillation { k, t, .. } => {
+                let teacher = teacher.expect("Distillation needs the teacher's logits");
+                let (ce, kl) = distillation_terms(logits, target, teacher, k, t);
+                [("ce", ce), ("kl", kl)]
+            }
+            _ => {
+                let (nll, uniform) = nll_and_uniform(logits, target);
+                [("ce", nll), ("uniform", uniform)]
+            }
+        }
+    }
+
+    /// The smoothing each sample gets from a sample-wise criterion, `(1 - p_i) * eps` (the
+    /// reference logs it as `smooth`); `None` for the other criteria.
+    pub fn smoothing(&self, p: Option<&Tensor>) -> Option<Tensor> {
+        match *self {
+            Criterion::SampleSmooth(eps) | Criterion::SampleSmoothNormalised(eps) => {
+                Some((1.0 - p.expect("SampleSmooth needs p_ID (validated: --gmm)")) * eps)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The loss of a whole batch of `n_ori` original views followed by augmented views:
@@ -151,6 +193,19 @@ impl BatchLoss {
         p: Option<&Tensor>,
         teacher: Option<&Tensor>,
     ) -> Tensor {
+        self.combine(&self.parts(logits, y, n_ori, p, teacher))
+    }
+
+    /// The losses of the original part and of the augmented part (the reference's `loss_org`
+    /// and `loss_aug`), each 0 when its part is empty.
+    pub fn parts(
+        &self,
+        logits: &Tensor,
+        y: &Tensor,
+        n_ori: i64,
+        p: Option<&Tensor>,
+        teacher: Option<&Tensor>,
+    ) -> [Tensor; 2] {
         let n = logits.size()[0];
         let part = |t: Option<&Tensor>, start: i64, len: i64| t.map(|t| t.narrow(0, start, len));
         let half = |c: &Criterion, start: i64, len: i64| {
@@ -161,7 +216,12 @@ impl BatchLoss {
                 part(teacher, start, len).as_ref(),
             )
         };
-        half(&self.org, 0, n_ori) * self.prob + half(&self.aug, n_ori, n - n_ori) * (1.0 - self.prob)
+        [half(&self.org, 0, n_ori), half(&self.aug, n_ori, n - n_ori)]
+    }
+
+    /// The batch loss of its two parts: `prob * org + (1 - prob) * aug`.
+    pub fn combine(&self, [org, aug]: &[Tensor; 2]) -> Tensor {
+        org * self.prob + aug * (1.0 - self.prob)
     }
 }
 

@@ -15,6 +15,7 @@ fn main() {
         Command::Augment(args) => commands::augment(args),
         Command::Bench(args) => commands::bench(args),
         Command::Data(args) => commands::data(args),
+        Command::Report(args) => commands::report(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

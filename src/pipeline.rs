@@ -107,6 +107,25 @@ pub fn make_view(
     }
 }
 
+/// View `original` (or the augmented one) of sample `index` as training sees it, to be looked
+/// at: [`make_view`]'s pixels with the cutout box, zeroed after normalisation in training,
+/// painted in the normalisation mean colour. Returns the HWC bytes and what was applied.
+pub fn shown_view(
+    set: &ImageSet,
+    aug: &Augmenter,
+    seed: u64,
+    epoch: u64,
+    index: usize,
+    original: bool,
+) -> (Vec<u8>, Option<Applied>) {
+    let mut img = vec![0u8; set.image_bytes()];
+    let applied = make_view(set, aug, seed, epoch, index, original, &mut img);
+    if let Some(cutout) = applied.as_ref().and_then(|a| a.cutout) {
+        fill_cutout(&mut img, set.width, cutout, &MEAN.map(|m| (m * 255.0).round() as u8));
+    }
+    (img, applied)
+}
+
 /// Fills `batch` with the views of samples `indices` of `set`.
 pub fn assemble(set: &ImageSet, indices: &[usize], plan: &EpochPlan, aug: &Augmenter, batch: &mut Batch) {
     let per = set.image_bytes();

@@ -8,7 +8,7 @@ mod train;
 
 pub use tools::{
     ApplyArgs, AugmentArgs, AugmentCommand, BenchArgs, BenchAugmentArgs, BenchCommand, BenchTrainArgs, DataAction,
-    DataArgs, DetectArgs, PreviewArgs, Source,
+    DataArgs, DetectArgs, PreviewArgs, ReportArgs, Source,
 };
 pub use train::TrainArgs;
 
@@ -41,6 +41,8 @@ pub enum Command {
     Detect(DetectArgs),
     /// The whole method: train the baseline if missing, detect, retrain with these flags, compare the runs.
     Run(TrainArgs),
+    /// Write an HTML page of run folders: configuration, curves, the detection pass and its OOD views, a comparison.
+    Report(ReportArgs),
 }
 
 /// The value parser of a closed choice: clap lists its spellings in `--help` and names them

@@ -38,6 +38,24 @@ pub struct DetectArgs {
     pub device: DeviceFlags,
 }
 
+/// Flags of `resmooth report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Run folders (<logdir>/<tag>/ of train, run or detect); several are compared on one page.
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Folder to write report.html into (default: the run folder, or the folder holding the runs).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Where the training images are, when not at the --dataroot the runs recorded (the grids of
+    /// scored views are made again from them; without them the page says so).
+    #[arg(long, value_name = "DIR")]
+    pub dataroot: Option<PathBuf>,
+    /// Augmented views in each grid (most OOD, most ID); 0 leaves the grids out.
+    #[arg(long, default_value_t = 24)]
+    pub views: usize,
+}
+
 /// `resmooth augment ...`.
 #[derive(Debug, Args)]
 pub struct AugmentArgs {

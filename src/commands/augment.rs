@@ -2,13 +2,13 @@
 //! original and augmented views, labelled with the ops applied); also the image source that
 //! `bench augment` shares.
 
-use super::font;
 use crate::cli::{ApplyArgs, AugmentArgs, AugmentCommand, PreviewArgs, Source};
 use anyhow::{bail, Context, Result};
-use resmooth::augment::{fill_cutout, Applied, Augmenter, Op};
+use resmooth::augment::{Applied, Augmenter, Op};
 use resmooth::config::DatasetName;
-use resmooth::data::{self, synthetic_set, ImageSet, MEAN};
-use resmooth::pipeline::make_view;
+use resmooth::data::{self, synthetic_set, ImageSet};
+use resmooth::pipeline::shown_view;
+use resmooth::report::font;
 use std::path::Path;
 
 /// Runs `resmooth augment ...`.
@@ -90,16 +90,11 @@ fn preview(p: &PreviewArgs) -> Result<()> {
         &mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed),
     );
     // the cutout box, zeroed after normalisation in training, shows as the mean colour
-    let mean = MEAN.map(|m| (m * 255.0).round() as u8);
     let mut tiles = Vec::new();
     for &i in order.iter().take(p.count) {
-        let (mut ori, mut augd) = (vec![0u8; h * w * 3], vec![0u8; h * w * 3]);
-        make_view(&set, &aug, seed, 0, i, true, &mut ori);
-        let applied = make_view(&set, &aug, seed, 0, i, false, &mut augd).expect("an augmented view");
-        if let Some(cutout) = applied.cutout {
-            fill_cutout(&mut augd, w, cutout, &mean);
-        }
-        tiles.push((ori, augd, applied));
+        let (ori, _) = shown_view(&set, &aug, seed, 0, i, true);
+        let (augd, applied) = shown_view(&set, &aug, seed, 0, i, false);
+        tiles.push((ori, augd, applied.expect("an augmented view")));
     }
     let lines = tiles.iter().map(|t| labels(&t.2).len()).max().unwrap_or(0).max(1);
     let (cell_w, cell_h) = (2 * tw + 12, th + 6 + lines * line + 8);

@@ -1,13 +1,16 @@
 //! `resmooth detect`: the detection step alone. Scores both views of one pass over the training
-//! set with the pretrained baseline, fits the GMM, writes gmm.json and losses.csv, prints which
-//! views (and ops) are OOD, and with `--export` writes the views as DAOOD/DAID trees.
+//! set with the pretrained baseline, fits the GMM, writes gmm.json, losses.csv and detect.json
+//! (what was scored, for `resmooth report`), prints which views (and ops) are OOD, and with
+//! `--export` writes the views as DAOOD/DAID trees.
 
 use super::Terminal;
 use crate::cli::DetectArgs;
 use anyhow::{bail, Result};
 use resmooth::augment::Augmenter;
+use resmooth::config::{AugConfig, TrainConfig};
 use resmooth::engine::Setup;
 use resmooth::method::{export_views, load_pretrained, pretrained_path};
+use resmooth::report::detect_summary::{write_detect_summary, DetectSummary};
 use std::sync::Arc;
 
 /// Runs `resmooth detect`.
@@ -32,6 +35,14 @@ pub fn detect(args: DetectArgs) -> Result<()> {
     let (gmm, csv) = (dir.join("gmm.json"), dir.join("losses.csv"));
     det.gmm.save(&gmm)?;
     det.write_csv(&csv)?;
+    let summary = DetectSummary {
+        pretrained: path.clone(),
+        views: det.records.len(),
+        seconds: started.elapsed().as_secs_f64(),
+        device: format!("{:?}", setup.device),
+        config: pass_config(&args),
+    };
+    write_detect_summary(&dir.join("detect.json"), &summary)?;
     println!("scored {} views with {} in {:.1}s", det.records.len(), path.display(), started.elapsed().as_secs_f64());
     print!("{}", det.report());
     println!("wrote {} and {}", gmm.display(), csv.display());
@@ -45,4 +56,23 @@ pub fn detect(args: DetectArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The pass's data, augmentation, model, batch size and seed as a training configuration (the
+/// other fields at their defaults).
+fn pass_config(args: &DetectArgs) -> TrainConfig {
+    let d = TrainConfig::default();
+    let a = &args.aug;
+    let mut c = TrainConfig {
+        data: args.data.config(None),
+        aug: AugConfig { aug: a.aug, n: a.n, m: a.m, cutout: a.cutout, prob: d.aug.prob },
+        ..d
+    };
+    c.model.model = args.model.model;
+    c.optim.batch_size = args.batch_size;
+    c.method.gmm = true;
+    c.method.pretrained = args.pretrained.clone();
+    (c.run.tag, c.run.logdir, c.run.seed) = (args.tag.clone(), args.logdir.clone(), args.seed);
+    (c.run.gpu, c.run.workers) = (args.device.gpu, args.device.workers);
+    c
 }

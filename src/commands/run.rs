@@ -1,11 +1,14 @@
 //! `resmooth run`: the whole method in one command: the baseline (trained when its weights are
-//! missing), then the given run (the detection pass included), then a table of the runs beside it.
+//! missing), then the given run (the detection pass included), then a table of the runs beside it
+//! and their HTML report (`report.html` in the folder holding them).
 
+use super::report::REPORT_FILE;
 use super::Terminal;
 use crate::cli::TrainArgs;
 use anyhow::{bail, Context, Result};
 use resmooth::config::TrainConfig;
 use resmooth::engine;
+use resmooth::engine::review::{write_report, ReportOptions};
 use resmooth::method::{baseline_dir_of_save, baseline_tag, pretrained_path};
 use resmooth::report::{self, Summary};
 use std::path::PathBuf;
@@ -29,7 +32,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     eprintln!("step 2/2: training {}", config.run.tag);
     engine::train(&config, &mut terminal)?;
-    print!("{}", comparison_table(&config)?);
+    let runs = sibling_runs(&config)?;
+    print!("{}", comparison_table(&config, &runs));
+    let dirs: Vec<PathBuf> = runs.iter().map(|r| r.1.clone()).collect();
+    let out = parent_folder(&config).join(REPORT_FILE);
+    let opts = ReportOptions { dataroot: None, views: 24 };
+    write_report(&dirs, &out, &opts, &mut terminal)?;
+    println!("report: {}", out.display());
     Ok(())
 }
 
@@ -53,27 +62,36 @@ pub fn baseline_config(config: &TrainConfig) -> TrainConfig {
     b
 }
 
-/// A table of the finished runs that sit beside the run's tag (same parent folder).
-pub fn comparison_table(config: &TrainConfig) -> Result<String> {
-    let parent = match config.run.tag.rsplit_once('/') {
+/// The folder holding the run's tag and its siblings.
+fn parent_folder(config: &TrainConfig) -> PathBuf {
+    match config.run.tag.rsplit_once('/') {
         Some((p, _)) => config.run.logdir.join(p),
         None => config.run.logdir.clone(),
-    };
+    }
+}
+
+/// The finished runs that sit beside the run's tag (same parent folder): name, folder, summary.
+pub fn sibling_runs(config: &TrainConfig) -> Result<Vec<(String, PathBuf, Summary)>> {
+    let parent = parent_folder(config);
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&parent)
         .with_context(|| format!("listing {}", parent.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
     dirs.sort();
-    let rows: Vec<(String, Summary)> = dirs
-        .iter()
+    Ok(dirs
+        .into_iter()
         .filter_map(|d| {
             let s = report::read_summary(&d.join("summary.json")).ok()?;
-            Some((d.file_name()?.to_string_lossy().into_owned(), s))
+            Some((d.file_name()?.to_string_lossy().into_owned(), d, s))
         })
-        .collect();
-    let mut out = format!("runs in {}:\n", parent.display());
+        .collect())
+}
+
+/// A table of the finished runs beside the run's tag.
+pub fn comparison_table(config: &TrainConfig, runs: &[(String, PathBuf, Summary)]) -> String {
+    let mut out = format!("runs in {}:\n", parent_folder(config).display());
     out += &format!("{:<16} {:<44} {:>6} {:>9} {:>9}\n", "run", "setting", "epochs", "last top1", "best top1");
-    for (name, s) in rows {
+    for (name, _, s) in runs {
         let c = &s.config;
         let setting = if c.aug.prob >= 1.0 {
             "baseline (originals only)".to_string()
@@ -92,5 +110,5 @@ pub fn comparison_table(config: &TrainConfig) -> Result<String> {
         out +=
             &format!("{name:<16} {setting:<44} {:>6} {:>9.4} {:>9.4}\n", s.epochs, s.last_test_top1, s.best_test_top1);
     }
-    Ok(out)
+    out
 }

@@ -1,10 +1,13 @@
 //! Running the method: what every command that runs a model shares (device, data, workers), the
-//! evaluation, the resumable checkpoint, the epoch loop of `resmooth train`, and the benchmarks.
+//! evaluation, the resumable checkpoint, the epoch loop of `resmooth train` with its logs, the
+//! benchmarks, and the HTML report of run folders (`review`).
 
 pub mod bench;
 pub mod checkpoint;
 mod evaluate;
+mod logged;
 mod paths;
+pub mod review;
 mod setup;
 mod train;
 
@@ -77,6 +80,9 @@ pub enum EngineError {
     /// The training split is smaller than one batch.
     #[error("the training split has {images} images, fewer than one batch of {batch_size}; lower --batch-size")]
     TooFewImages { images: usize, batch_size: usize },
+    /// A folder given to the report that holds no run.
+    #[error("{} is not a run folder: {reason}", dir.display())]
+    NotARun { dir: PathBuf, reason: String },
     /// The loss diverged.
     #[error("the training loss became NaN in epoch {epoch}{}; lower --lr or check the data", step.map(|s| format!(" (step {s})")).unwrap_or_default())]
     NotANumber { epoch: usize, step: Option<usize> },

@@ -17,6 +17,10 @@ pub struct RunPaths {
     pub summary: PathBuf,
     /// The GMM fitted by the run's detection pass.
     pub gmm: PathBuf,
+    /// The detection pass's scored views (as `resmooth detect` writes them).
+    pub losses: PathBuf,
+    /// The plain-text log: sessions, notices, one line per epoch.
+    pub train_log: PathBuf,
 }
 
 impl RunPaths {
@@ -30,6 +34,8 @@ impl RunPaths {
             metrics: dir.join("metrics.jsonl"),
             summary: dir.join("summary.json"),
             gmm: dir.join("gmm.json"),
+            losses: dir.join("losses.csv"),
+            train_log: dir.join("train.log"),
             weights,
             dir,
         }

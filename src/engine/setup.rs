@@ -72,7 +72,12 @@ impl Setup {
 /// Loads the dataset of `data` (downloading it if needed) with the `--train-size` /
 /// `--test-size` subsets applied, drawn with `seed`.
 pub fn load_dataset(data: &DataConfig, seed: u64, progress: &mut dyn Progress) -> Result<Dataset, EngineError> {
-    let mut ds = data::load_or_fetch(data.dataset, &data.dataroot, data.mirror.as_deref(), progress)?;
+    let ds = data::load_or_fetch(data.dataset, &data.dataroot, data.mirror.as_deref(), progress)?;
+    subsets(ds, data, seed)
+}
+
+/// `ds` cut to the `--train-size` / `--test-size` subsets of `data`, drawn with `seed`.
+pub fn subsets(mut ds: Dataset, data: &DataConfig, seed: u64) -> Result<Dataset, EngineError> {
     let k = ds.num_classes();
     if let Some(n) = data.train_size {
         ds.train = ds

@@ -5,15 +5,16 @@
 
 use super::checkpoint::{self, ResumeMeta};
 use super::evaluate::{EvalReport, EvalSets};
+use super::logged::{open_events, Logged};
 use super::{resolve_tag, EngineError, RunPaths, Setup};
 use crate::augment::Augmenter;
 use crate::config::{MemoryFormat, TrainConfig};
 use crate::method::{load_pretrained, pretrained_path, Gmm, Method, StepBatch, StepSums};
 use crate::model::Model;
 use crate::optim::Sgd;
-use crate::pipeline::{EpochPlan, Placement, Views};
+use crate::pipeline::{shown_view, EpochPlan, Placement, Views};
 use crate::progress::{Progress, Unit};
-use crate::report::{self, EpochMetrics, Summary};
+use crate::report::{self, EpochMetrics, EpochRecord, RgbImage, SampleViews, Summary};
 use crate::schedule::Schedule;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<S
     config.run.tag = resolve_tag(&config.run.tag);
     let config = &config;
     let paths = RunPaths::new(&config.run.logdir, &config.run.tag, config.run.save.as_deref());
+    let mut logged = Logged::open(&paths.train_log, config, observer)?;
+    let observer = &mut logged;
     let setup = Setup::new(&config.data, config.run.seed, config.run.gpu, config.run.workers, observer)?;
     tch::manual_seed(config.run.seed as i64);
     let mut learner = Learner::new(config, &setup)?;
@@ -49,6 +52,7 @@ pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<S
         Placement { device: setup.device, channels_last: config.model.memory_format == MemoryFormat::ChannelsLast };
     let eval_sets = EvalSets::new(config, &setup, place)?;
     let trainer = Trainer { config, setup: &setup, aug, method, place };
+    let mut events = open_events(&paths.dir, meta.epoch, observer)?;
     let epochs = config.optim.epochs;
     let mut last = None;
     for epoch in meta.epoch + 1..=epochs {
@@ -60,8 +64,11 @@ pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<S
         let eval_started = Instant::now();
         let eval = eval_sets.evaluate(&learner.model);
         let m = epoch_metrics(epoch, lr, &trained, &eval, eval_started.elapsed(), started.elapsed());
+        let (stats, views) = (trained.sums.epoch_stats(), trained.shown.map(|i| trainer.views_of(epoch, i)));
+        events.epoch(&EpochRecord { metrics: &m, stats: stats.as_ref(), views: views.as_ref() })?;
         learner.record(&paths, &m, &mut meta)?;
         observer.epoch_end(&m, epochs);
+        observer.check()?;
         last = Some(m);
         if config.run.stop_after.is_some_and(|n| epoch >= n) && epoch < epochs {
             observer
@@ -167,7 +174,7 @@ impl Learner {
 }
 
 /// The augmentation of the run; a `--prob 1.0` run never draws one (every view is an original).
-fn augmenter(config: &TrainConfig) -> Augmenter {
+pub(super) fn augmenter(config: &TrainConfig) -> Augmenter {
     let a = &config.aug;
     if a.prob < 1.0 {
         Augmenter::new(a.aug, a.n, a.m, a.cutout, config.data.dataset)
@@ -206,6 +213,7 @@ fn prepare_method(
         let det = setup.detect(&scorer, aug, r.seed, config.optim.batch_size, progress)?;
         progress.note(&format!("detection pass ({:.1}s):\n{}", started.elapsed().as_secs_f64(), det.report()));
         det.gmm.save(&paths.gmm)?;
+        det.write_csv(&paths.losses)?;
         Some(det.gmm)
     };
     Ok((Method::new(m, config.aug.prob, Some(scorer), gmm), Some(path)))
@@ -218,6 +226,8 @@ struct EpochTraining {
     steps: i64,
     seconds: f64,
     data_wait: Duration,
+    /// The sample whose views the logs show: the first of the last batch, as the reference's.
+    shown: Option<usize>,
 }
 
 /// What every epoch of training reads: the configuration, the data, the augmentation, the
@@ -256,12 +266,13 @@ impl Trainer<'_> {
             return Err(EngineError::TooFewImages { images: self.setup.train.len(), batch_size });
         }
         let mut sums = StepSums::new(self.setup.device);
-        let (mut steps, mut done, mut status) = (0, 0, String::new());
+        let (mut steps, mut done, mut status, mut shown) = (0, 0, String::new(), None);
         let what = format!("train {epoch:>4}/{}", config.optim.epochs);
         progress.start(&what, Some(loader.num_batches as u64), 0, Unit::Steps);
         while let Some(batch) = loader.next_batch() {
             let (x, y) = batch.upload(self.place);
             let step = StepBatch { x, y, n_ori: batch.n_ori as i64 };
+            shown = batch.indices.first().copied();
             loader.recycle(batch);
             if self.method.step(&learner.model, &mut learner.opt, lr, &step, &mut sums) {
                 steps += 1;
@@ -283,7 +294,19 @@ impl Trainer<'_> {
         if sums.loss().is_nan() {
             return Err(EngineError::NotANumber { epoch, step: None });
         }
-        Ok(EpochTraining { sums, steps, seconds: started.elapsed().as_secs_f64(), data_wait: loader.wait })
+        Ok(EpochTraining { sums, steps, seconds: started.elapsed().as_secs_f64(), data_wait: loader.wait, shown })
+    }
+
+    /// The original and augmented view of training sample `index` in epoch `epoch`, made again
+    /// from their seeded draws.
+    fn views_of(&self, epoch: usize, index: usize) -> SampleViews {
+        let set = &self.setup.train;
+        let image = |original| RgbImage {
+            height: set.height,
+            width: set.width,
+            pixels: shown_view(set, &self.aug, self.config.run.seed, epoch as u64, index, original).0,
+        };
+        SampleViews { index, original: image(true), augmented: image(false) }
     }
 }
 

@@ -3,11 +3,12 @@
 //! OOD report, and the views exported as DAOOD/DAID trees.
 
 use super::{score, Gmm, MethodError};
-use crate::augment::{fill_cutout, Applied, Augmenter};
-use crate::data::{ImageSet, MEAN};
+use crate::augment::{Applied, AppliedOp, Augmenter, Op};
+use crate::data::ImageSet;
 use crate::model::Model;
-use crate::pipeline::{make_view, EpochPlan, Loader, Views};
+use crate::pipeline::{shown_view, EpochPlan, Loader, Views};
 use crate::progress::{Progress, Unit};
+use crate::report::html::OpRow;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -111,25 +112,17 @@ pub fn export_views(
         }
     }
     let views: Vec<&ViewRecord> = det.records.iter().filter(|r| !r.original).collect();
-    let mean = MEAN.map(|m| (m * 255.0).round() as u8);
     let (h, w) = (set.height, set.width);
     pool.install(|| {
-        views.par_iter().try_for_each_init(
-            || vec![0u8; set.image_bytes()],
-            |img, r| {
-                let applied =
-                    make_view(set, aug, seed, DETECTION_EPOCH, r.index, false, img).expect("an augmented view");
-                if let Some(cutout) = applied.cutout {
-                    fill_cutout(img, w, cutout, &mean);
-                }
-                let tree = if r.p_id < 0.5 { TREES[0] } else { TREES[1] };
-                let path = staging.join(tree).join(&classes[r.label as usize]).join(format!("{:05}.png", r.index));
-                image::RgbImage::from_raw(w as u32, h as u32, img.clone())
-                    .expect("an image of the set's size")
-                    .save(&path)
-                    .map_err(|source| MethodError::Image { path, source })
-            },
-        )
+        views.par_iter().try_for_each(|r| {
+            let (img, _) = shown_view(set, aug, seed, DETECTION_EPOCH, r.index, false);
+            let tree = if r.p_id < 0.5 { TREES[0] } else { TREES[1] };
+            let path = staging.join(tree).join(&classes[r.label as usize]).join(format!("{:05}.png", r.index));
+            image::RgbImage::from_raw(w as u32, h as u32, img)
+                .expect("an image of the set's size")
+                .save(&path)
+                .map_err(|source| MethodError::Image { path, source })
+        })
     })?;
     for tree in TREES {
         let target = dir.join(tree);
@@ -143,7 +136,8 @@ pub fn export_views(
     Ok((ood, views.len() - ood))
 }
 
-fn ops_text(a: &Applied) -> String {
+/// The ops of a view as `losses.csv` writes them: `ShearX(-0.28) Invert(0) Cutout(0:8,3:19)`.
+pub fn ops_text(a: &Applied) -> String {
     let mut parts: Vec<String> = a.ops.iter().map(|o| format!("{}({})", o.name, o.value)).collect();
     if let Some([y0, y1, x0, x1]) = a.cutout {
         parts.push(format!("Cutout({y0}:{y1},{x0}:{x1})"));
@@ -179,6 +173,21 @@ impl Detection {
         (chosen.len(), if chosen.is_empty() { 0.0 } else { ood as f64 / chosen.len() as f64 })
     }
 
+    /// Reads the views of a `losses.csv` written by [`Detection::write_csv`].
+    pub fn read_csv(path: &Path) -> Result<Vec<ViewRecord>, MethodError> {
+        let text = std::fs::read_to_string(path).map_err(|e| crate::io::FileError::new("read", path, e))?;
+        let mut lines = text.lines().enumerate();
+        let bad = |line: usize, reason: String| MethodError::Csv { path: path.to_path_buf(), line: line + 1, reason };
+        match lines.next() {
+            Some((_, "index,label,view,ops,log_loss,p_id")) => {}
+            _ => return Err(bad(0, "the header is not index,label,view,ops,log_loss,p_id".into())),
+        }
+        lines
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(k, l)| parse_record(l).map_err(|reason| bad(k, reason)))
+            .collect()
+    }
+
     /// A text report: the GMM, the OOD fraction overall, per view, and per augmentation op
     /// (value as applied), so a user sees which ops make OOD samples.
     pub fn report(&self) -> String {
@@ -201,31 +210,138 @@ impl Detection {
         out += &format!("  original views:  {:.2}% of {n}\n", 100.0 * f);
         let (n, f) = self.ood_fraction(|r| !r.original);
         out += &format!("  augmented views: {:.2}% of {n}\n", 100.0 * f);
-        // per op name, and per (op, value magnitude)
-        let mut by_op: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-        for r in self.records.iter().filter(|r| !r.original) {
-            let ood = usize::from(r.p_id < 0.5);
-            let mut names: Vec<String> =
-                r.applied.ops.iter().map(|o| format!("{} |{}|", o.name, o.value.abs())).collect();
-            if r.applied.cutout.is_some() {
-                names.push("Cutout".into());
-            }
-            names.sort();
-            names.dedup();
-            for name in names {
-                let e = by_op.entry(name).or_default();
-                e.0 += 1;
-                e.1 += ood;
-            }
-        }
-        if !by_op.is_empty() {
+        let rows = ood_by_op(&self.records);
+        if !rows.is_empty() {
             out += "augmented views containing each op (value magnitude):\n";
-            let mut rows: Vec<(&String, &(usize, usize))> = by_op.iter().collect();
-            rows.sort_by(|a, b| (b.1 .1 as f64 / b.1 .0 as f64).total_cmp(&(a.1 .1 as f64 / a.1 .0 as f64)));
-            for (name, (n, ood)) in rows {
-                out += &format!("  {name:<28} {:>6.2}% OOD of {n}\n", 100.0 * *ood as f64 / *n as f64);
+            for r in rows {
+                out += &format!("  {:<28} {:>6.2}% OOD of {}\n", r.op, 100.0 * r.ood as f64 / r.views as f64, r.views);
             }
         }
         out
+    }
+}
+
+/// The augmented views containing each op at each value magnitude (`Cutout` whatever its box),
+/// and how many of them are OOD (p_ID < 0.5); the most OOD first.
+pub fn ood_by_op(records: &[ViewRecord]) -> Vec<OpRow> {
+    let mut by_op: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for r in records.iter().filter(|r| !r.original) {
+        let ood = usize::from(r.p_id < 0.5);
+        let mut names: Vec<String> = r.applied.ops.iter().map(|o| format!("{} |{}|", o.name, o.value.abs())).collect();
+        if r.applied.cutout.is_some() {
+            names.push("Cutout".into());
+        }
+        names.sort();
+        names.dedup();
+        for name in names {
+            let e = by_op.entry(name).or_default();
+            e.0 += 1;
+            e.1 += ood;
+        }
+    }
+    let mut rows: Vec<OpRow> = by_op.into_iter().map(|(op, (views, ood))| OpRow { op, views, ood }).collect();
+    rows.sort_by(|a, b| (b.ood as f64 / b.views as f64).total_cmp(&(a.ood as f64 / a.views as f64)));
+    rows
+}
+
+/// The names of the ops a view can record, to read them back from text.
+fn op_name(name: &str) -> Option<&'static str> {
+    Op::ALL.into_iter().map(Op::name).chain(["Jigsaw"]).find(|n| *n == name)
+}
+
+/// The ops of a `losses.csv` line (see `ops_text`) back as what was applied.
+fn parse_applied(text: &str) -> Result<Applied, String> {
+    let mut applied = Applied::default();
+    for token in text.split(' ').filter(|t| !t.is_empty()) {
+        let (name, value) = token
+            .strip_suffix(')')
+            .and_then(|t| t.split_once('('))
+            .ok_or_else(|| format!("op '{token}' is not NAME(VALUE)"))?;
+        if name == "Cutout" {
+            let b: Vec<u16> = value
+                .split([':', ','])
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|_| format!("bad cutout box '{value}'"))?;
+            let [y0, y1, x0, x1] = b[..] else { return Err(format!("bad cutout box '{value}'")) };
+            applied.cutout = Some([y0, y1, x0, x1]);
+        } else {
+            let name = op_name(name).ok_or_else(|| format!("unknown op '{name}'"))?;
+            let value = value.parse().map_err(|_| format!("bad value in '{token}'"))?;
+            applied.ops.push(AppliedOp { name, value });
+        }
+    }
+    Ok(applied)
+}
+
+/// One line of `losses.csv`: `index,label,view,"ops",log_loss,p_id`.
+fn parse_record(line: &str) -> Result<ViewRecord, String> {
+    let mut head = line.splitn(4, ',');
+    let (index, label, view, rest) = match (head.next(), head.next(), head.next(), head.next()) {
+        (Some(a), Some(b), Some(c), Some(d)) => (a, b, c, d),
+        _ => return Err("fewer than six fields".into()),
+    };
+    let (ops, tail) = rest.strip_prefix('"').and_then(|r| r.split_once("\",")).ok_or("the ops field is not quoted")?;
+    let (log_loss, p_id) = tail.split_once(',').ok_or("fewer than six fields")?;
+    let number = |what: &str, v: &str| v.trim().parse::<f64>().map_err(|_| format!("{what} '{v}' is not a number"));
+    Ok(ViewRecord {
+        index: index.parse().map_err(|_| format!("index '{index}' is not a count"))?,
+        label: label.parse().map_err(|_| format!("label '{label}' is not a number"))?,
+        original: match view {
+            "original" => true,
+            "augmented" => false,
+            v => return Err(format!("view '{v}' is neither original nor augmented")),
+        },
+        applied: parse_applied(ops)?,
+        log_loss: number("log_loss", log_loss)?,
+        p_id: number("p_id", p_id)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(index: usize, original: bool, ops: Vec<AppliedOp>, cutout: Option<[u16; 4]>, p_id: f64) -> ViewRecord {
+        let applied = Applied { ops, cutout };
+        ViewRecord { index, label: (index % 3) as i64, original, applied, log_loss: -3.25 + index as f64, p_id }
+    }
+
+    #[test]
+    fn losses_csv_reads_back_what_it_wrote_and_names_a_bad_line() {
+        let op = |name, value| AppliedOp { name, value };
+        let records = vec![
+            record(0, true, vec![], None, 0.99),
+            record(1, false, vec![op("ShearX", -0.28), op("Invert", 0.0)], Some([0, 8, 3, 19]), 0.125),
+            record(2, false, vec![op("Jigsaw", 2301.0)], None, 0.75),
+            record(3, false, vec![op("Rotate", 17.5), op("Posterize", 4.0)], None, 0.25),
+        ];
+        let gmm = Gmm {
+            weights: [0.5, 0.5],
+            means: [-4.0, 0.0],
+            variances: [1.0, 1.0],
+            converged: true,
+            iterations: 3,
+            lower_bound: 0.0,
+        };
+        let det = Detection { records: records.clone(), gmm };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("losses.csv");
+        det.write_csv(&path).unwrap();
+        let back = Detection::read_csv(&path).unwrap();
+        assert_eq!(back.len(), records.len());
+        for (a, b) in back.iter().zip(&records) {
+            assert_eq!((a.index, a.label, a.original, &a.applied), (b.index, b.label, b.original, &b.applied));
+            assert!((a.log_loss - b.log_loss).abs() < 1e-6 && (a.p_id - b.p_id).abs() < 1e-6);
+        }
+        // the per-op table: the inverted view is OOD, the rotated one too, the jigsaw one not
+        let rows = ood_by_op(&back);
+        let row = |name: &str| rows.iter().find(|r| r.op == name).unwrap_or_else(|| panic!("{name}: {rows:?}"));
+        assert_eq!((row("Invert |0|").views, row("Invert |0|").ood), (1, 1));
+        assert_eq!((row("Cutout").views, row("Jigsaw |2301|").ood), (1, 0));
+        assert_eq!(rows.last().unwrap().op, "Jigsaw |2301|", "the most OOD first");
+        std::fs::write(&path, "index,label,view,ops,log_loss,p_id\n0,1,augmented,\"Warp(3)\",0.1,0.5\n").unwrap();
+        let err = Detection::read_csv(&path).unwrap_err().to_string();
+        assert!(err.contains("losses.csv, line 2") && err.contains("Warp"), "{err}");
     }
 }

@@ -246,6 +246,30 @@ impl Gmm {
             .collect()
     }
 
+    /// The log losses where `p_ID = 0.5` (the two weighted densities meet), in increasing order:
+    /// none, one or two.
+    pub fn boundaries(&self) -> Vec<f64> {
+        let ([w0, w1], [m0, m1], [v0, v1]) = (self.weights, self.means, self.variances);
+        // w0 N(x; m0, v0) = w1 N(x; m1, v1) as a x^2 + b x + c = 0
+        let a = 0.5 / v1 - 0.5 / v0;
+        let b = m0 / v0 - m1 / v1;
+        let c = 0.5 * m1 * m1 / v1 - 0.5 * m0 * m0 / v0 + (w0 / w1).ln() - 0.5 * (v0 / v1).ln();
+        let scale = a.abs().max(b.abs()).max(f64::MIN_POSITIVE);
+        if a.abs() <= 1e-12 * scale {
+            return if b == 0.0 { Vec::new() } else { vec![-c / b] };
+        }
+        let disc = b * b - 4.0 * a * c;
+        if disc < 0.0 {
+            return Vec::new();
+        }
+        // the root formula that does not cancel, then Vieta for the other
+        let q = -0.5 * (b + b.signum() * disc.sqrt());
+        let mut roots = if q == 0.0 { vec![0.0] } else { vec![q / a, c / q] };
+        roots.sort_by(f64::total_cmp);
+        roots.dedup();
+        roots
+    }
+
     /// `p_ID` of one raw loss: `p_id(log(loss + 1e-10))`.
     pub fn p_id_loss(&self, loss: f64) -> f64 {
         self.p_id(log_loss(loss))
@@ -576,5 +600,32 @@ mod tests {
                 close(p, want, "p_id at value");
             }
         }
+    }
+
+    #[test]
+    fn boundaries_are_where_p_id_is_one_half() {
+        let g = |weights, means, variances| Gmm {
+            weights,
+            means,
+            variances,
+            converged: true,
+            iterations: 1,
+            lower_bound: 0.0,
+        };
+        // unequal variances: two crossings, p_ID = 0.5 at both
+        let two = g([0.7, 0.3], [-6.0, 0.5], [1.5, 0.6]);
+        let b = two.boundaries();
+        assert_eq!(b.len(), 2, "{b:?}");
+        for x in &b {
+            assert!((two.p_id(*x) - 0.5).abs() < 1e-9, "p_ID({x}) = {}", two.p_id(*x));
+        }
+        // the wider ID component wins on both sides, the OOD one in between
+        assert!(b[0] < b[1] && two.p_id(b[0] - 0.1) > 0.5 && two.p_id((b[0] + b[1]) / 2.0) < 0.5);
+        // equal variances and weights: one crossing, half way
+        let one = g([0.5, 0.5], [-2.0, 4.0], [1.0, 1.0]).boundaries();
+        assert_eq!(one.len(), 1);
+        assert!((one[0] - 1.0).abs() < 1e-12, "{one:?}");
+        // a component that dominates everywhere never crosses
+        assert!(g([0.999, 0.001], [0.0, 0.0], [1.0, 0.5]).boundaries().is_empty());
     }
 }

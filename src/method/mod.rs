@@ -7,7 +7,7 @@ pub mod gmm;
 pub mod scorer;
 pub mod step;
 
-pub use detection::{detect, export_views, Detection, ViewRecord, DETECTION_EPOCH};
+pub use detection::{detect, export_views, ood_by_op, ops_text, Detection, ViewRecord, DETECTION_EPOCH};
 pub use gmm::{Gmm, GmmError};
 pub use scorer::{
     baseline_dir_of_save, baseline_tag, load_pretrained, p_id_tensor, pretrained_path, score, BEST_WEIGHTS,
@@ -39,6 +39,9 @@ pub enum MethodError {
     Tensor(#[from] tch::TchError),
     #[error(transparent)]
     File(#[from] FileError),
+    /// A `losses.csv` line that is not what `resmooth detect` writes.
+    #[error("{}, line {line}: {reason}; write it again with resmooth detect", path.display())]
+    Csv { path: PathBuf, line: usize, reason: String },
     /// An exported view could not be written.
     #[error("cannot write {}", path.display())]
     Image {

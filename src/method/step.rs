@@ -7,7 +7,7 @@ use crate::config::{FairComparison, LossName, MethodConfig, Weighting};
 use crate::loss::{correct_topk, weight_p, BatchLoss, Criterion};
 use crate::model::Model;
 use crate::optim::Sgd;
-use crate::report::GmmMetrics;
+use crate::report::{EpochStats, GmmMetrics, PartStats};
 use tch::{Device, Kind, Tensor};
 
 /// A batch on the device: `n_ori` original views followed by augmented views, and the labels.
@@ -43,6 +43,24 @@ pub struct StepSums {
     pub seen: usize,
     /// With a GMM: the ID/OOD accuracy counts, the OOD augmented views, the summed smoothing.
     gmm: Option<GmmSums>,
+    /// The per-sample statistics of the epoch (not under `--fair-comparison`, as the reference).
+    samples: SampleSums,
+}
+
+/// What the reference's `statistics` collect in an epoch, kept on the device as the steps
+/// make them and read once by [`StepSums::epoch_stats`].
+#[derive(Default)]
+struct SampleSums {
+    /// Per step: the batch size and its number of original views.
+    sizes: Vec<(i64, i64)>,
+    /// Per step: the losses of the original and augmented parts, as a 2-vector.
+    parts: Vec<Tensor>,
+    /// Per part (original, augmented) and step: the two per-sample terms, one after the other.
+    terms: [Vec<Tensor>; 2],
+    /// The names of the two terms of each part's criterion.
+    names: [[&'static str; 2]; 2],
+    /// Per step: the smoothing of each sample with a sample-wise criterion.
+    smooth: Vec<Tensor>,
 }
 
 /// The sums behind [`GmmMetrics`].
@@ -67,7 +85,14 @@ fn value(t: &Tensor) -> f64 {
 impl StepSums {
     /// Empty sums on `device`.
     pub fn new(device: Device) -> Self {
-        StepSums { loss: zero(device), c1: zero(device), c5: zero(device), seen: 0, gmm: None }
+        StepSums {
+            loss: zero(device),
+            c1: zero(device),
+            c5: zero(device),
+            seen: 0,
+            gmm: None,
+            samples: SampleSums::default(),
+        }
     }
 
     fn add(&mut self, loss: &Tensor, logits: &Tensor, y: &Tensor) {
@@ -93,6 +118,12 @@ impl StepSums {
         value(&self.c5) / self.seen.max(1) as f64
     }
 
+    /// The per-sample statistics of the epoch (one read of the device); `None` when no step
+    /// recorded them (`--fair-comparison`, as the reference).
+    pub fn epoch_stats(&self) -> Option<EpochStats> {
+        self.samples.read()
+    }
+
     /// The ID/OOD metrics of a run with a GMM.
     pub fn gmm_metrics(&self) -> Option<GmmMetrics> {
         let ratio = |a: &Tensor, b: &Tensor| {
@@ -105,6 +136,64 @@ impl StepSums {
             ood_fraction: ratio(&g.aug_ood, &g.aug_total).unwrap_or(0.0),
             mean_smooth: ratio(&g.smooth_sum, &g.aug_total).unwrap_or(0.0),
         })
+    }
+}
+
+impl SampleSums {
+    /// Reads the epoch's statistics from the device in one transfer and reduces them as the
+    /// reference does: part losses and term means per batch, weighted by the batch size.
+    fn read(&self) -> Option<EpochStats> {
+        if self.sizes.is_empty() {
+            return None;
+        }
+        let pieces: Vec<&Tensor> =
+            self.parts.iter().chain(&self.terms[0]).chain(&self.terms[1]).chain(&self.smooth).collect();
+        let all = Vec::<f32>::try_from(Tensor::cat(&pieces, 0).to_device(Device::Cpu))
+            .expect("float statistics read back from the device");
+        let mut rest = &all[..];
+        let mut take = |len: usize| {
+            let (head, tail) = rest.split_at(len);
+            rest = tail;
+            head
+        };
+        let parts = take(2 * self.sizes.len());
+        let terms = [take(2 * self.part_len(0)), take(2 * self.part_len(1))];
+        let smoothing = rest.to_vec();
+        let total: i64 = self.sizes.iter().map(|s| s.0).sum();
+        let part = |k: usize| {
+            let loss = self.sizes.iter().zip(parts.chunks(2)).map(|(s, l)| l[k] as f64 * s.0 as f64).sum::<f64>();
+            self.part_stats(k, terms[k], loss / total as f64, total)
+        };
+        Some(EpochStats { origin: part(0), augmentation: part(1), smoothing })
+    }
+
+    /// Number of samples of part `k` (0 original, 1 augmented) over the epoch.
+    fn part_len(&self, k: usize) -> usize {
+        self.sizes.iter().map(|&(n, n_ori)| if k == 0 { n_ori } else { n - n_ori } as usize).sum()
+    }
+
+    /// The statistics of part `k` from its per-step term blocks (`[a..., b...]` per step with
+    /// a non-empty part).
+    fn part_stats(&self, k: usize, mut blocks: &[f32], loss: f64, total: i64) -> PartStats {
+        let mut sums = [0.0f64; 2];
+        let mut log_losses = Vec::with_capacity(self.part_len(k));
+        let mut any = false;
+        for &(n, n_ori) in &self.sizes {
+            let len = if k == 0 { n_ori } else { n - n_ori } as usize;
+            if len == 0 {
+                continue;
+            }
+            any = true;
+            let (block, tail) = blocks.split_at(2 * len);
+            blocks = tail;
+            let (a, b) = block.split_at(len);
+            // the reference adds each batch's mean term times the whole batch's size
+            sums[0] += a.iter().map(|&v| v as f64).sum::<f64>() / len as f64 * n as f64;
+            sums[1] += b.iter().map(|&v| v as f64).sum::<f64>() / len as f64 * n as f64;
+            log_losses.extend(a.iter().map(|&ce| super::gmm::log_loss(ce as f64) as f32));
+        }
+        let terms = if any { (0..2).map(|j| (self.names[k][j], sums[j] / total as f64)).collect() } else { Vec::new() };
+        PartStats { loss, terms, log_losses }
     }
 }
 
@@ -150,16 +239,49 @@ impl Method {
         let ood = p.as_ref().map(|p| p.lt(0.5));
         let p = p.map(|p| weight_p(&p, self.weighting));
         let teacher = self.teacher_logits(&batch.x);
-        let loss = self.loss.loss(&logits, &batch.y, batch.n_ori, p.as_ref(), teacher.as_ref());
+        let parts = self.loss.parts(&logits, &batch.y, batch.n_ori, p.as_ref(), teacher.as_ref());
+        let loss = self.loss.combine(&parts);
         opt.zero_grad();
         loss.backward();
         opt.step(lr);
         let logits = logits.detach();
         sums.add(&loss, &logits, &batch.y);
+        self.add_samples(&mut sums.samples, &logits, batch, &parts, p.as_ref(), teacher.as_ref());
         if let Some(ood) = ood {
             self.add_gmm_sums(sums, &logits, batch, &ood, p.as_ref());
         }
         true
+    }
+
+    /// Keeps the per-sample statistics of a step on the device: the part losses, each part's
+    /// two terms per sample and the sample-wise smoothing.
+    fn add_samples(
+        &self,
+        s: &mut SampleSums,
+        logits: &Tensor,
+        batch: &StepBatch,
+        parts: &[Tensor; 2],
+        p: Option<&Tensor>,
+        teacher: Option<&Tensor>,
+    ) {
+        let _guard = tch::no_grad_guard();
+        let (n, n_ori) = (batch.len(), batch.n_ori);
+        s.sizes.push((n, n_ori));
+        s.parts.push(Tensor::stack(&[parts[0].detach(), parts[1].detach()], 0).to_kind(Kind::Float));
+        for (k, (criterion, start, len)) in
+            [(&self.loss.org, 0, n_ori), (&self.loss.aug, n_ori, n - n_ori)].into_iter().enumerate()
+        {
+            let part = |t: &Tensor| t.narrow(0, start, len);
+            let teacher = teacher.map(part);
+            let [(a, ta), (b, tb)] = criterion.terms(&part(logits), &part(&batch.y), teacher.as_ref());
+            s.names[k] = [a, b];
+            if len > 0 {
+                s.terms[k].push(Tensor::cat(&[ta.to_kind(Kind::Float), tb.to_kind(Kind::Float)], 0));
+                if let Some(smooth) = criterion.smoothing(p.map(part).as_ref()) {
+                    s.smooth.push(smooth.to_kind(Kind::Float));
+                }
+            }
+        }
     }
 
     /// p_ID of every sample of the batch (originals count as ID), before any reweighting; `None`

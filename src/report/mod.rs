@@ -1,5 +1,20 @@
 //! What a run reports, as types and files: the metrics of each epoch (`metrics.jsonl`, one JSON
-//! object per line) and the outcome of the run (`summary.json`).
+//! object per line) and the outcome of the run (`summary.json`); in submodules, the per-sample
+//! statistics of an epoch (`epoch`), the TensorBoard event files (`tensorboard`, with the
+//! reference's loss histogram `figure`), the plain-text `train.log` (`train_log`) and the HTML
+//! report of run folders (`html`, its plots in `svg`).
+
+pub mod detect_summary;
+pub mod epoch;
+pub mod figure;
+pub mod font;
+pub mod html;
+pub mod reproduce;
+pub mod svg;
+pub mod tensorboard;
+pub mod train_log;
+
+pub use epoch::{EpochRecord, EpochStats, PartStats, RgbImage, SampleViews};
 
 use crate::config::TrainConfig;
 use crate::io::{append_line, write_atomic, FileError};
@@ -18,6 +33,8 @@ pub enum ReportError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(transparent)]
+    Events(#[from] tensorboard::EventFileError),
 }
 
 /// Loss and accuracies (fractions) on an evaluation set.

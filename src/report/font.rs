@@ -1,4 +1,5 @@
-//! A 3x5 pixel font (upper case, digits, a little punctuation) to label preview grids.
+//! A 3x5 pixel font (upper case, digits, a little punctuation) to label raster images: preview
+//! grids and the loss histogram figure of the TensorBoard logs.
 
 /// Each glyph: five rows of three pixels, top row first, `#` set.
 const GLYPHS: &[(char, &str)] = &[

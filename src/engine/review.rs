@@ -1,0 +1,278 @@
+//! The report of run folders: reads what the runs wrote (`summary.json` or `detect.json`,
+//! `metrics.jsonl`, `gmm.json`, `losses.csv`), remakes the augmented views the detection pass
+//! scored from their seeded draws when the training images are at hand, and writes the HTML page.
+//! What is missing or unreadable becomes a note on the page, not a failure.
+
+use super::checkpoint;
+use super::setup::subsets;
+use super::train::augmenter;
+use super::EngineError;
+use crate::config::{AugName, DataConfig, TrainConfig};
+use crate::data::{self, Dataset};
+use crate::io::write_atomic;
+use crate::method::{ood_by_op, ops_text, Detection, Gmm, ViewRecord, DETECTION_EPOCH};
+use crate::pipeline::shown_view;
+use crate::progress::Progress;
+use crate::report::detect_summary::read_detect_summary;
+use crate::report::html::{DetectionView, Mixture, Report, RunReport, Tile};
+use crate::report::train_log::utc_stamp;
+use crate::report::{self, RgbImage};
+use std::path::{Path, PathBuf};
+
+/// How the report is made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportOptions {
+    /// Where the training images are, instead of the `--dataroot` the runs recorded.
+    pub dataroot: Option<PathBuf>,
+    /// Views in each grid (most OOD, most ID); 0 leaves the grids out.
+    pub views: usize,
+}
+
+/// The files a run folder may hold.
+const RUN_FILES: [&str; 5] = ["summary.json", "metrics.jsonl", "gmm.json", "losses.csv", "detect.json"];
+
+/// Writes the report of the run folders `dirs` to `out` (a file; its folder is made) and
+/// returns the page. A folder that does not exist or holds none of a run's files is an error.
+pub fn write_report(
+    dirs: &[PathBuf],
+    out: &Path,
+    opts: &ReportOptions,
+    progress: &mut dyn Progress,
+) -> Result<Report, EngineError> {
+    let mut data = DataCache::default();
+    let mut runs = Vec::new();
+    for dir in dirs {
+        if !dir.is_dir() {
+            return Err(EngineError::NotARun { dir: dir.clone(), reason: "it is not a folder".into() });
+        }
+        if !RUN_FILES.iter().any(|f| dir.join(f).is_file()) {
+            return Err(EngineError::NotARun {
+                dir: dir.clone(),
+                reason: format!("it holds none of {}", RUN_FILES.join(", ")),
+            });
+        }
+        progress.note(&format!("reading {}", dir.display()));
+        runs.push(read_run(dir, opts, &mut data, progress));
+    }
+    let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+    let report = Report {
+        title: format!("resmooth report: {}", names.join(", ")),
+        generated: utc_stamp(std::time::SystemTime::now()),
+        runs,
+    };
+    write_atomic(out, report.html().as_bytes())?;
+    Ok(report)
+}
+
+/// A run folder as the page shows it.
+fn read_run(dir: &Path, opts: &ReportOptions, data: &mut DataCache, progress: &mut dyn Progress) -> RunReport {
+    let mut run = RunReport { name: dir.display().to_string(), dir: dir.to_path_buf(), ..RunReport::default() };
+    let summary_path = dir.join("summary.json");
+    if summary_path.is_file() {
+        match report::read_summary(&summary_path) {
+            Ok(s) => run.summary = Some(s),
+            Err(e) => run.notes.push(chain(&e)),
+        }
+    }
+    let metrics_path = dir.join("metrics.jsonl");
+    if metrics_path.is_file() {
+        match report::read_metrics(&metrics_path) {
+            Ok(m) => run.metrics = m,
+            Err(e) => run.notes.push(chain(&e)),
+        }
+    }
+    let config = run_config(dir, run.summary.as_ref().map(|s| &s.config), &mut run.notes);
+    if let Some(c) = &config {
+        if !c.run.tag.is_empty() {
+            run.name = c.run.tag.clone();
+        }
+    }
+    run.detection = read_detection(dir, config.as_ref(), opts, data, &mut run.notes, progress);
+    run
+}
+
+/// An error with its sources, for a note.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text += &format!(": {s}");
+        source = s.source();
+    }
+    text
+}
+
+/// What the run ran with: its summary's configuration, else `detect.json`'s, else the identity in
+/// its checkpoint (an unfinished run; without its `--dataroot`).
+fn run_config(dir: &Path, summary: Option<&TrainConfig>, notes: &mut Vec<String>) -> Option<TrainConfig> {
+    if let Some(c) = summary {
+        return Some(c.clone());
+    }
+    let detect = dir.join("detect.json");
+    if detect.is_file() {
+        match read_detect_summary(&detect) {
+            Ok(s) => return Some(s.config),
+            Err(e) => notes.push(chain(&e)),
+        }
+    }
+    let ckpt = dir.join("checkpoint.safetensors");
+    if ckpt.is_file() {
+        match checkpoint::read_meta(&ckpt).map(|m| serde_json::from_value::<TrainConfig>(m.config)) {
+            Ok(Ok(mut c)) => {
+                c.data.dataroot = TrainConfig::default().data.dataroot;
+                notes.push(
+                    "the run has not finished (no summary.json); its configuration comes from its checkpoint".into(),
+                );
+                return Some(c);
+            }
+            Ok(Err(e)) => notes.push(format!("{}: the configuration in it cannot be read: {e}", ckpt.display())),
+            Err(e) => notes.push(chain(&e)),
+        }
+    }
+    None
+}
+
+/// The detection pass of a run folder: its `gmm.json` and `losses.csv`, and the grids of views.
+fn read_detection(
+    dir: &Path,
+    config: Option<&TrainConfig>,
+    opts: &ReportOptions,
+    data: &mut DataCache,
+    notes: &mut Vec<String>,
+    progress: &mut dyn Progress,
+) -> Option<DetectionView> {
+    let (gmm_path, csv_path) = (dir.join("gmm.json"), dir.join("losses.csv"));
+    if !gmm_path.is_file() && !csv_path.is_file() {
+        return None;
+    }
+    let mut view = DetectionView::default();
+    if gmm_path.is_file() {
+        match Gmm::load(&gmm_path) {
+            Ok(g) => view.mixture = Some(mixture(&g)),
+            Err(e) => notes.push(chain(&e)),
+        }
+    }
+    let records = if csv_path.is_file() {
+        Detection::read_csv(&csv_path).unwrap_or_else(|e| {
+            notes.push(chain(&e));
+            Vec::new()
+        })
+    } else {
+        notes.push(
+            "no losses.csv beside gmm.json (runs before this version wrote none): no histogram, op table or views"
+                .into(),
+        );
+        Vec::new()
+    };
+    for r in &records {
+        let values = if r.original { &mut view.origin } else { &mut view.augmentation };
+        values.push(r.log_loss);
+        view.ood[usize::from(!r.original)] += usize::from(r.p_id < 0.5);
+    }
+    view.ops = ood_by_op(&records);
+    if let Some(c) = config.filter(|c| c.aug.aug == AugName::RandAugment && c.aug.prob < 1.0) {
+        view.magnitude = Some((c.aug.m, c.aug.n));
+    }
+    if opts.views > 0 && records.iter().any(|r| !r.original) {
+        match config {
+            None => {
+                notes.push("the configuration of the run is not known: the views it scored cannot be made again".into())
+            }
+            Some(c) => match tiles(c, &records, opts, data, progress) {
+                Ok((ood, id)) => (view.most_ood, view.most_id) = (ood, id),
+                Err(note) => notes.push(note),
+            },
+        }
+    }
+    Some(view)
+}
+
+fn mixture(g: &Gmm) -> Mixture {
+    Mixture {
+        weights: g.weights,
+        means: g.means,
+        variances: g.variances,
+        id: g.id_component(),
+        converged: g.converged,
+        iterations: g.iterations,
+        boundaries: g.boundaries(),
+    }
+}
+
+/// The grids of most-OOD and most-ID augmented views, made again from their seeded draws and
+/// checked against the ops the run recorded; a note when that cannot be done.
+fn tiles(
+    c: &TrainConfig,
+    records: &[ViewRecord],
+    opts: &ReportOptions,
+    cache: &mut DataCache,
+    progress: &mut dyn Progress,
+) -> Result<(Vec<Tile>, Vec<Tile>), String> {
+    let mut data = c.data.clone();
+    if let Some(root) = &opts.dataroot {
+        data.dataroot = root.clone();
+    }
+    let ds = cache.get(&data, c.run.seed, progress).map_err(|e| {
+        format!(
+            "the training images are not at hand ({e}); the grids of views need them: pass --dataroot DIR with the run's {} data",
+            data.dataset
+        )
+    })?;
+    let mut augmented: Vec<&ViewRecord> = records.iter().filter(|r| !r.original).collect();
+    augmented.sort_by(|a, b| a.p_id.total_cmp(&b.p_id).then(b.log_loss.total_cmp(&a.log_loss)));
+    let n = opts.views.min(augmented.len() / 2).max(1);
+    let aug = augmenter(c);
+    let make = |r: &&ViewRecord| -> Result<Tile, String> {
+        let set = &ds.train;
+        if r.index >= set.len() {
+            return Err(format!(
+                "the run scored sample {} but {} holds {} training images: it is not the run's data",
+                r.index,
+                data.dataroot.display(),
+                set.len()
+            ));
+        }
+        let (pixels, applied) = shown_view(set, &aug, c.run.seed, DETECTION_EPOCH, r.index, false);
+        let applied = applied.unwrap_or_default();
+        if applied != r.applied || set.labels[r.index] != r.label {
+            return Err(format!(
+                "the views made again from {} are not those the run scored (sample {}: {} instead of {}): it is not the run's data",
+                data.dataroot.display(),
+                r.index,
+                ops_text(&applied),
+                ops_text(&r.applied)
+            ));
+        }
+        let png = RgbImage { height: set.height, width: set.width, pixels }.png();
+        let class = ds.classes.get(r.label as usize).cloned().unwrap_or_else(|| r.label.to_string());
+        Ok(Tile { png, index: r.index, class, ops: ops_text(&r.applied), p_id: r.p_id, log_loss: r.log_loss })
+    };
+    let most_ood = augmented.iter().take(n).map(make).collect::<Result<Vec<_>, _>>()?;
+    let most_id = augmented.iter().rev().take(n).map(make).collect::<Result<Vec<_>, _>>()?;
+    Ok((most_ood, most_id))
+}
+
+/// Datasets read for the grids, each once.
+#[derive(Default)]
+struct DataCache {
+    loaded: Vec<(DataConfig, u64, Result<Dataset, String>)>,
+}
+
+impl DataCache {
+    /// The training data of `data` with its subsets drawn with `seed`, read without downloading.
+    fn get(&mut self, data: &DataConfig, seed: u64, progress: &mut dyn Progress) -> Result<&Dataset, String> {
+        let at = match self.loaded.iter().position(|(d, s, _)| d == data && *s == seed) {
+            Some(at) => at,
+            None => {
+                progress.note(&format!("reading the {} training images in {}", data.dataset, data.dataroot.display()));
+                let ds = data::load(data.dataset, &data.dataroot)
+                    .map_err(EngineError::from)
+                    .and_then(|ds| subsets(ds, data, seed))
+                    .map_err(|e| chain(&e));
+                self.loaded.push((data.clone(), seed, ds));
+                self.loaded.len() - 1
+            }
+        };
+        self.loaded[at].2.as_ref().map_err(Clone::clone)
+    }
+}
