@@ -377,7 +377,7 @@ fn event_files_hold_the_reference_tags_with_the_run_values() {
 fn train_log_and_progress_lines_follow_the_run() {
     let r = runs();
     let log = std::fs::read_to_string(r.logs.join("syn/r/rs/train.log")).unwrap();
-    let epochs: Vec<&str> = log.lines().filter(|l| l.contains(" epoch ")).collect();
+    let epochs: Vec<&str> = log.lines().filter(|l| l.contains("Z epoch ")).collect();
     assert_eq!(epochs.len(), EPOCHS, "{log}");
     assert!(epochs[0].contains("epoch 1/2 lr") && epochs[0].contains("OOD"), "{log}");
     for needle in ["session start", "pretrained baseline", "detection pass", "done: last test top1"] {
@@ -547,4 +547,59 @@ fn the_report_renders_in_headless_chromium() {
     }
     let white = img.pixels().filter(|p| p.0.iter().all(|&v| v >= 245)).count() as f64;
     assert!(white / ((img.width() * img.height()) as f64) < 0.995, "the screenshot is blank");
+}
+
+#[test]
+fn a_resumed_run_keeps_one_event_per_epoch_and_appends_to_its_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("colours");
+    write_colour_folder(&data, 16, 4, Colours { seed: 7, base: 160, div: 4 });
+    let logs = tmp.path().join("logs");
+    let args = [
+        "train",
+        "--dataset",
+        "imagefolder",
+        "--dataroot",
+        data.to_str().unwrap(),
+        "--logdir",
+        logs.to_str().unwrap(),
+        "--workers",
+        "1",
+        "--gpu",
+        "0",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "3",
+        "--tag",
+        "res/base",
+        "--prob",
+        "1.0",
+    ];
+    let out = resmooth(&[&args[..], &["--stop-after", "1"]].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = logs.join("res/base");
+    // a session that logged epochs 2 and 3 but was killed before their checkpoint
+    let mut w = resmooth::report::tensorboard::EventWriter::create(&dir).unwrap();
+    w.scalar(2, "train/1.train_acc", 0.25).unwrap();
+    w.scalar(3, "train/1.train_acc", 0.5).unwrap();
+    w.flush().unwrap();
+    drop(w);
+    let out = resmooth(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("dropped 2 TensorBoard events of epochs after 1"), "{}", text(&out));
+    let files = event_files(&dir);
+    assert_eq!(files.len(), 2, "the killed session's file is gone: {files:?}");
+    let mut steps: Vec<i64> = files
+        .iter()
+        .flat_map(|f| summaries(f).1)
+        .filter(|(tag, _, _)| tag == "train/1.train_acc")
+        .map(|(_, step, _)| step)
+        .collect();
+    steps.sort();
+    assert_eq!(steps, [1, 2, 3]);
+    let log = std::fs::read_to_string(dir.join("train.log")).unwrap();
+    assert_eq!(log.matches("session start").count(), 2, "{log}");
+    assert_eq!(log.lines().filter(|l| l.contains("Z epoch ")).count(), 3, "{log}");
+    assert!(log.contains("resuming") && log.contains("stopped after epoch 1"), "{log}");
 }
