@@ -503,3 +503,81 @@ impl DetectionView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics(epoch: usize) -> EpochMetrics {
+        EpochMetrics {
+            epoch,
+            lr: 0.1,
+            train_loss: 2.0 / epoch as f64,
+            train_top1: 0.3 * epoch as f64,
+            train_top5: 0.9,
+            test_loss: 2.5 / epoch as f64,
+            test_top1: 0.25 * epoch as f64,
+            test_top5: 0.9,
+            seconds: 65.0,
+            images_per_sec: 1000.0,
+            train_seconds: 60.0,
+            data_wait_seconds: 1.0,
+            eval_seconds: 5.0,
+            gmm: None,
+            da: None,
+        }
+    }
+
+    #[test]
+    fn an_unfinished_run_and_a_detection_pass_without_views_say_what_is_missing() {
+        let mixture = Mixture {
+            weights: [0.6, 0.4],
+            means: [-5.0, 1.0],
+            variances: [1.0, 0.5],
+            id: 0,
+            converged: true,
+            iterations: 7,
+            boundaries: vec![-1.25],
+        };
+        let detection = DetectionView {
+            mixture: Some(mixture),
+            origin: vec![-6.0, -5.5, -4.0],
+            augmentation: vec![-4.5, 0.5, 1.5],
+            ood: [0, 2],
+            ..DetectionView::default()
+        };
+        let run = RunReport {
+            name: "c10/<b>rs</b>".into(),
+            dir: "logs/c10/rs".into(),
+            metrics: vec![metrics(1), metrics(2)],
+            detection: Some(detection),
+            notes: vec!["the training images are not at hand".into()],
+            ..RunReport::default()
+        };
+        let html = Report { title: "t".into(), generated: "now".into(), runs: vec![run] }.html();
+        assert!(html.contains("c10/&lt;b&gt;rs&lt;/b&gt;") && !html.contains("<b>rs</b>"));
+        for needle in [
+            "no summary.json",
+            "the training images are not at hand",
+            "id=\"curves-0\"",
+            "Log-loss of the detection pass",
+            "p_ID = 0.5 at -1.25",
+            "66.67% of the 3 augmented views",
+            "converged after 7 EM steps",
+            "<td>0.6000</td><td>-5.0000</td>",
+        ] {
+            assert!(html.contains(needle), "{needle} missing");
+        }
+        // one run: no overlaid comparison plots, no grids, no ID/OOD plot without GMM metrics
+        assert!(
+            !html.contains("Test top-1 accuracy")
+                && !html.contains("id=\"views-0\"")
+                && !html.contains("id=\"id-ood-0\"")
+        );
+        assert_eq!(html.matches("<svg").count(), 4, "accuracy, loss, lr, the histogram");
+        assert!(
+            html.contains("<td>2</td><td>0.5000</td><td>0.5000</td><td>2</td><td>2m10s</td><td>1000</td>"),
+            "the comparison row"
+        );
+    }
+}
