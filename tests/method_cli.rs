@@ -115,6 +115,28 @@ fn detection_marks_destroyed_views_ood_and_retraining_logs_id_ood_metrics() {
         .collect();
     assert_eq!(count("DAOOD"), augmented.iter().filter(|p| **p < 0.5).count());
     assert_eq!(count("DAID"), augmented.iter().filter(|p| **p >= 0.5).count());
+    // the report of the detection pass alone: detect.json says what was scored, so the four
+    // augmented views of lowest p_ID in losses.csv are made again, with their ops
+    let out = resmooth(&["report", dir.to_str().unwrap(), "--views", "4"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(page.contains("id=\"views-0\"") && page.contains("detection pass"), "{}", text(&out));
+    let grid = &page[page.find("Most OOD (lowest p_ID)").unwrap()..page.find("Most ID (highest p_ID)").unwrap()];
+    assert_eq!(grid.matches("<img").count(), 4);
+    let mut scored: Vec<(f64, f64, String)> = csv
+        .lines()
+        .filter(|l| l.contains(",augmented,"))
+        .map(|l| {
+            let ops = l.split('"').nth(1).unwrap().to_string();
+            let nums: Vec<f64> = l.rsplit(',').take(2).map(|v| v.parse().unwrap()).collect();
+            (nums[0], nums[1], ops)
+        })
+        .collect();
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
+    let mut at = 0;
+    for (_, _, ops) in scored.iter().take(4) {
+        at += grid[at..].find(ops.as_str()).unwrap_or_else(|| panic!("{ops} missing from the grid, in order"));
+    }
 
     // step 3: retraining with sample-wise smoothing logs the ID/OOD metrics
     let out = train(

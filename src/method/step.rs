@@ -271,15 +271,16 @@ impl Method {
         for (k, (criterion, start, len)) in
             [(&self.loss.org, 0, n_ori), (&self.loss.aug, n_ori, n - n_ori)].into_iter().enumerate()
         {
+            if len == 0 {
+                continue;
+            }
             let part = |t: &Tensor| t.narrow(0, start, len);
             let teacher = teacher.map(part);
             let [(a, ta), (b, tb)] = criterion.terms(&part(logits), &part(&batch.y), teacher.as_ref());
             s.names[k] = [a, b];
-            if len > 0 {
-                s.terms[k].push(Tensor::cat(&[ta.to_kind(Kind::Float), tb.to_kind(Kind::Float)], 0));
-                if let Some(smooth) = criterion.smoothing(p.map(part).as_ref()) {
-                    s.smooth.push(smooth.to_kind(Kind::Float));
-                }
+            s.terms[k].push(Tensor::cat(&[ta.to_kind(Kind::Float), tb.to_kind(Kind::Float)], 0));
+            if let Some(smooth) = criterion.smoothing(p.map(part).as_ref()) {
+                s.smooth.push(smooth.to_kind(Kind::Float));
             }
         }
     }
