@@ -431,6 +431,8 @@ fn the_report_has_every_section_and_every_image() {
         "id=\"curves-1\"",
         "Top-1 accuracy",
         "Learning rate",
+        "Training loss: original vs augmented views",
+        "Log-loss of the training views, epoch 2",
         "id=\"id-ood-1\"",
         "ID vs OOD training accuracy",
         "id=\"detection-1\"",
@@ -448,7 +450,9 @@ fn the_report_has_every_section_and_every_image() {
     }
     // the baseline has no detection pass; every plot is drawn
     assert!(!html.contains("id=\"detection-0\""));
-    assert!(html.matches("<svg").count() >= 4 + 3 + 3 + 2, "{}", html.matches("<svg").count());
+    // 4 overlaid; the baseline 3 and its training log-losses; the ReSmooth run 3, its losses by
+    // part and log-losses, ID vs OOD, the detection histogram
+    assert_eq!(html.matches("<svg").count(), 4 + 4 + 7, "{}", html.matches("<svg").count());
     assert!(!html.contains(">no data<"));
     // every image is an embedded PNG of a view: the 24 most OOD and 24 most ID of the augmented
     // views the detection pass scored (4 batches of 16)

@@ -1,5 +1,5 @@
 //! The report of run folders: reads what the runs wrote (`summary.json` or `detect.json`,
-//! `metrics.jsonl`, `gmm.json`, `losses.csv`), remakes the augmented views the detection pass
+//! `metrics.jsonl`, the TensorBoard events, `gmm.json`, `losses.csv`), remakes the augmented views the detection pass
 //! scored from their seeded draws when the training images are at hand, and writes the HTML page.
 //! What is missing or unreadable becomes a note on the page, not a failure.
 
@@ -15,8 +15,10 @@ use crate::pipeline::shown_view;
 use crate::progress::Progress;
 use crate::report::detect_summary::read_detect_summary;
 use crate::report::html::{DetectionView, Mixture, Report, RunReport, Tile};
+use crate::report::tensorboard::{event_files, read_events, ValueKind, What};
 use crate::report::train_log::utc_stamp;
-use crate::report::{self, RgbImage};
+use crate::report::{self, ReportError, RgbImage};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// How the report is made.
@@ -81,6 +83,9 @@ fn read_run(dir: &Path, opts: &ReportOptions, data: &mut DataCache, progress: &m
             Err(e) => run.notes.push(chain(&e)),
         }
     }
+    if let Err(e) = read_events_of(dir, &mut run) {
+        run.notes.push(chain(&e));
+    }
     let config = run_config(dir, run.summary.as_ref().map(|s| &s.config), &mut run.notes);
     if let Some(c) = &config {
         if !c.run.tag.is_empty() {
@@ -89,6 +94,32 @@ fn read_run(dir: &Path, opts: &ReportOptions, data: &mut DataCache, progress: &m
     }
     run.detection = read_detection(dir, config.as_ref(), opts, data, &mut run.notes, progress);
     run
+}
+
+/// The scalars and the last histograms of the run's TensorBoard events (a later file's value
+/// of a step replaces an earlier one's).
+fn read_events_of(dir: &Path, run: &mut RunReport) -> Result<(), ReportError> {
+    let mut scalars: BTreeMap<String, BTreeMap<usize, f64>> = BTreeMap::new();
+    for path in event_files(dir)? {
+        for event in read_events(&path)?.events {
+            let (step, Some(What::Summary(summary))) = (event.step.max(0) as usize, event.what) else { continue };
+            for value in summary.value {
+                match value.value {
+                    Some(ValueKind::SimpleValue(v)) => {
+                        scalars.entry(value.tag).or_default().insert(step, v as f64);
+                    }
+                    Some(ValueKind::Histo(h)) => {
+                        if run.histograms.get(&value.tag).is_none_or(|(s, _)| *s <= step) {
+                            run.histograms.insert(value.tag, (step, h));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    run.scalars = scalars.into_iter().map(|(tag, steps)| (tag, steps.into_iter().collect())).collect();
+    Ok(())
 }
 
 /// An error with its sources, for a note.

@@ -10,8 +10,10 @@
 
 use super::reproduce::command_lines;
 use super::svg::{escape, Chart, Series, Style, CSS};
+use super::tensorboard::HistogramProto;
 use super::{EpochMetrics, Summary};
 use base64::Engine;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::PathBuf;
 
@@ -82,6 +84,10 @@ pub struct RunReport {
     pub dir: PathBuf,
     pub summary: Option<Summary>,
     pub metrics: Vec<EpochMetrics>,
+    /// The scalars of its TensorBoard events, by tag: (epoch, value).
+    pub scalars: BTreeMap<String, Vec<(usize, f64)>>,
+    /// The last histogram of each tag of its TensorBoard events: (epoch, histogram).
+    pub histograms: BTreeMap<String, (usize, HistogramProto)>,
     pub detection: Option<DetectionView>,
     /// What is missing or could not be read, to say on the page.
     pub notes: Vec<String>,
@@ -340,7 +346,62 @@ impl RunReport {
         ];
         plot(out, &epochs_chart("Loss", "loss", loss, None));
         plot(out, &epochs_chart("Learning rate", "lr", vec![series("lr", 2, Style::Line, m, |e| Some(e.lr))], None));
+        self.loss_parts(out);
         out.push_str("</div>\n");
+    }
+
+    /// From the TensorBoard events: the losses of the original and augmented parts over the
+    /// epochs, and the last epoch's log-losses of both populations.
+    fn loss_parts(&self, out: &mut String) {
+        let scalar = |tag: &str| self.scalars.get(tag).filter(|v| v.iter().any(|p| p.1 != 0.0));
+        let parts = [
+            ("original views", "train/3.train_loss_origin", 0),
+            ("augmented views", "train/4.train_loss_augmentation", 1),
+        ];
+        let lines: Vec<Series> = parts
+            .iter()
+            .filter_map(|(name, tag, colour)| {
+                let points = scalar(tag)?.iter().map(|&(e, v)| (e as f64, v)).collect();
+                Some(Series { name: (*name).into(), points, style: Style::Line, colour: *colour })
+            })
+            .collect();
+        if lines.len() == 2 {
+            plot(out, &epochs_chart("Training loss: original vs augmented views", "loss", lines, None));
+        }
+        let hists =
+            [("original views", "train/3.log_loss_origin", 0), ("augmented views", "train/4.log_loss_augmentation", 1)];
+        let mut epoch = 0;
+        let bars: Vec<Series> = hists
+            .iter()
+            .filter_map(|(name, tag, colour)| {
+                let (e, h) = self.histograms.get(*tag)?;
+                epoch = epoch.max(*e);
+                let n = h.bucket.len();
+                let width = if n > 1 { (h.max - h.min) / n as f64 } else { 1.0 };
+                let points = h
+                    .bucket
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (h.min + i as f64 * width, c / (h.num.max(1.0) * width)))
+                    .collect();
+                Some(Series {
+                    name: format!("{name} ({})", h.num),
+                    points,
+                    style: Style::Bars { width },
+                    colour: *colour,
+                })
+            })
+            .collect();
+        if !bars.is_empty() {
+            let chart = Chart {
+                title: format!("Log-loss of the training views, epoch {epoch}"),
+                x_label: "log(loss + 1e-10)".into(),
+                y_label: "density".into(),
+                series: bars,
+                ..Chart::default()
+            };
+            plot(out, &chart);
+        }
     }
 
     fn id_ood(&self, out: &mut String, i: usize) {
