@@ -68,7 +68,7 @@ fn pass_config(args: &DetectArgs) -> TrainConfig {
         aug: AugConfig { aug: a.aug, n: a.n, m: a.m, cutout: a.cutout, prob: d.aug.prob },
         ..d
     };
-    c.model.model = args.model.model;
+    c.model.model = args.model.model.clone();
     c.optim.batch_size = args.batch_size;
     c.method.gmm = true;
     c.method.pretrained = args.pretrained.clone();

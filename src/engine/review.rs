@@ -108,10 +108,8 @@ fn read_events_of(dir: &Path, run: &mut RunReport) -> Result<(), ReportError> {
                     Some(ValueKind::SimpleValue(v)) => {
                         scalars.entry(value.tag).or_default().insert(step, v as f64);
                     }
-                    Some(ValueKind::Histo(h)) => {
-                        if run.histograms.get(&value.tag).is_none_or(|(s, _)| *s <= step) {
-                            run.histograms.insert(value.tag, (step, h));
-                        }
+                    Some(ValueKind::Histo(h)) if run.histograms.get(&value.tag).is_none_or(|(s, _)| *s <= step) => {
+                        run.histograms.insert(value.tag, (step, h));
                     }
                     _ => {}
                 }

@@ -1,7 +1,7 @@
 //! The command lines of a configuration: the reference's `python train.py …` that computes the
 //! same run, and `resmooth train …` with our additions, for the report to show.
 
-use crate::config::{DatasetName, TrainConfig};
+use crate::config::{DatasetName, ModelSpec, TrainConfig};
 
 /// A run's command lines and what the reference cannot express of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +113,9 @@ pub fn command_lines(c: &TrainConfig) -> CommandLines {
     if !additions.is_empty() {
         notes.push(format!("the reference has no {} (resmooth additions)", additions.join(", ")));
     }
+    if let ModelSpec::TorchScript(_) = m.model {
+        notes.push("the reference has no --model torchscript:PATH".into());
+    }
     if c.data.dataset == DatasetName::ImageFolder {
         notes.push("the reference has no --dataset imagefolder".into());
     }
@@ -154,6 +157,7 @@ mod tests {
         c.optim.cosine = false;
         c.optim.warm_multiplier = 1.5;
         c.run.seed = 3;
+        c.model.model = ModelSpec::TorchScript("net.pt".into());
         let lines = command_lines(&c);
         assert!(
             lines.reference.contains("--dataroot 'my data'") && lines.reference.contains("--cosine ''"),
@@ -166,7 +170,8 @@ mod tests {
             lines.resmooth
         );
         let notes = lines.notes.join("; ");
-        for needle in ["--seed, --train-size", "imagefolder", "--warm-multiplier"] {
+        assert!(lines.reference.contains("--model torchscript:net.pt"), "{}", lines.reference);
+        for needle in ["--seed, --train-size", "imagefolder", "--warm-multiplier", "torchscript"] {
             assert!(notes.contains(needle), "{needle}: {notes}");
         }
     }
