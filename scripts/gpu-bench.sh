@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
-# The benchmark suite for a machine with a GPU (see docs/BENCHMARKS.md): train-step throughput,
-# full-pipeline throughput with its breakdown, and real epoch / detection / evaluation times on
-# CIFAR-10, written as a markdown table.
+# The benchmark suite of one resmooth binary (see docs/BENCHMARKS.md): the training step alone
+# and the whole loop with the share of time in each phase (`resmooth bench train`), and real
+# epochs / detection pass / evaluation on CIFAR-10 from the program's own metrics.
 #
-# usage: scripts/gpu-bench.sh [--bin PATH] [--archive cifar10-jpeg.tar.gz | --dataroot DIR] [--out DIR] [--quick]
+# usage: scripts/gpu-bench.sh [--bin PATH] (--archive cifar10-jpeg.tar.gz | --dataroot DIR)
+#                             [--out DIR] [--only STAGES] [--epochs N] [--quick]
 #   --bin       the resmooth binary (default target/release/resmooth)
-#   --archive   the CIFAR-10 JPEG archive, decoded once with tools/cifar_from_jpeg.py (needs Pillow)
+#   --archive   the CIFAR-10 JPEG archive, decoded once with cifar_from_jpeg.py (needs Pillow)
 #   --dataroot  a folder that already holds cifar-10-batches-bin/
-#   --out       where results go (default bench-results)
+#   --out       where results go (default bench-results): *.json, logs/, log.txt
+#   --only      comma-separated stages (default all): step (ResNet-18 step and loop), pipeline
+#               (the ReSmooth loop on CIFAR-10), epochs (ResNet-18 baseline and ReSmooth runs),
+#               wrn (WRN-28-10 step, loop and epoch)
+#   --epochs    epochs of each real run (default 2; the best epoch is quoted)
 #   --quick     tiny sizes, to try the script on a CPU
-# On a machine without a Rust toolchain, copy the release binary; the script points the loader
-# at that machine's PyTorch libtorch when the binary's own rpath does not resolve.
+# Binaries older than the fused optimizer (no `bench train --optimizer`) run the same
+# configurations without the flags they lack. Every run passes --precision and --memory-format,
+# since older binaries defaulted to bf16 on a GPU. On a machine without a Rust toolchain, copy
+# the release binary; the loader is pointed at that machine's PyTorch when the binary's own
+# rpath does not resolve.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=target/release/resmooth
 archive=""
 dataroot=""
 out=bench-results
+only=step,pipeline,epochs,wrn
+epochs=2
 quick=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -24,6 +34,8 @@ while [ $# -gt 0 ]; do
     --archive) archive=$2; shift 2 ;;
     --dataroot) dataroot=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    --epochs) epochs=$2; shift 2 ;;
     --quick) quick=1; shift ;;
     *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
   esac
@@ -41,60 +53,56 @@ if [ -z "$dataroot" ]; then
   [ -f "$tools" ] || tools=$here/../../shared/tools/cifar_from_jpeg.py
   python3 "$tools" "$archive" "$dataroot"
 fi
+stage() { case ",$only," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+log() { tee -a "$out/log.txt"; }
 
 if [ $quick = 1 ]; then
-  steps=(--steps 2 --warmup 1 --batch-size 32); sizes=(--train-size 256 --test-size 128 --batch-size 32); epochs=1
+  steps=(--steps 1 --warmup 0 --batch-size 4); sizes=(--train-size 64 --test-size 20 --batch-size 16)
+  eval_images=(--eval-images 8); epochs=1
 else
-  steps=(--steps 50 --warmup 10); sizes=(); epochs=2
+  steps=(--steps 30 --warmup 10); sizes=(); eval_images=()
 fi
+new=0
+"$bin" bench train --help | grep -q -- '--optimizer' && new=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$out/gpu.txt" 2>/dev/null || echo "no GPU" > "$out/gpu.txt"
 
-# 1. the training step alone, and the full pipeline (baseline and ReSmooth settings)
-models="resnet18 wresnet28_10"; [ $quick = 1 ] && models=resnet18
-for model in $models; do
-  for prec in fp32 bf16; do
-    for fmt in nchw channels_last; do
-      "$bin" bench train --synthetic --model "$model" --precision $prec --memory-format $fmt --prob 1.0 "${steps[@]}" \
-        --json "$out/step-$model-$prec-$fmt.json" | tee -a "$out/log.txt"
-    done
-  done
-done
-for prec in fp32 bf16; do
-  "$bin" bench train --dataset cifar10 --dataroot "$dataroot" --model resnet18 --precision $prec --prob 0.0 --aug ra --N 2 --M 28 --gmm \
-    "${steps[@]}" --json "$out/pipeline-rs-$prec.json" | tee -a "$out/log.txt"
-done
+# bench train NAME FLAGS...: one configuration, its JSON in $out/NAME.json
+bench() {
+  local name=$1; shift
+  local extra=()
+  [ $new = 1 ] && extra=("${eval_images[@]}")
+  "$bin" bench train "$@" "${steps[@]}" "${extra[@]}" --json "$out/$name.json" 2>&1 | log
+}
+# the step alone and the whole loop on synthetic images, in fp32 and bf16 + channels_last
+step_benches() {
+  local model=$1
+  bench "step-$model-fp32-nchw" --synthetic --model "$model" --precision fp32 --memory-format nchw --prob 1.0
+  bench "step-$model-bf16-channels_last" --synthetic --model "$model" --precision bf16 --memory-format channels_last --prob 1.0
+  if [ $new = 1 ] && [ "$model" = resnet18 ]; then
+    # the same binary with the per-parameter optimizer: what the fused step alone gains
+    bench "step-$model-fp32-nchw-per-parameter" --synthetic --model "$model" --precision fp32 --memory-format nchw \
+      --prob 1.0 --optimizer per-parameter
+  fi
+}
+stage step && step_benches resnet18
+if stage pipeline; then
+  # the loop evaluates the test split (all 10,000 images; a few with --quick)
+  bench "pipeline-rs-fp32-nchw" --dataset cifar10 --dataroot "$dataroot" --model resnet18 --precision fp32 \
+    --memory-format nchw --prob 0.0 --aug ra --N 2 --M 28 --gmm
+fi
 
-# 2. real epochs: baseline, then ReSmooth from it (detection pass included), then WRN-28-10
+# real runs: baseline, then ReSmooth from it (detection pass included), then WRN-28-10
 logs="$out/logs"
-run() { "$bin" train --dataset cifar10 --dataroot "$dataroot" --logdir "$logs" --epochs $epochs "${sizes[@]}" --restart "$@" 2>&1 | tee -a "$out/log.txt"; }
-run --prob 1.0 --tag bench/res18/baseline
-run --prob 0.0 --M 28 --N 2 --smooth-aug 0.4 --gmm --loss SampleSmooth --tag bench/res18/rs_ra
-[ $quick = 1 ] || run --prob 1.0 --model wresnet28_10 --tag bench/w10/baseline
-
-# 3. the table
-python3 - "$out" <<'PY'
-import json, glob, os, re, sys
-out = sys.argv[1]
-rows = ["| measurement | value |", "| --- | --- |"]
-for f in sorted(glob.glob(os.path.join(out, "step-*.json"))):
-    r = json.load(open(f))
-    rows.append(f"| {r['model']} train step, {r['precision']} {r['memory_format']} | {r['step_images_per_sec']:.0f} img/s |")
-for f in sorted(glob.glob(os.path.join(out, "pipeline-*.json"))):
-    r = json.load(open(f))
-    rows.append(f"| ReSmooth pipeline (RA 2/28 + scorer), {r['precision']} | {r['pipeline_images_per_sec']:.0f} img/s "
-                f"(per step: wait {r['wait_ms']:.1f} ms, transfer {r['transfer_ms']:.1f} ms, scorer {r['scorer_ms']:.1f} ms, step {r['step_ms']:.1f} ms) |")
-for tag in ["bench/res18/baseline", "bench/res18/rs_ra", "bench/w10/baseline"]:
-    path = os.path.join(out, "logs", tag, "metrics.jsonl")
-    if not os.path.exists(path):
-        continue
-    ms = [json.loads(l) for l in open(path)]
-    best = min(ms, key=lambda m: m["train_seconds"])
-    rows.append(f"| {tag} epoch (train only, best of {len(ms)}) | {best['train_seconds']:.2f} s, {best['images_per_sec']:.0f} img/s, data wait {best['data_wait_seconds']:.2f} s |")
-    rows.append(f"| {tag} test evaluation | {best['eval_seconds']:.2f} s |")
-log = open(os.path.join(out, "log.txt")).read()
-m = re.search(r"detection pass \(([0-9.]+)s\)", log)
-if m:
-    rows.append(f"| GMM detection pass | {m.group(1)} s |")
-open(os.path.join(out, "results.md"), "w").write("\n".join(rows) + "\n")
-print("\n".join(rows))
-PY
+run() {
+  "$bin" train --dataset cifar10 --dataroot "$dataroot" --logdir "$logs" --epochs "$epochs" "${sizes[@]}" \
+    --precision fp32 --memory-format nchw --restart "$@" 2>&1 | log
+}
+if stage epochs; then
+  run --prob 1.0 --tag bench/res18/baseline
+  run --prob 0.0 --M 28 --N 2 --smooth-aug 0.4 --gmm --loss SampleSmooth --tag bench/res18/rs_ra
+fi
+if stage wrn; then
+  step_benches wresnet28_10
+  [ $quick = 1 ] || run --prob 1.0 --model wresnet28_10 --tag bench/w10/baseline
+fi
+echo "gpu-bench: results in $out"

@@ -240,6 +240,17 @@ choice!(
     }
 );
 
+choice!(
+    /// `--optimizer` of `bench train`: how an SGD step updates the parameters (training always
+    /// uses the fused step).
+    SgdKernel, "--optimizer" {
+        /// One `_fused_sgd_` call for all parameters, the learning rate on the device.
+        Fused = "fused",
+        /// Five tensor ops per parameter tensor: the reference implementation.
+        PerParameter = "per-parameter",
+    }
+);
+
 /// Where the images come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataConfig {

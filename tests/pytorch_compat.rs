@@ -342,3 +342,48 @@ fn torchscript_model_trains_resumes_and_scores_for_the_gmm_from_the_command_line
     assert!(log.contains("ts/tiny/baseline/best.safetensors"), "{log}");
     assert!(logs.join("ts/tiny/rs/gmm.json").is_file());
 }
+
+/// The fused SGD step (what training uses) gives torch.optim.SGD's weights bit for bit on the
+/// CPU, over several steps with Nesterov momentum, weight decay and a changing learning rate.
+#[test]
+fn fused_sgd_steps_equal_torch_optim_sgd_bit_for_bit() {
+    use resmooth::optim::Sgd;
+    use tch::nn;
+    let dir = tempfile::tempdir().unwrap();
+    tch::manual_seed(13);
+    let vs = nn::VarStore::new(Device::Cpu);
+    for (name, shape) in [("conv", &[32i64, 16, 3, 3][..]), ("bn", &[32]), ("fc", &[10, 512])] {
+        let _ = vs.root().var(name, shape, nn::Init::Randn { mean: 0.0, stdev: 1.0 });
+    }
+    let vars = vs.variables();
+    let mut io: Vec<(String, Tensor)> = vars.iter().map(|(k, v)| (format!("initial.{k}"), v.detach().copy())).collect();
+    let (momentum, wd, lrs) = (0.9, 5e-4, [0.1, 0.1, 0.12, 0.05, 0.05]);
+    let mut opt = Sgd::new(&vs, momentum, wd, true);
+    for (s, &lr) in lrs.iter().enumerate() {
+        opt.zero_grad();
+        let mut loss = Tensor::zeros([], (Kind::Float, Device::Cpu));
+        for (k, v) in &vars {
+            let r = Tensor::randn(v.size(), (Kind::Float, Device::Cpu));
+            loss += (v * &r).sum(Kind::Float);
+            io.push((format!("grad{s}.{k}"), r));
+        }
+        loss.backward();
+        opt.step(lr);
+    }
+    io.extend(vars.iter().map(|(k, v)| (format!("final.{k}"), v.detach().copy())));
+    io.push(("lr".into(), Tensor::from_slice(&lrs)));
+    io.push(("momentum".into(), Tensor::from_slice(&[momentum])));
+    io.push(("wd".into(), Tensor::from_slice(&[wd])));
+    io.push(("nesterov".into(), Tensor::from_slice(&[1i64])));
+    let steps = dir.path().join("sgd.safetensors");
+    write_safetensors_atomic(&steps, &io).unwrap();
+    let out = std::process::Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check_sgd.py"))
+        .arg(&steps)
+        .output()
+        .unwrap();
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{log}");
+    assert!(out.status.success(), "{log}");
+    assert_eq!(log.matches("identical").count(), 3, "{log}");
+}

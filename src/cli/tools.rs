@@ -3,7 +3,7 @@
 
 use super::flags::{AugFlags, ComputeFlags, DataFlags, DeviceFlags, ModelFlags};
 use clap::{Args, Subcommand};
-use resmooth::config::DatasetName;
+use resmooth::config::{DatasetName, SgdKernel};
 use std::path::PathBuf;
 
 /// Flags of `resmooth detect`.
@@ -145,7 +145,9 @@ pub enum BenchCommand {
     /// Original + augmented view pairs per second, made in parallel on `--threads` threads into
     /// the uint8 batch buffer, as training makes them.
     Augment(BenchAugmentArgs),
-    /// Training images per second: the model step alone and the whole pipeline, with a breakdown.
+    /// Training images per second of the model step alone and of the whole loop (data pipeline,
+    /// upload, scorer, step, optimizer, then an evaluation and a checkpoint), with the share of
+    /// time in each phase.
     Train(BenchTrainArgs),
 }
 
@@ -184,9 +186,19 @@ pub struct BenchTrainArgs {
     /// Fraction of original views per batch (0 = all augmented, as the ReSmooth CIFAR-10 run).
     #[arg(long, default_value_t = 1.0)]
     pub prob: f64,
-    /// Also run a scorer model (fp32) on the augmented views and a GMM posterior, as ReSmooth retraining does.
+    /// Also run a scorer model (fp32) on the augmented views, a GMM posterior and SampleSmooth, as
+    /// ReSmooth retraining does.
     #[arg(long)]
     pub gmm: bool,
+    /// How SGD updates the parameters: fused (one `_fused_sgd_` call for all parameters, as
+    /// training does) or per-parameter (five tensor ops per parameter tensor, the reference
+    /// implementation), to compare the two.
+    #[arg(long, default_value = "fused", value_parser = super::choice::<SgdKernel>())]
+    pub optimizer: SgdKernel,
+    /// Test images evaluated at the end of the loop: with --synthetic, that many generated ones
+    /// (default 10000); with a dataset, a class-stratified subset of its test split (default: all).
+    #[arg(long)]
+    pub eval_images: Option<usize>,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

@@ -1,5 +1,5 @@
 //! `resmooth bench augment` (augmentation pairs per second) and `resmooth bench train` (training
-//! throughput with a breakdown).
+//! throughput of the step and of the whole loop, with the share of time in each phase).
 
 use super::augment::load_source;
 use super::Terminal;
@@ -37,15 +37,16 @@ fn train(b: &BenchTrainArgs) -> Result<()> {
     if b.aug.m > 30 {
         bail!("--M {} is outside 0..=30", b.aug.m);
     }
-    if b.batch_size == 0 || b.steps == 0 {
-        bail!("--batch-size and --steps must be at least 1");
+    if b.batch_size == 0 || b.steps == 0 || b.eval_images == Some(0) {
+        bail!("--batch-size, --steps and --eval-images must be at least 1");
     }
     if let (ModelSpec::TorchScript(_), Precision::Bf16) = (&b.model.model, b.compute.precision) {
         bail!("--precision bf16 needs a built-in model; --model {} runs in fp32", b.model.model);
     }
-    let data = (!b.synthetic).then(|| b.data.config(None));
+    let data = (!b.synthetic).then(|| b.data.config(b.eval_images));
     let mut terminal = Terminal::default();
     let device = resmooth::device::select(b.device.gpu)?;
+    let checkpoint = std::env::temp_dir().join(format!("resmooth-bench-{}.safetensors", std::process::id()));
     let bench = TrainBench {
         model: b.model.model.clone(),
         data,
@@ -59,23 +60,32 @@ fn train(b: &BenchTrainArgs) -> Result<()> {
         gmm: b.gmm,
         precision: b.compute.precision,
         memory_format: b.compute.memory_format,
+        optimizer: b.optimizer,
         device,
         workers: b.device.workers,
+        eval_images: b.eval_images.unwrap_or(10_000),
+        checkpoint: checkpoint.clone(),
     };
-    let r = bench_train(&bench, &mut terminal)?;
+    let result = bench_train(&bench, &mut terminal);
+    let _ = std::fs::remove_file(&checkpoint);
+    let r = result?;
+    let shares: Vec<String> =
+        r.share.named().iter().map(|(name, share)| format!("{name} {:.1}%", 100.0 * share)).collect();
     println!(
-        "bench train: {} on {}, {} {}, batch {}: step {:.0} img/s; pipeline {:.0} img/s (per step: data wait {:.1} ms, transfer {:.1} ms, scorer {:.1} ms, step {:.1} ms)",
+        "bench train: {} on {}, {} {}, {} SGD, batch {}, prob {}{}: step {:.0} img/s; loop {:.0} img/s ({} images + evaluation of {} + checkpoint); time in {}",
         r.model,
         r.device,
         r.precision,
         r.memory_format,
+        r.optimizer,
         r.batch_size,
+        r.prob,
+        if r.gmm { ", scorer + GMM" } else { "" },
         r.step_images_per_sec,
-        r.pipeline_images_per_sec,
-        r.wait_ms,
-        r.transfer_ms,
-        r.scorer_ms,
-        r.step_ms
+        r.loop_images_per_sec,
+        r.loop_images,
+        r.eval_images,
+        shares.join(", ")
     );
     if let Some(path) = &b.json {
         resmooth::io::write_atomic(path, serde_json::to_string_pretty(&r)?.as_bytes())?;

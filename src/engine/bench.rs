@@ -1,20 +1,25 @@
 //! The benchmarks: augmentation pairs per second on the path training runs (uint8 views made
-//! in parallel into the batch buffer), and training throughput, of the model step alone (data
-//! already on the device) and of the whole pipeline (augmentation, transfer, scorer, step) with
-//! a breakdown.
+//! in parallel into the batch buffer), and training throughput: of the model step alone (data
+//! already on the device), and of the whole loop (data pipeline, upload, scorer, step,
+//! optimizer, then an evaluation and a checkpoint, as an epoch ends) with the share of its time
+//! in each phase, so that the next bottleneck shows.
 
-use super::{load_dataset, EngineError};
+use super::checkpoint::{self, ResumeMeta};
+use super::{evaluate, load_dataset, EngineError};
 use crate::augment::Augmenter;
-use crate::config::{AugName, DataConfig, DatasetName, MemoryFormat, ModelSpec, Precision};
+use crate::config::{
+    AugName, DataConfig, DatasetName, LossName, MemoryFormat, ModelSpec, Precision, SgdKernel, TrainConfig, Weighting,
+};
 use crate::data::{synthetic_set, ImageSet};
 use crate::device::synchronize;
-use crate::loss::Criterion;
+use crate::loss::{weight_p, BatchLoss, Criterion};
 use crate::method::{p_id_tensor, score, Gmm};
 use crate::model::Model;
 use crate::optim::Sgd;
 use crate::pipeline::{assemble, Batch, EpochPlan, Loader, Placement, Views};
 use crate::progress::Progress;
 use serde::Serialize;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tch::{Device, Kind, Tensor};
@@ -61,13 +66,74 @@ pub struct TrainBench {
     pub aug: AugName,
     pub n: usize,
     pub m: usize,
-    /// Also run a scorer on the augmented views and a GMM posterior, as ReSmooth retraining does.
+    /// Also run a scorer on the augmented views, a GMM posterior and SampleSmooth, as ReSmooth
+    /// retraining does.
     pub gmm: bool,
     pub precision: Precision,
     pub memory_format: MemoryFormat,
+    /// How SGD updates the parameters.
+    pub optimizer: SgdKernel,
     pub device: Device,
     /// Data pipeline threads (0 = one per core).
     pub workers: usize,
+    /// Generated test images evaluated at the end of the loop without a dataset (with one: its
+    /// test split, which `data.test_size` may subset).
+    pub eval_images: usize,
+    /// The checkpoint file the loop writes at its end (and the command removes).
+    pub checkpoint: PathBuf,
+}
+
+/// Seconds of each phase of the training loop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Phases {
+    /// Waiting for the data pipeline (augmentation on the CPU).
+    pub data_wait: f64,
+    /// Transfer to the device and normalisation.
+    pub upload: f64,
+    /// The pretrained scorer and the GMM posterior (`--gmm`).
+    pub scorer: f64,
+    /// Forward, loss and backward.
+    pub step: f64,
+    /// The SGD update.
+    pub optimizer: f64,
+    /// The test-set evaluation at the end of the epoch.
+    pub evaluation: f64,
+    /// Writing the checkpoint at the end of the epoch.
+    pub checkpoint: f64,
+}
+
+impl Phases {
+    /// The phases by name, in loop order.
+    pub fn named(&self) -> [(&'static str, f64); 7] {
+        [
+            ("data wait", self.data_wait),
+            ("upload", self.upload),
+            ("scorer", self.scorer),
+            ("step", self.step),
+            ("optimizer", self.optimizer),
+            ("evaluation", self.evaluation),
+            ("checkpoint", self.checkpoint),
+        ]
+    }
+
+    /// The sum of all phases.
+    pub fn total(&self) -> f64 {
+        self.named().iter().map(|(_, s)| s).sum()
+    }
+
+    /// Each phase as a fraction of the total.
+    pub fn shares(&self) -> Phases {
+        let t = self.total().max(f64::MIN_POSITIVE);
+        Phases {
+            data_wait: self.data_wait / t,
+            upload: self.upload / t,
+            scorer: self.scorer / t,
+            step: self.step / t,
+            optimizer: self.optimizer / t,
+            evaluation: self.evaluation / t,
+            checkpoint: self.checkpoint / t,
+        }
+    }
 }
 
 /// What `bench train` measured.
@@ -77,149 +143,294 @@ pub struct BenchTrainResult {
     pub device: String,
     pub precision: String,
     pub memory_format: String,
+    pub optimizer: String,
     pub batch_size: usize,
+    pub prob: f64,
+    pub gmm: bool,
     /// Images per second of forward + backward + SGD on a batch already on the device.
     pub step_images_per_sec: f64,
-    /// Images per second of the whole pipeline.
-    pub pipeline_images_per_sec: f64,
-    /// Milliseconds per pipeline step: waiting for the data pipeline, transfer + normalisation,
-    /// scorer, training step.
-    pub wait_ms: f64,
-    pub transfer_ms: f64,
-    pub scorer_ms: f64,
-    pub step_ms: f64,
+    /// Training images per second of the whole loop: the timed steps with their data pipeline,
+    /// then one evaluation and one checkpoint, with no synchronisation between phases.
+    pub loop_images_per_sec: f64,
+    /// Training images of the timed loop.
+    pub loop_images: usize,
+    /// Evaluated test images at its end.
+    pub eval_images: usize,
+    /// Seconds in each phase when the loop runs again with the device synchronised after each
+    /// phase (which a breakdown needs; its total is a little longer than the loop's).
+    pub seconds: Phases,
+    /// The same as fractions of their total.
+    pub share: Phases,
 }
+
+/// The learning rate of the benchmark's steps.
+const LR: f64 = 0.01;
 
 /// Runs the training benchmark `b`.
 pub fn bench_train(b: &TrainBench, progress: &mut dyn Progress) -> Result<BenchTrainResult, EngineError> {
-    let set = match &b.data {
-        None => synthetic_set((b.warmup + b.steps) * b.batch_size, 0),
-        Some(data) => load_dataset(data, 0, progress)?.train,
+    let (train, test) = match &b.data {
+        None => (synthetic_set((b.warmup + b.steps) * b.batch_size, 0), synthetic_set(b.eval_images, 1)),
+        Some(data) => {
+            let ds = load_dataset(data, 0, progress)?;
+            (ds.train, ds.test)
+        }
     };
-    let classes = set.labels.iter().max().map_or(1, |m| m + 1);
-    let mut model = Model::build(&b.model, classes, b.device)?.with_precision(b.precision);
-    let mut opt = Sgd::new(&model.vs, 0.9, 5e-4, true);
+    let classes = train.labels.iter().chain(&test.labels).max().map_or(1, |m| m + 1);
+    let model = Model::build(&b.model, classes, b.device)?.with_precision(b.precision);
+    let opt = Sgd::new(&model.vs, 0.9, 5e-4, true).with_kernel(b.optimizer);
     let place = Placement { device: b.device, channels_last: b.memory_format == MemoryFormat::ChannelsLast };
-    let step_rate = bench_step(b, &mut model, &mut opt, classes, place);
-    let pipeline = bench_pipeline(b, Arc::new(set), &mut model, &mut opt, classes, place)?;
-    let per = |d: Duration| 1000.0 * d.as_secs_f64() / pipeline.steps.max(1) as f64;
+    let mut bench = LoopBench::new(b, model, opt, classes, place, train, test)?;
+    let step_images_per_sec = bench.step_alone();
+    let (images, wall, _) = bench.run(false)?;
+    let (_, _, seconds) = bench.run(true)?;
     Ok(BenchTrainResult {
         model: b.model.to_string(),
         device: format!("{:?}", b.device),
         precision: b.precision.to_string(),
         memory_format: b.memory_format.to_string(),
+        optimizer: b.optimizer.to_string(),
         batch_size: b.batch_size,
-        step_images_per_sec: step_rate,
-        pipeline_images_per_sec: pipeline.images as f64 / pipeline.wall.as_secs_f64(),
-        wait_ms: per(pipeline.wait),
-        transfer_ms: per(pipeline.transfer),
-        scorer_ms: per(pipeline.scorer),
-        step_ms: per(pipeline.step),
+        prob: b.prob,
+        gmm: b.gmm,
+        step_images_per_sec,
+        loop_images_per_sec: images as f64 / wall.as_secs_f64(),
+        loop_images: images,
+        eval_images: bench.test.len(),
+        seconds,
+        share: seconds.shares(),
     })
 }
 
-/// One plain training step (label-smoothed cross-entropy with eps 0, SGD).
-fn train_step(model: &Model, opt: &mut Sgd, x: &Tensor, y: &Tensor) {
-    let loss = Criterion::LabelSmooth(0.0).loss(&model.forward_t(x, true), y, None, None);
-    opt.zero_grad();
-    loss.backward();
-    opt.step(0.01);
+/// Reads the clock for a breakdown: with `sync`, waits for the device at each lap so that the
+/// time of a phase is the work it queued; without, laps are free and time nothing.
+struct Clock {
+    device: Device,
+    sync: bool,
+    last: Instant,
 }
 
-/// Images per second of the step alone, on one random batch that stays on the device.
-fn bench_step(b: &TrainBench, model: &mut Model, opt: &mut Sgd, classes: i64, place: Placement) -> f64 {
-    let n = b.batch_size as i64;
-    let x = Tensor::randn([n, 3, 32, 32], (Kind::Float, b.device));
-    let x = if place.channels_last { x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]) } else { x };
-    let y = Tensor::randint(classes, [n], (Kind::Int64, b.device));
-    for _ in 0..b.warmup {
-        train_step(model, opt, &x, &y);
+impl Clock {
+    /// Starts a phase now.
+    fn mark(&mut self) {
+        if self.sync {
+            synchronize(self.device);
+            self.last = Instant::now();
+        }
     }
-    synchronize(b.device);
-    let started = Instant::now();
-    for _ in 0..b.steps {
-        train_step(model, opt, &x, &y);
+
+    /// Ends the phase that started at the last mark or lap, adding its seconds to `to`.
+    fn lap(&mut self, to: &mut f64) {
+        if self.sync {
+            synchronize(self.device);
+            let now = Instant::now();
+            *to += (now - self.last).as_secs_f64();
+            self.last = now;
+        }
     }
-    synchronize(b.device);
-    (b.steps as i64 * n) as f64 / started.elapsed().as_secs_f64()
 }
 
-/// The whole pipeline's timings, summed over the timed steps.
-#[derive(Default)]
-struct PipelineTimes {
-    steps: usize,
-    images: usize,
-    wall: Duration,
-    wait: Duration,
-    transfer: Duration,
-    scorer: Duration,
-    step: Duration,
-}
-
-/// The whole pipeline, timed per stage (synchronising after each, as a breakdown needs).
-fn bench_pipeline(
-    b: &TrainBench,
-    set: Arc<ImageSet>,
-    model: &mut Model,
-    opt: &mut Sgd,
+/// The model, optimizer, method and data of the training benchmark.
+struct LoopBench<'a> {
+    b: &'a TrainBench,
+    model: Model,
+    opt: Sgd,
+    /// With `--gmm`: the scorer (fp32, as in training) and the mixture.
+    scorer: Option<(Model, Gmm)>,
+    /// The method's criteria (SampleSmooth with `--gmm`).
+    loss: BatchLoss,
+    /// Plain cross-entropy, for the step alone.
+    plain: BatchLoss,
     classes: i64,
     place: Placement,
-) -> Result<PipelineTimes, EngineError> {
-    let dataset = b.data.as_ref().map_or(DatasetName::Cifar10, |d| d.dataset);
-    let aug = Arc::new(Augmenter::new(b.aug, b.n, b.m, 0, dataset));
-    let pool = Arc::new(super::data_pool(b.workers)?);
-    let plan = EpochPlan {
-        seed: 0,
-        epoch: 1,
-        batch_size: b.batch_size,
-        shuffle: true,
-        drop_last: true,
-        views: Views::Mixed { prob: b.prob },
-    };
-    let mut loader = Loader::start(set, plan, aug, pool, 3);
-    // the scorer runs in fp32 whatever --precision says, as in training
-    let scorer = b.gmm.then(|| Model::build(&b.model, classes, b.device)).transpose()?;
-    let gmm = Gmm {
-        weights: [0.6, 0.4],
-        means: [-3.0, 0.5],
-        variances: [1.0, 1.0],
-        converged: true,
-        iterations: 1,
-        lower_bound: 0.0,
-    };
-    let mut times = PipelineTimes::default();
-    let (mut count, mut started, mut wait_before) = (0, Instant::now(), Duration::ZERO);
-    while let Some(batch) = loader.next_batch() {
-        count += 1;
-        if count == b.warmup + 1 {
-            synchronize(b.device);
-            (started, wait_before, times) = (Instant::now(), loader.wait, PipelineTimes::default());
+    train: Arc<ImageSet>,
+    test: ImageSet,
+    aug: Arc<Augmenter>,
+    pool: Arc<rayon::ThreadPool>,
+}
+
+impl<'a> LoopBench<'a> {
+    fn new(
+        b: &'a TrainBench,
+        model: Model,
+        opt: Sgd,
+        classes: i64,
+        place: Placement,
+        train: ImageSet,
+        test: ImageSet,
+    ) -> Result<Self, EngineError> {
+        let dataset = b.data.as_ref().map_or(DatasetName::Cifar10, |d| d.dataset);
+        let mut method = TrainConfig::default().method;
+        if b.gmm {
+            (method.gmm, method.loss, method.weighting, method.smooth_aug) =
+                (true, LossName::SampleSmooth, Weighting::Regular, 0.4);
         }
-        let t0 = Instant::now();
-        let (x, y) = batch.upload(place);
-        let (n, n_ori) = (batch.len() as i64, batch.n_ori as i64);
-        loader.recycle(batch);
-        synchronize(b.device);
-        let t1 = Instant::now();
-        if let Some(s) = &scorer {
-            let p = p_id_tensor(&gmm, &score(s, &x.narrow(0, n_ori, n - n_ori), &y.narrow(0, n_ori, n - n_ori)));
-            let _ = p.sum(Kind::Float);
-            synchronize(b.device);
-        }
-        let t2 = Instant::now();
-        train_step(model, opt, &x, &y);
-        synchronize(b.device);
-        let t3 = Instant::now();
-        times.transfer += t1 - t0;
-        times.scorer += t2 - t1;
-        times.step += t3 - t2;
-        times.images += n as usize;
-        times.steps += 1;
-        if count >= b.warmup + b.steps {
-            break;
-        }
+        let (org, aug) = Criterion::pair(&method);
+        let gmm = Gmm {
+            weights: [0.6, 0.4],
+            means: [-3.0, 0.5],
+            variances: [1.0, 1.0],
+            converged: true,
+            iterations: 1,
+            lower_bound: 0.0,
+        };
+        // the scorer runs in fp32 whatever --precision says, as in training
+        let scorer = b.gmm.then(|| Model::build(&b.model, classes, b.device)).transpose()?;
+        Ok(LoopBench {
+            b,
+            model,
+            opt,
+            scorer: scorer.map(|s| (s, gmm)),
+            loss: BatchLoss { org, aug, prob: b.prob },
+            plain: BatchLoss { org: Criterion::LabelSmooth(0.0), aug: Criterion::LabelSmooth(0.0), prob: b.prob },
+            classes,
+            place,
+            train: Arc::new(train),
+            test,
+            aug: Arc::new(Augmenter::new(b.aug, b.n, b.m, 0, dataset)),
+            pool: Arc::new(super::data_pool(b.workers)?),
+        })
     }
-    times.wall = started.elapsed();
-    times.wait = loader.wait - wait_before;
-    Ok(times)
+
+    /// One training step of the method on a batch on the device, its phases timed by `clock`;
+    /// without `method`, a plain cross-entropy step with no scorer.
+    fn step(&mut self, x: &Tensor, y: &Tensor, n_ori: i64, method: bool, clock: &mut Clock, t: &mut Phases) {
+        let n = x.size()[0];
+        let p = self.scorer.as_ref().filter(|_| method).map(|(scorer, gmm)| {
+            let ones = Tensor::ones([n_ori], (Kind::Float, x.device()));
+            let aug = p_id_tensor(gmm, &score(scorer, &x.narrow(0, n_ori, n - n_ori), &y.narrow(0, n_ori, n - n_ori)));
+            weight_p(&Tensor::cat(&[ones, aug], 0), Weighting::Regular)
+        });
+        clock.lap(&mut t.scorer);
+        let logits = self.model.forward_t(x, true);
+        let criteria = if method { &self.loss } else { &self.plain };
+        let loss = criteria.loss(&logits, y, n_ori, p.as_ref(), None);
+        self.opt.zero_grad();
+        loss.backward();
+        clock.lap(&mut t.step);
+        self.opt.step(LR);
+        clock.lap(&mut t.optimizer);
+    }
+
+    /// Images per second of the step alone (no scorer), on one random batch on the device.
+    fn step_alone(&mut self) -> f64 {
+        let (b, n) = (self.b, self.b.batch_size as i64);
+        let x = Tensor::randn([n, 3, 32, 32], (Kind::Float, b.device));
+        let x = if self.place.channels_last { x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]) } else { x };
+        let y = Tensor::randint(self.classes, [n], (Kind::Int64, b.device));
+        let mut clock = Clock { device: b.device, sync: false, last: Instant::now() };
+        let mut t = Phases::default();
+        for _ in 0..b.warmup {
+            self.step(&x, &y, n, false, &mut clock, &mut t);
+        }
+        synchronize(b.device);
+        let started = Instant::now();
+        for _ in 0..b.steps {
+            self.step(&x, &y, n, false, &mut clock, &mut t);
+        }
+        synchronize(b.device);
+        (b.steps as i64 * n) as f64 / started.elapsed().as_secs_f64()
+    }
+
+    /// The loop: `warmup` untimed steps, then `steps` timed ones through the data pipeline, one
+    /// evaluation and one checkpoint. Returns the timed training images, the wall time and, with
+    /// `breakdown`, the seconds of each phase (the device synchronised after each).
+    fn run(&mut self, breakdown: bool) -> Result<(usize, Duration, Phases), EngineError> {
+        let b = self.b;
+        let plan = EpochPlan {
+            seed: 0,
+            epoch: 1 + breakdown as u64,
+            batch_size: b.batch_size,
+            shuffle: true,
+            drop_last: true,
+            views: Views::Mixed { prob: b.prob },
+        };
+        let mut loader = Loader::start(self.train.clone(), plan, self.aug.clone(), self.pool.clone(), 3);
+        let mut clock = Clock { device: b.device, sync: breakdown, last: Instant::now() };
+        let (mut t, mut images, mut count) = (Phases::default(), 0, 0);
+        let (mut started, mut wait_before) = (Instant::now(), Duration::ZERO);
+        while let Some(batch) = loader.next_batch() {
+            count += 1;
+            if count == b.warmup + 1 {
+                synchronize(b.device);
+                (started, wait_before, t, images) = (Instant::now(), loader.wait, Phases::default(), 0);
+            }
+            clock.mark();
+            let (x, y) = batch.upload(self.place);
+            let n_ori = batch.n_ori as i64;
+            images += batch.len();
+            loader.recycle(batch);
+            clock.lap(&mut t.upload);
+            self.step(&x, &y, n_ori, true, &mut clock, &mut t);
+            if count >= b.warmup + b.steps {
+                break;
+            }
+        }
+        t.data_wait = (loader.wait - wait_before).as_secs_f64();
+        clock.mark();
+        evaluate(&self.model, &self.test, b.batch_size, self.place);
+        clock.lap(&mut t.evaluation);
+        let meta = ResumeMeta { epoch: 1, best_test_top1: 0.0, ..ResumeMeta::fresh(&TrainConfig::default()) };
+        checkpoint::save(&b.checkpoint, &self.model, &self.opt, &meta)?;
+        clock.lap(&mut t.checkpoint);
+        synchronize(b.device);
+        Ok((images, started.elapsed(), t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_add_up_and_name_every_phase() {
+        let p = Phases {
+            data_wait: 1.0,
+            upload: 1.0,
+            scorer: 0.0,
+            step: 4.0,
+            optimizer: 1.0,
+            evaluation: 2.0,
+            checkpoint: 1.0,
+        };
+        assert_eq!(p.total(), 10.0);
+        assert_eq!(p.shares().step, 0.4);
+        assert!((p.shares().total() - 1.0).abs() < 1e-12);
+        assert_eq!(Phases::default().shares(), Phases::default());
+        assert_eq!(p.named().map(|(n, _)| n).len(), 7);
+    }
+
+    /// The whole benchmark on the CPU with tiny sizes: every phase of the loop is timed, and
+    /// the checkpoint it writes is a real one.
+    #[test]
+    fn bench_train_times_every_phase() {
+        let dir = std::env::temp_dir().join(format!("resmooth-bench-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let b = TrainBench {
+            model: ModelSpec::Builtin(crate::config::ModelName::ResNet18),
+            data: None,
+            batch_size: 2,
+            steps: 1,
+            warmup: 0,
+            prob: 0.5,
+            aug: AugName::RandAugment,
+            n: 2,
+            m: 28,
+            gmm: true,
+            precision: Precision::Fp32,
+            memory_format: MemoryFormat::Nchw,
+            optimizer: SgdKernel::Fused,
+            device: Device::Cpu,
+            workers: 1,
+            eval_images: 2,
+            checkpoint: dir.join("bench.safetensors"),
+        };
+        let r = bench_train(&b, &mut crate::progress::Silent).unwrap();
+        assert_eq!((r.loop_images, r.eval_images, r.optimizer.as_str()), (2, 2, "fused"));
+        assert!(r.step_images_per_sec > 0.0 && r.loop_images_per_sec > 0.0);
+        for (name, s) in r.seconds.named() {
+            assert!(s > 0.0 || name == "data wait", "{name} not timed: {:?}", r.seconds);
+        }
+        assert!(checkpoint::read_meta(&b.checkpoint).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -27,7 +27,10 @@ pub trait TrainObserver: Progress {
 }
 
 /// Steps between reads of the running loss (a device synchronisation): the NaN check and the
-/// progress status.
+/// progress status. These reads are the step loop's only host synchronisations (audited for
+/// docs/BENCHMARKS.md): uploads are asynchronous from pinned memory, the sums, p_ID and the
+/// SGD step (learning rate on the device) stay on the device, and the progress bar shows host
+/// counters; only `--fair-comparison` reads the device each step (its kept count sets a shape).
 const STATUS_EVERY: usize = 20;
 
 /// Trains the run `config` describes, resuming it when its folder holds a checkpoint of the
