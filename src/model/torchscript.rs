@@ -6,7 +6,7 @@
 //! checkpoints work as for the built-in models.
 //!
 //! tch's `TrainableCModule` registers parameters only (not buffers, and under `_`-joined names),
-//! so the module is driven through a small C++ shim (`torchscript.cpp`, built by build.rs) that
+//! so the module is driven through a small C++ shim (src/shim/torchscript.cpp, built by build.rs) that
 //! also lists its buffers.
 
 use std::cell::Cell;
