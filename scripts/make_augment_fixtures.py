@@ -1,20 +1,27 @@
 #!/usr/bin/env python3
 """Writes the golden fixtures of the augmentation tests: small synthetic RGB images and what
-Pillow (RandAugment's ops, as the reference calls them, without the random sign) and torchvision
-(AutoAugment's `_apply_op`, `F.rotate`) make of them.
+Pillow (RandAugment's ops, as the reference calls them, without the random sign; SevereAugment's
+ops with their random draws given; GaussianBlur), scikit-image (sobel) and torchvision
+(AutoAugment's `_apply_op`, `F.rotate`, `F.vflip`, `Resize` + `CenterCrop`) make of them, and
+how Pillow's `convert("RGB")` reads grey, alpha and palette files.
 
-Run by hand from the repository root, with Pillow and torchvision in .venv:
+Run by hand from the repository root, with Pillow, torchvision and scikit-image in .venv
+(scikit-image only for this script: `.venv/bin/python -m pip install scikit-image==0.26.0`):
     .venv/bin/python scripts/make_augment_fixtures.py
 Output: tests/fixtures/augment/ (inputs, one PNG strip of expected outputs per op and image,
 the values in manifest.json). The Rust tests read only these files.
 """
 import json
+import math
 import os
 
 import numpy as np
 import PIL
+import skimage
 import torchvision
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
+from skimage import filters
+from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as F
 from torchvision.transforms.autoaugment import AutoAugment, AutoAugmentPolicy, _apply_op
@@ -92,10 +99,64 @@ def save_strip(images, path):
     Image.fromarray(np.concatenate([np.asarray(i) for i in images], 0)).save(path, optimize=True)
 
 
+# SevereAugment's list (name, min, max): its M runs over 0..=10
+SEVERE = [("ShearX", 0.0, 2.0), ("ShearY", 0.0, 2.0), ("TranslateX", 0.0, 1.0), ("TranslateY", 0.0, 1.0)]
+
+
+def severe_cutout(img, v, x_draw, y_draw):
+    """The reference's Cutout(img, v) -> CutoutAbs with its two np.random.uniform draws given."""
+    if v <= 0.0:
+        return img
+    side = math.sqrt(v) * img.size[0]
+    w, h = img.size
+    x0 = int(max(0, x_draw - side / 2.0))
+    y0 = int(max(0, y_draw - side / 2.0))
+    x1 = min(w, x0 + side)
+    y1 = min(h, y0 + side)
+    img = img.copy()
+    ImageDraw.Draw(img).rectangle((x0, y0, x1, y1), (125, 123, 114))
+    return img
+
+
+def sized_images():
+    """Inputs of the resize fixtures: several sizes, up- and down-scaled, odd crops."""
+    rng = np.random.default_rng(7)
+    out = {}
+    for h, w in [(37, 23), (48, 64), (20, 31), (8, 8), (50, 50), (13, 90)]:
+        y, x = np.mgrid[0:h, 0:w]
+        arr = np.stack([x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1), (x * y) % 256], -1)
+        arr = (arr + rng.integers(0, 40, (h, w, 3))).clip(0, 255).astype(np.uint8)
+        out[f"{h}x{w}"] = arr
+    return out
+
+
+def conversion_inputs():
+    """Files in the modes torchvision's loader converts with convert("RGB")."""
+    rng = np.random.default_rng(11)
+    rgb = rng.integers(0, 256, (6, 7, 3)).astype(np.uint8)
+    grey = rng.integers(0, 256, (6, 7)).astype(np.uint8)
+    alpha = rng.integers(0, 256, (6, 7)).astype(np.uint8)
+    images = {
+        "L.png": Image.fromarray(grey),
+        "LA.png": Image.fromarray(np.stack([grey, alpha], -1), "LA"),
+        "RGBA.png": Image.fromarray(np.concatenate([rgb, alpha[..., None]], -1), "RGBA"),
+        "P.png": Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=16),
+        "1.png": Image.fromarray(grey > 128),
+        "grey.jpg": Image.fromarray(grey),
+        "rgb.jpg": Image.fromarray(rgb),
+    }
+    ptrans = Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=8)
+    ptrans.info["transparency"] = 3
+    images["Ptrans.png"] = ptrans
+    return images
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     manifest = {"pillow": PIL.__version__, "torchvision": torchvision.__version__,
-                "images": {}, "ra": [], "aa": [], "tv_rotate": []}
+                "scikit-image": skimage.__version__, "images": {}, "ra": [], "aa": [], "tv_rotate": [],
+                "severe": [], "severe_cutout": [], "blur": [], "sobel": [], "vflip": [], "resize": [],
+                "convert": []}
     images = synthetic_images()
     for key, arr in images.items():
         name = f"input_{key}.png"
@@ -141,6 +202,69 @@ def main():
         file = f"tv_rotate_{key}.png"
         save_strip(outs, os.path.join(OUT, file))
         manifest["tv_rotate"].append({"image": key, "file": file, "angles": [90.0, 180.0, 270.0]})
+
+    for key, arr in images.items():
+        img = Image.fromarray(arr)
+        h, w = arr.shape[:2]
+        for name, lo, hi in SEVERE:
+            cases = []
+            for m in range(11):
+                v = (float(m) / 10) * float(hi - lo) + lo
+                cases.append({"value": repr(v), "m": m})
+                if v != 0:
+                    cases.append({"value": repr(-v), "m": m, "negated": True})
+            outs = [ra_op(name, img, float(c["value"])) for c in cases]
+            file = f"severe_{name}_{key}.png"
+            save_strip(outs, os.path.join(OUT, file))
+            manifest["severe"].append({"op": name, "image": key, "file": file, "cases": cases})
+        draws = [(1.0000001, 1.0000001), (w / 2.0, h / 3.0), (float(w), float(h)), (3.7, h - 0.2),
+                 (w - 2.5, 2.25)]
+        cases = []
+        for m in range(11):
+            v = (float(m) / 10) * 1.0 + 0.0
+            for x, y in draws:
+                cases.append({"value": repr(v), "m": m, "x": repr(x), "y": repr(y)})
+        cases += [{"value": repr(v), "x": repr(x), "y": repr(y)} for v, x, y in
+                  [(0.0625, 5.0, 2.5), (0.001, float(w), float(h)), (0.37, 9.49, 4.51)]]
+        outs = [severe_cutout(img, float(c["value"]), float(c["x"]), float(c["y"])) for c in cases]
+        file = f"severe_Cutout_{key}.png"
+        save_strip(outs, os.path.join(OUT, file))
+        manifest["severe_cutout"].append({"image": key, "file": file, "cases": cases})
+
+        rng = np.random.default_rng(3)
+        sigmas = [0.6, 0.75, 1.0, 1.2345, 1.5, 1.9, 2.0] + [float(v) for v in rng.uniform(0.6, 2.0, 5)]
+        outs = [img.filter(ImageFilter.GaussianBlur(radius=s)) for s in sigmas]
+        file = f"blur_{key}.png"
+        save_strip(outs, os.path.join(OUT, file))
+        manifest["blur"].append({"image": key, "file": file, "sigmas": [repr(s) for s in sigmas]})
+
+        edges = Image.fromarray(np.uint8(filters.sobel(np.array(img)) * 255))
+        file = f"sobel_{key}.png"
+        edges.save(os.path.join(OUT, file))
+        manifest["sobel"].append({"image": key, "file": file})
+
+        file = f"vflip_{key}.png"
+        transforms.RandomVerticalFlip(p=1.0)(img).save(os.path.join(OUT, file))
+        manifest["vflip"].append({"image": key, "file": file})
+
+    for key, arr in sized_images().items():
+        name = f"sized_{key}.png"
+        Image.fromarray(arr).save(os.path.join(OUT, name))
+        sizes = [16, 24, 32]
+        outs = [transforms.Compose([transforms.Resize(s), transforms.CenterCrop(s)])(Image.fromarray(arr))
+                for s in sizes]
+        for s, out in zip(sizes, outs):
+            file = f"resize_{key}_{s}.png"
+            out.save(os.path.join(OUT, file))
+            manifest["resize"].append({"input": name, "size": s, "file": file})
+
+    for name, img in conversion_inputs().items():
+        path = os.path.join(OUT, f"convert_{name}")
+        img.save(path, quality=90) if name.endswith(".jpg") else img.save(path)
+        expected = f"convert_{name}.rgb.png"
+        Image.open(path).convert("RGB").save(os.path.join(OUT, expected))
+        manifest["convert"].append({"input": f"convert_{name}", "mode": Image.open(path).mode,
+                                    "expected": expected})
 
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)

@@ -84,6 +84,8 @@ choice!(
         Svhn = "svhn",
         /// DIR/train/<class>/* and DIR/test/<class>/*, JPEG or PNG.
         ImageFolder = "imagefolder",
+        /// Tiny-ImageNet-200 (the reference's `tiny`): 200 classes of 64x64 images, its val split as the test split.
+        Tiny = "tiny",
     }
 );
 
@@ -100,6 +102,14 @@ choice!(
         Jigsaw = "jigsaw",
         /// No extra op: an independent crop and flip.
         Default = "default",
+        /// The reference's SevereAugment(N, M): N of large shears, translations and a grey cutout before the crop.
+        Severe = "severe",
+        /// A vertical flip after the crop and flip.
+        Vertical = "vertical",
+        /// Pillow's Gaussian blur, sigma drawn from U(0.6, 2.0), before the crop.
+        Blur = "blur",
+        /// scikit-image's Sobel edge magnitude before the crop.
+        Sobel = "sobel",
     }
 );
 
@@ -263,6 +273,15 @@ pub struct DataConfig {
     pub train_size: Option<usize>,
     /// A seeded, class-stratified subset of this many test images.
     pub test_size: Option<usize>,
+    /// Folder datasets: every image resized (shorter side) and centre-cropped to this square size at load time.
+    #[serde(default)]
+    pub image_size: Option<usize>,
+    /// Per-channel normalisation mean (default: the dataset's own).
+    #[serde(default)]
+    pub mean: Option<[f32; 3]>,
+    /// Per-channel normalisation standard deviation (default: the dataset's own).
+    #[serde(default)]
+    pub std: Option<[f32; 3]>,
 }
 
 /// How the augmented views are made and how many of a batch they are.
@@ -277,6 +296,9 @@ pub struct AugConfig {
     pub cutout: usize,
     /// Fraction of each batch taken from original views.
     pub prob: f64,
+    /// Zero padding of the random crop (default: an eighth of the image side, the reference's 4 at 32 px).
+    #[serde(default)]
+    pub crop_padding: Option<usize>,
 }
 
 /// The network and how it computes.
@@ -411,8 +433,11 @@ impl Default for TrainConfig {
                 mirror: None,
                 train_size: None,
                 test_size: None,
+                image_size: None,
+                mean: None,
+                std: None,
             },
-            aug: AugConfig { aug: AugName::RandAugment, n: 3, m: 5, cutout: 0, prob: 0.2 },
+            aug: AugConfig { aug: AugName::RandAugment, n: 3, m: 5, cutout: 0, prob: 0.2, crop_padding: None },
             model: ModelConfig {
                 model: ModelSpec::Builtin(ModelName::ResNet18),
                 precision: Precision::Fp32,
@@ -464,6 +489,48 @@ fn bad<T>(message: String) -> Result<T, ConfigError> {
     Err(ConfigError(message))
 }
 
+/// Checks `--M` for `--aug`: 0..=30 (RandAugment's scale), 0..=10 for severe (the scale of the
+/// reference's SevereAugment).
+pub fn check_magnitude(aug: AugName, m: usize) -> Result<(), ConfigError> {
+    let max = if aug == AugName::Severe { 10 } else { 30 };
+    if m > max {
+        let what = if aug == AugName::Severe { ", the scale of --aug severe" } else { "" };
+        return bad(format!("--M {m} is outside 0..={max}{what}"));
+    }
+    Ok(())
+}
+
+/// The smallest `--image-size`: the models halve the side three times.
+pub const MIN_IMAGE_SIZE: usize = 8;
+
+impl DataConfig {
+    /// Checks `--image-size`, `--mean` and `--std`; the message names the flag.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if let Some(s) = self.image_size {
+            if !matches!(self.dataset, DatasetName::ImageFolder | DatasetName::Tiny) {
+                return bad(format!(
+                    "--image-size resizes the images of folder datasets (imagefolder, tiny); {} images are used at their size",
+                    self.dataset
+                ));
+            }
+            if s < MIN_IMAGE_SIZE {
+                return bad(format!("--image-size {s} is too small; it must be at least {MIN_IMAGE_SIZE}"));
+            }
+        }
+        if let Some(m) = self.mean {
+            if !m.iter().all(|v| v.is_finite()) {
+                return bad(format!("--mean {m:?} must be three finite numbers"));
+            }
+        }
+        if let Some(s) = self.std {
+            if !s.iter().all(|v| v.is_finite() && *v > 0.0) {
+                return bad(format!("--std {s:?} must be three positive numbers"));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl TrainConfig {
     /// Whether the run needs the pretrained baseline (the GMM's scorer or the teacher).
     pub fn needs_pretrained(&self) -> bool {
@@ -486,9 +553,7 @@ impl TrainConfig {
                 return bad(format!("{flag} {v} is outside [0, 1)"));
             }
         }
-        if a.m > 30 {
-            return bad(format!("--M {} is outside 0..=30", a.m));
-        }
+        check_magnitude(a.aug, a.m)?;
         if o.epochs == 0 {
             return bad("--epochs must be at least 1".into());
         }
@@ -513,6 +578,7 @@ impl TrainConfig {
         if self.data.train_size == Some(0) || self.data.test_size == Some(0) {
             return bad("--train-size and --test-size must be at least 1".into());
         }
+        self.data.check()?;
         let r = &self.run;
         if r.only_eval && r.save.is_none() && r.tag.is_empty() {
             return bad(

@@ -2,8 +2,8 @@
 //! the training step through a bounded queue, then moved to the device once per batch and
 //! normalised there.
 
-use crate::augment::{fill_cutout, original_view, Applied, Augmenter};
-use crate::data::{ImageSet, MEAN, STD};
+use crate::augment::{fill_cutout, Applied, Augmenter};
+use crate::data::{ImageSet, Normalisation};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -100,7 +100,7 @@ pub fn make_view(
 ) -> Option<Applied> {
     let (h, w, src) = (set.height, set.width, set.image(index));
     if original {
-        original_view(src, h, w, &mut sample_rng(seed, epoch, index as u64, 0), out);
+        aug.original_view(src, h, w, &mut sample_rng(seed, epoch, index as u64, 0), out);
         None
     } else {
         Some(aug.augmented_view(src, h, w, &mut sample_rng(seed, epoch, index as u64, 1), out))
@@ -109,10 +109,11 @@ pub fn make_view(
 
 /// View `original` (or the augmented one) of sample `index` as training sees it, to be looked
 /// at: [`make_view`]'s pixels with the cutout box, zeroed after normalisation in training,
-/// painted in the normalisation mean colour. Returns the HWC bytes and what was applied.
+/// painted in the mean colour of `norm`. Returns the HWC bytes and what was applied.
 pub fn shown_view(
     set: &ImageSet,
     aug: &Augmenter,
+    norm: Normalisation,
     seed: u64,
     epoch: u64,
     index: usize,
@@ -121,7 +122,7 @@ pub fn shown_view(
     let mut img = vec![0u8; set.image_bytes()];
     let applied = make_view(set, aug, seed, epoch, index, original, &mut img);
     if let Some(cutout) = applied.as_ref().and_then(|a| a.cutout) {
-        fill_cutout(&mut img, set.width, cutout, &MEAN.map(|m| (m * 255.0).round() as u8));
+        fill_cutout(&mut img, set.width, cutout, &norm.mean_colour());
     }
     (img, applied)
 }
@@ -226,35 +227,40 @@ pub fn upload(host: Tensor, device: Device) -> Tensor {
     }
 }
 
+/// The normalisations made into tensors so far, per thread: (device, values, mean, std).
+type NormCache = Vec<(Device, Normalisation, Tensor, Tensor)>;
+
 thread_local! {
-    static NORMALISATION: std::cell::RefCell<Vec<(Device, Tensor, Tensor)>> = const { std::cell::RefCell::new(Vec::new()) };
+    static NORMALISATION: std::cell::RefCell<NormCache> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// The per-channel mean and std as `[1, 3, 1, 1]` tensors on `device`, made once per thread and device.
-fn normalisation(device: Device) -> (Tensor, Tensor) {
+/// The per-channel mean and std of `norm` as `[1, 3, 1, 1]` tensors on `device`, made once per
+/// thread, device and normalisation.
+fn normalisation(device: Device, norm: Normalisation) -> (Tensor, Tensor) {
     NORMALISATION.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if let Some((_, m, s)) = cache.iter().find(|(d, _, _)| *d == device) {
+        if let Some((_, _, m, s)) = cache.iter().find(|(d, n, _, _)| *d == device && *n == norm) {
             return (m.shallow_clone(), s.shallow_clone());
         }
-        let m = Tensor::from_slice(&MEAN).view([1, 3, 1, 1]).to_device(device);
-        let s = Tensor::from_slice(&STD).view([1, 3, 1, 1]).to_device(device);
-        cache.push((device, m.shallow_clone(), s.shallow_clone()));
+        let m = Tensor::from_slice(&norm.mean).view([1, 3, 1, 1]).to_device(device);
+        let s = Tensor::from_slice(&norm.std).view([1, 3, 1, 1]).to_device(device);
+        cache.push((device, norm, m.shallow_clone(), s.shallow_clone()));
         (m, s)
     })
 }
 
-/// Where and how a batch of images goes: the device, and whether it keeps the NHWC memory order
-/// (`--memory-format channels_last`).
+/// Where and how a batch of images goes: the device, whether it keeps the NHWC memory order
+/// (`--memory-format channels_last`), and the dataset's normalisation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Placement {
     pub device: Device,
     pub channels_last: bool,
+    pub norm: Normalisation,
 }
 
 /// Moves `n` HWC uint8 images of size `h` x `w` to the device of `to` in one copy (pinned and
-/// asynchronous on a GPU) and normalises them there: NCHW float, `(x / 255 - mean) / std`;
-/// `cutouts` (per image, or empty) are zeroed after normalisation.
+/// asynchronous on a GPU) and normalises them there with `to.norm`: NCHW float,
+/// `(x / 255 - mean) / std`; `cutouts` (per image, or empty) are zeroed after normalisation.
 pub fn to_device(
     images: &[u8],
     (n, h, w): (usize, usize, usize),
@@ -263,7 +269,7 @@ pub fn to_device(
 ) -> Tensor {
     let device = to.device;
     let x = upload(Tensor::from_slice(images).view([n as i64, h as i64, w as i64, 3]), device);
-    let (mean, std) = normalisation(device);
+    let (mean, std) = normalisation(device, to.norm);
     // the permuted NHWC bytes are a channels_last NCHW view; elementwise ops keep that layout
     let x = (x.permute([0, 3, 1, 2]).to_kind(Kind::Float) / 255.0 - mean) / std;
     let x = if to.channels_last { x } else { x.contiguous() };
@@ -288,9 +294,9 @@ impl Batch {
         (x, upload(Tensor::from_slice(&self.labels), to.device))
     }
 
-    /// [`Batch::upload`] to `device` in NCHW order.
-    pub fn to_device(&self, device: Device) -> (Tensor, Tensor) {
-        self.upload(Placement { device, channels_last: false })
+    /// [`Batch::upload`] to `device` in NCHW order, normalised with `norm`.
+    pub fn to_device(&self, device: Device, norm: Normalisation) -> (Tensor, Tensor) {
+        self.upload(Placement { device, channels_last: false, norm })
     }
 }
 
@@ -366,16 +372,30 @@ mod tests {
     #[test]
     fn to_device_normalises_and_applies_cutout() {
         let img = vec![255u8; 2 * 2 * 2 * 3];
-        let cpu = Placement { device: Device::Cpu, channels_last: false };
+        let cpu = Placement { device: Device::Cpu, channels_last: false, norm: Normalisation::CIFAR };
         let x = to_device(&img, (2, 2, 2), &[None, Some([0, 1, 0, 2])], cpu);
         assert_eq!(x.size(), vec![2, 3, 2, 2]);
         assert_eq!(x.stride(), vec![12, 4, 2, 1]);
         let cl = to_device(&img, (2, 2, 2), &[None, Some([0, 1, 0, 2])], Placement { channels_last: true, ..cpu });
         assert_eq!(cl.stride(), vec![12, 1, 6, 3], "channels_last keeps the NHWC order");
         assert!(cl.allclose(&x, 0.0, 0.0, false));
-        let want = (1.0 - MEAN[1]) / STD[1];
+        let Normalisation { mean, std } = Normalisation::CIFAR;
+        let want = (1.0 - mean[1]) / std[1];
         assert!((x.double_value(&[0, 1, 1, 1]) - want as f64).abs() < 1e-5);
         assert_eq!(x.double_value(&[1, 0, 0, 1]), 0.0);
-        assert!((x.double_value(&[1, 2, 1, 0]) - ((1.0 - MEAN[2]) / STD[2]) as f64).abs() < 1e-5);
+        assert!((x.double_value(&[1, 2, 1, 0]) - ((1.0 - mean[2]) / std[2]) as f64).abs() < 1e-5);
+    }
+
+    #[test]
+    fn each_dataset_is_normalised_with_its_own_statistics() {
+        let img = vec![128u8; 2 * 2 * 3];
+        let own = Normalisation { mean: [0.5, 0.25, 0.0], std: [0.5, 0.25, 2.0] };
+        for norm in [Normalisation::CIFAR, own, Normalisation::TINY, own] {
+            let x = to_device(&img, (1, 2, 2), &[], Placement { device: Device::Cpu, channels_last: false, norm });
+            for c in 0..3 {
+                let want = (128.0 / 255.0 - norm.mean[c] as f64) / norm.std[c] as f64;
+                assert!((x.double_value(&[0, c as i64, 1, 0]) - want).abs() < 1e-5, "{norm:?} channel {c}");
+            }
+        }
     }
 }

@@ -340,7 +340,7 @@ fn svhn_is_downloaded_and_loaded_with_label_ten_as_zero() {
         let line = data::fetch_file(&remote, root.path(), &FetchOptions::default(), &mut Silent).unwrap();
         assert!(line.starts_with("downloaded"), "{line}");
     }
-    let ds = data::load(DatasetName::Svhn, root.path()).unwrap();
+    let ds = data::load(DatasetName::Svhn, root.path(), data::Size::Native, &mut Silent).unwrap();
     assert_eq!((ds.train.len(), ds.test.len(), ds.num_classes()), (24, 12, 10));
     // digit 0 is stored as 10 in the file and comes back as 0
     assert_eq!((ds.train.labels[10], ds.train.labels[13]), (0, 3));
@@ -481,4 +481,73 @@ fn bad_input_is_named() {
     std::fs::write(tree.join("test/cat/1.png"), b"").unwrap();
     let (_, err) = text(&resmooth(&["data", "info", "imagefolder", "--dataroot", tree.to_str().unwrap()]));
     assert!(err.contains("1.png") && err.contains("not a readable image"), "{err}");
+}
+
+/// DATAROOT/tiny-imagenet-200 as the official zip lays it out: three wnids, 64x64 JPEGs (one
+/// grey), boxes files, val/images labelled by val_annotations.txt.
+fn write_tiny(root: &Path) -> std::path::PathBuf {
+    let dir = root.join("tiny-imagenet-200");
+    let wnids = ["n03", "n01", "n02"];
+    for (k, wnid) in wnids.iter().enumerate() {
+        let images = dir.join("train").join(wnid).join("images");
+        std::fs::create_dir_all(&images).unwrap();
+        for i in 0..4 {
+            let img = image::RgbImage::from_pixel(64, 64, image::Rgb([k as u8 * 80, i as u8 * 20, 100]));
+            if i == 0 {
+                image::DynamicImage::ImageRgb8(img).to_luma8().save(images.join(format!("{wnid}_{i}.JPEG"))).unwrap();
+            } else {
+                img.save(images.join(format!("{wnid}_{i}.JPEG"))).unwrap();
+            }
+        }
+        std::fs::write(dir.join("train").join(wnid).join(format!("{wnid}_boxes.txt")), "b\t0\t0\t9\t9\n").unwrap();
+    }
+    let val = dir.join("val/images");
+    std::fs::create_dir_all(&val).unwrap();
+    let mut notes = String::new();
+    for i in 0..5 {
+        image::RgbImage::from_pixel(64, 64, image::Rgb([9, 9, 9])).save(val.join(format!("val_{i}.JPEG"))).unwrap();
+        notes += &format!("val_{i}.JPEG\t{}\t0\t0\t63\t63\n", wnids[i % 3]);
+    }
+    std::fs::write(dir.join("val/val_annotations.txt"), notes).unwrap();
+    std::fs::write(dir.join("wnids.txt"), wnids.join("\n")).unwrap();
+    dir
+}
+
+#[test]
+fn tiny_imagenet_layouts_are_read_as_the_reference_reads_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = write_tiny(tmp.path());
+    let root = tmp.path().to_str().unwrap();
+    let out = resmooth(&["data", "info", "tiny", "--dataroot", root]);
+    let (info, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(info.contains("tiny in") && info.contains("64x64 RGB"), "{info}");
+    assert!(info.contains("mean (0.4802, 0.4481, 0.3975), std (0.2302, 0.2265, 0.2262)"), "{info}");
+    assert!(
+        info.contains("classes        3") && info.contains("train          12 images (the official split has 100000)"),
+        "{info}"
+    );
+    // sorted wnids; val labelled by the annotations: val_0 n03, val_1 n01, val_2 n02, ...
+    assert!(info.contains("0 n01") && info.contains("2 n03"), "{info}");
+    let ds = data::load(DatasetName::Tiny, tmp.path(), data::Size::Native, &mut Silent).unwrap();
+    assert_eq!(ds.test.labels, vec![2, 0, 1, 2, 0]);
+    assert_eq!(ds.train.labels, vec![0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]);
+    let (out, _) = text(&resmooth(&["data", "check", "tiny", "--dataroot", root]));
+    assert!(out.contains("train/ and val/ present"), "{out}");
+
+    // the reorganised layout val/<wnid>/ that the reference's ImageFolder reads, resized
+    std::fs::remove_dir_all(dir.join("val")).unwrap();
+    for wnid in ["n01", "n03"] {
+        let d = dir.join("val").join(wnid);
+        std::fs::create_dir_all(&d).unwrap();
+        image::RgbImage::from_pixel(64, 64, image::Rgb([1, 2, 3])).save(d.join("x.JPEG")).unwrap();
+    }
+    let ds = data::load(DatasetName::Tiny, tmp.path(), data::Size::Square(32), &mut Silent).unwrap();
+    assert_eq!((ds.test.labels.clone(), ds.test.height, ds.train.width), (vec![0, 2], 32, 32));
+    let out = resmooth(&["data", "info", dir.to_str().unwrap(), "--image-size", "32"]);
+    let (info, err) = text(&out);
+    assert!(
+        out.status.success() && info.contains("32x32 RGB") && info.contains("test           2 images"),
+        "{info}{err}"
+    );
 }

@@ -216,3 +216,104 @@ fn bad_input_gets_clear_errors() {
     assert!(text(&out).contains("/nonexistent/w.safetensors"), "{}", text(&out));
     assert!(!text(&out).contains("panicked"), "{}", text(&out));
 }
+
+/// A JPEG whose frame header declares 4 components (CMYK), as print workflows write them.
+fn cmyk_jpeg_header() -> Vec<u8> {
+    let mut b = vec![0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x14, 8, 0, 16, 0, 16, 4];
+    b.extend([1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0, 4, 0x11, 0, 0xFF, 0xD9]);
+    b
+}
+
+/// DIR/{train,test}/{dark,light}/ of JPEGs and PNGs of several sizes, one grey and one RGBA.
+fn write_mixed_folder(dir: &Path) {
+    for (split, count) in [("train", 6), ("test", 2)] {
+        for (class, base) in [("dark", 40u8), ("light", 210u8)] {
+            let d = dir.join(split).join(class);
+            std::fs::create_dir_all(&d).unwrap();
+            for i in 0..count {
+                let (w, h) = [(20, 30), (40, 24), (17, 17), (64, 48), (16, 16), (33, 21)][i];
+                let v = base.wrapping_add((i * 7) as u8);
+                let rgb = image::RgbImage::from_fn(w, h, |x, y| {
+                    image::Rgb([v, v / 2 + (x % 5) as u8, v / 3 + (y % 3) as u8])
+                });
+                match i {
+                    0 => rgb.save(d.join("a.jpg")).unwrap(),
+                    1 => image::DynamicImage::ImageRgb8(rgb).to_luma8().save(d.join("grey.png")).unwrap(),
+                    2 => image::DynamicImage::ImageRgb8(rgb).to_rgba8().save(d.join("alpha.png")).unwrap(),
+                    3 => image::DynamicImage::ImageRgb8(rgb).to_luma8().save(d.join("grey.jpeg")).unwrap(),
+                    _ => rgb.save(d.join(format!("{i}.png"))).unwrap(),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn own_images_of_mixed_sizes_and_modes_train_with_image_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mixed");
+    write_mixed_folder(&data);
+    let logs = tmp.path().join("logs");
+    let base = [
+        "train",
+        "--dataset",
+        "imagefolder",
+        "--dataroot",
+        data.to_str().unwrap(),
+        "--logdir",
+        logs.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--prob",
+        "0.5",
+        "--aug",
+        "severe",
+        "--N",
+        "2",
+        "--workers",
+        "1",
+    ];
+    // without --image-size the sizes disagree: the error names a file and the flag
+    let out = resmooth(&[&base[..], &["--tag", "own/native"]].concat());
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--image-size") && text(&out).contains("differ in size"), "{}", text(&out));
+
+    let out = resmooth(&[&base[..], &["--tag", "own/s16", "--image-size", "16", "--crop-padding", "2"]].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    let m = metrics(&logs.join("own/s16/metrics.jsonl"));
+    assert_eq!(m.len(), 1);
+    assert!(m[0]["train_loss"].as_f64().unwrap().is_finite());
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(logs.join("own/s16/summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        (summary["config"]["image_size"].as_u64(), summary["config"]["crop_padding"].as_u64()),
+        (Some(16), Some(2))
+    );
+
+    // the normalisation of the folder's own training images, cached beside them and shown by `data info`
+    let cache: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("resmooth-normalisation.json")).unwrap()).unwrap();
+    let mean: Vec<f64> = cache["mean"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert!(mean[0] > 0.4 && mean[0] < 0.6 && mean[2] < mean[0], "{mean:?}");
+    let out = resmooth(&["data", "info", data.to_str().unwrap(), "--image-size", "16"]);
+    let info = text(&out);
+    assert!(out.status.success(), "{info}");
+    assert!(info.contains("16x16 RGB") && info.contains(&format!("mean ({:.4},", mean[0])), "{info}");
+    assert!(info.contains("resmooth-normalisation.json") && !info.contains("0.4914"), "{info}");
+
+    // malformed inputs are refused, naming the file
+    std::fs::write(data.join("train/dark/print.jpg"), cmyk_jpeg_header()).unwrap();
+    let out = resmooth(&[&base[..], &["--tag", "own/cmyk", "--image-size", "16"]].concat());
+    assert!(!out.status.success());
+    assert!(text(&out).contains("print.jpg") && text(&out).contains("CMYK"), "{}", text(&out));
+    std::fs::remove_file(data.join("train/dark/print.jpg")).unwrap();
+    let deep: image::ImageBuffer<image::Rgb<u16>, Vec<u16>> =
+        image::ImageBuffer::from_pixel(8, 8, image::Rgb([9, 9, 9]));
+    image::DynamicImage::ImageRgb16(deep).save(data.join("test/light/deep.png")).unwrap();
+    let out = resmooth(&[&base[..], &["--tag", "own/deep", "--image-size", "16"]].concat());
+    assert!(!out.status.success());
+    assert!(text(&out).contains("deep.png") && text(&out).contains("16 bits"), "{}", text(&out));
+    assert!(!text(&out).contains("panicked"), "{}", text(&out));
+}

@@ -1,4 +1,5 @@
-//! RandomCrop(size, padding = size / 8, zero fill) followed by RandomHorizontalFlip(0.5).
+//! RandomCrop(size, padding, zero fill) followed by RandomHorizontalFlip(0.5); the padding is
+//! `--crop-padding`, by default an eighth of the side (the reference's 4 at 32 px, 8 at 64 px).
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -13,9 +14,15 @@ pub struct CropFlip {
 }
 
 impl CropFlip {
-    /// Draws the offsets uniformly in `[0, 2 * pad]` and the flip with probability 0.5.
-    pub fn draw(h: usize, w: usize, rng: &mut ChaCha8Rng) -> Self {
-        let pad = h.min(w) / 8;
+    /// The default padding of an `h` x `w` image: an eighth of its shorter side.
+    pub fn default_pad(h: usize, w: usize) -> usize {
+        h.min(w) / 8
+    }
+
+    /// Draws the offsets uniformly in `[0, 2 * pad]` and the flip with probability 0.5; `pad`
+    /// `None` is [`CropFlip::default_pad`].
+    pub fn draw(h: usize, w: usize, pad: Option<usize>, rng: &mut ChaCha8Rng) -> Self {
+        let pad = pad.unwrap_or(Self::default_pad(h, w));
         let top = rng.random_range(0..=2 * pad);
         let left = rng.random_range(0..=2 * pad);
         let flip = rng.random_bool(0.5);
@@ -100,11 +107,15 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let mut seen = std::collections::HashSet::new();
         for _ in 0..2000 {
-            let c = CropFlip::draw(32, 32, &mut rng);
+            let c = CropFlip::draw(32, 32, None, &mut rng);
             assert_eq!(c.pad, 4);
             assert!(c.top <= 8 && c.left <= 8);
             seen.insert((c.top, c.left, c.flip));
         }
         assert_eq!(seen.len(), 9 * 9 * 2);
+        assert_eq!(CropFlip::draw(64, 64, None, &mut rng).pad, 8);
+        assert_eq!(CropFlip::draw(16, 16, None, &mut rng).pad, 2);
+        let c = CropFlip::draw(64, 64, Some(3), &mut rng);
+        assert!(c.pad == 3 && c.top <= 6 && c.left <= 6);
     }
 }

@@ -4,19 +4,26 @@
 pub mod autoaugment;
 pub mod color;
 mod crop;
+pub mod filters;
 pub mod geometry;
 pub mod jigsaw;
 pub mod ops;
 pub mod randaugment;
+pub mod severe;
 
 pub use autoaugment::AutoAugment;
 pub use crop::CropFlip;
 pub use jigsaw::fill_cutout;
 pub use ops::Op;
 pub use randaugment::RandAugment;
+pub use severe::SevereAugment;
 
 use crate::config::{AugName, DatasetName};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+
+/// The reference's GaussianBlur draws its sigma uniformly from this range.
+pub const BLUR_SIGMA: (f64, f64) = (0.6, 2.0);
 
 /// One operation applied to an augmented view, with the value it was applied with.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,11 +40,13 @@ pub struct Applied {
     pub cutout: Option<[u16; 4]>,
 }
 
-/// How augmented views are made: the `--aug` policy and `--cutout` length.
+/// How the views are made: the `--aug` policy, `--cutout` length and the crop's zero padding
+/// (`None`: an eighth of the side).
 #[derive(Debug, Clone)]
 pub struct Augmenter {
     pub kind: AugKind,
     pub cutout: usize,
+    pub crop_padding: Option<usize>,
 }
 
 /// The augmentation policies.
@@ -53,6 +62,14 @@ pub enum AugKind {
     Rotate,
     /// The 2x2 patches shuffled after the crop and flip.
     Jigsaw,
+    /// The reference's SevereAugment(N, M) before the crop.
+    Severe(SevereAugment),
+    /// A vertical flip after the crop and flip.
+    Vertical,
+    /// Pillow's Gaussian blur, sigma from U(0.6, 2.0), before the crop.
+    Blur,
+    /// scikit-image's Sobel edge magnitude before the crop.
+    Sobel,
 }
 
 impl Augmenter {
@@ -65,18 +82,35 @@ impl Augmenter {
             AugName::AutoAugment => AugKind::AutoAugment(AutoAugment::for_dataset(dataset)),
             AugName::Rotate => AugKind::Rotate,
             AugName::Jigsaw => AugKind::Jigsaw,
+            AugName::Severe => AugKind::Severe(SevereAugment { n, m }),
+            AugName::Vertical => AugKind::Vertical,
+            AugName::Blur => AugKind::Blur,
+            AugName::Sobel => AugKind::Sobel,
         };
-        Augmenter { kind, cutout }
+        Augmenter { kind, cutout, crop_padding: None }
     }
 
     /// Original views only: what a `--prob 1.0` batch (every sample an original view) uses.
     pub fn none() -> Self {
-        Augmenter { kind: AugKind::Default, cutout: 0 }
+        Augmenter { kind: AugKind::Default, cutout: 0, crop_padding: None }
+    }
+
+    /// The same augmentation with the crop's zero padding set (`None`: an eighth of the side).
+    pub fn with_crop_padding(mut self, crop_padding: Option<usize>) -> Self {
+        self.crop_padding = crop_padding;
+        self
+    }
+
+    /// Writes the original view of `src` (HWC `h` x `w`) into `out`: the random crop with zero
+    /// padding, then the random horizontal flip.
+    pub fn original_view(&self, src: &[u8], h: usize, w: usize, rng: &mut ChaCha8Rng, out: &mut [u8]) {
+        CropFlip::draw(h, w, self.crop_padding, rng).apply(src, h, w, out);
     }
 
     /// Writes the augmented view of `src` (HWC, `h` x `w`) into `out` and says what was applied.
     /// Every draw comes from `rng`, in the reference's order: the policy op(s), the crop and flip,
-    /// the jigsaw permutation, the cutout centre.
+    /// the jigsaw permutation, the cutout centre. Vertical flips after the crop and flip, as the
+    /// reference inserts it at position 2 of its transforms.
     pub fn augmented_view(&self, src: &[u8], h: usize, w: usize, rng: &mut ChaCha8Rng, out: &mut [u8]) -> Applied {
         let n = h * w * 3;
         // the policy's ops run on a copy of the source, before the crop
@@ -86,7 +120,7 @@ impl Augmenter {
             scratch.resize(n, 0);
         };
         let ops = match &self.kind {
-            AugKind::Default | AugKind::Jigsaw => Vec::new(),
+            AugKind::Default | AugKind::Jigsaw | AugKind::Vertical => Vec::new(),
             AugKind::RandAugment(ra) => {
                 start(&mut img, &mut scratch);
                 let drawn = ra.draw(rng);
@@ -102,9 +136,29 @@ impl Augmenter {
                 geometry::rotate(src, h, w, angle, &mut img);
                 vec![AppliedOp { name: "Rotate", value: angle as f32 }]
             }
+            AugKind::Severe(sa) => {
+                start(&mut img, &mut scratch);
+                let drawn = sa.draw(h, w, rng);
+                SevereAugment::apply(&drawn, &mut img, h, w, &mut scratch)
+            }
+            AugKind::Blur => {
+                let sigma = rng.random_range(BLUR_SIGMA.0..BLUR_SIGMA.1);
+                img.resize(n, 0);
+                filters::gaussian_blur(src, h, w, sigma, &mut img);
+                vec![AppliedOp { name: "GaussianBlur", value: sigma as f32 }]
+            }
+            AugKind::Sobel => {
+                img.resize(n, 0);
+                filters::sobel(src, h, w, &mut img);
+                vec![AppliedOp { name: "Sobel", value: 0.0 }]
+            }
         };
         let mut applied = Applied { ops, cutout: None };
-        CropFlip::draw(h, w, rng).apply(if img.is_empty() { src } else { &img }, h, w, out);
+        self.original_view(if img.is_empty() { src } else { &img }, h, w, rng, out);
+        if self.kind == AugKind::Vertical {
+            filters::flip_vertical(&mut out[..n], h, w);
+            applied.ops.push(AppliedOp { name: "VerticalFlip", value: 1.0 });
+        }
         if self.kind == AugKind::Jigsaw {
             let perm = jigsaw::draw_permutation(rng);
             jigsaw::jigsaw(&mut out[..n], h, w, perm);
@@ -116,11 +170,6 @@ impl Augmenter {
         }
         applied
     }
-}
-
-/// Writes the original view of `src` into `out`: crop with zero padding `h / 8`, random flip.
-pub fn original_view(src: &[u8], h: usize, w: usize, rng: &mut ChaCha8Rng, out: &mut [u8]) {
-    CropFlip::draw(h, w, rng).apply(src, h, w, out);
 }
 
 #[cfg(test)]
@@ -152,7 +201,17 @@ mod tests {
     #[test]
     fn every_policy_draws_only_from_its_rng_and_reports_what_it_did() {
         let s = set(1);
-        for (aug, cutout) in [("ra", 16), ("aa", 0), ("rotate", 8), ("jigsaw", 16), ("default", 4)] {
+        for (aug, cutout) in [
+            ("ra", 16),
+            ("aa", 0),
+            ("rotate", 8),
+            ("jigsaw", 16),
+            ("default", 4),
+            ("severe", 0),
+            ("vertical", 4),
+            ("blur", 0),
+            ("sobel", 2),
+        ] {
             let a = Augmenter::new(aug.parse().unwrap(), 3, 28, cutout, DatasetName::Cifar10);
             let (mut x, mut y) = (vec![0u8; s.image_bytes()], vec![0u8; s.image_bytes()]);
             let ax = a.augmented_view(s.image(0), 16, 16, &mut ChaCha8Rng::seed_from_u64(4), &mut x);
@@ -160,11 +219,44 @@ mod tests {
             assert_eq!((&x, &ax), (&y, &ay), "{aug}");
             assert_eq!(ax.cutout.is_some(), cutout > 0, "{aug}");
             match aug {
-                "ra" => assert_eq!(ax.ops.len(), 3),
-                "rotate" | "jigsaw" => assert_eq!(ax.ops.len(), 1),
+                "ra" | "severe" => assert_eq!(ax.ops.len(), 3),
+                "rotate" | "jigsaw" | "vertical" | "blur" | "sobel" => assert_eq!(ax.ops.len(), 1),
                 "default" => assert!(ax.ops.is_empty()),
                 _ => assert!(ax.ops.len() <= 2),
             }
+        }
+    }
+
+    #[test]
+    fn vertical_flips_the_view_after_the_crop_and_flip() {
+        let s = set(1);
+        let (mut plain, mut flipped) = (vec![0u8; s.image_bytes()], vec![0u8; s.image_bytes()]);
+        let default = Augmenter::new(AugName::Default, 0, 0, 0, DatasetName::Cifar10);
+        default.augmented_view(s.image(0), 16, 16, &mut ChaCha8Rng::seed_from_u64(8), &mut plain);
+        let vertical = Augmenter::new(AugName::Vertical, 0, 0, 0, DatasetName::Cifar10);
+        vertical.augmented_view(s.image(0), 16, 16, &mut ChaCha8Rng::seed_from_u64(8), &mut flipped);
+        filters::flip_vertical(&mut plain, 16, 16);
+        assert_eq!(plain, flipped);
+    }
+
+    #[test]
+    fn crop_padding_reaches_both_views() {
+        let s = set(1);
+        let mut out = vec![0u8; s.image_bytes()];
+        // a padding of the whole side: some draws crop only zeros
+        let wide = Augmenter::none().with_crop_padding(Some(16));
+        let black = (0..200).any(|seed| {
+            wide.original_view(s.image(0), 16, 16, &mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+            out.iter().all(|&v| v == 0)
+        });
+        assert!(black);
+        let none = Augmenter::none().with_crop_padding(Some(0));
+        let flip = Augmenter::new(AugName::Default, 0, 0, 0, DatasetName::Cifar10).with_crop_padding(Some(0));
+        for seed in 0..20 {
+            none.original_view(s.image(0), 16, 16, &mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+            assert!(out == s.image(0) || out[..3] == s.image(0)[15 * 3..16 * 3], "only the flip moves pixels");
+            flip.augmented_view(s.image(0), 16, 16, &mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+            assert!(out == s.image(0) || out[..3] == s.image(0)[15 * 3..16 * 3]);
         }
     }
 
@@ -174,7 +266,7 @@ mod tests {
         let indices: Vec<usize> = (0..24).collect();
         let plan =
             EpochPlan { seed: 3, epoch: 1, batch_size: 24, shuffle: false, drop_last: false, views: Views::Both };
-        for aug in ["ra", "aa", "rotate", "jigsaw"] {
+        for aug in ["ra", "aa", "rotate", "jigsaw", "severe", "vertical", "blur", "sobel"] {
             let a = Augmenter::new(aug.parse().unwrap(), 2, 28, 8, DatasetName::Cifar10);
             let run = |threads: usize| {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();

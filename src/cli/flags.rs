@@ -13,11 +13,22 @@ fn python_bool(value: &str) -> Result<bool, String> {
     Ok(!value.is_empty())
 }
 
+/// Three comma-separated numbers, one per channel (R,G,B).
+fn per_channel(value: &str) -> Result<[f32; 3], String> {
+    let parts: Vec<&str> = value.split(',').map(str::trim).collect();
+    let numbers: Result<Vec<f32>, _> = parts.iter().map(|p| p.parse::<f32>()).collect();
+    match numbers {
+        Ok(v) if v.len() == 3 => Ok([v[0], v[1], v[2]]),
+        _ => Err(format!("'{value}' is not three comma-separated numbers (R,G,B), e.g. 0.5,0.5,0.5")),
+    }
+}
+
 /// Where the images come from.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Data")]
 pub struct DataFlags {
-    /// Dataset: cifar10, cifar100, svhn or imagefolder (DIR/train/<class>/*, DIR/test/<class>/*).
+    /// Dataset: cifar10, cifar100, svhn, tiny (Tiny-ImageNet-200 in DATAROOT/tiny-imagenet-200, downloaded
+    /// if missing) or imagefolder (DIR/train/<class>/*, DIR/test/<class>/*, JPEG or PNG).
     #[arg(long, default_value = "cifar10", value_parser = super::choice::<DatasetName>())]
     pub dataset: DatasetName,
     /// Folder holding the dataset files.
@@ -29,6 +40,18 @@ pub struct DataFlags {
     /// Use a seeded, class-stratified subset of this many training images.
     #[arg(long)]
     pub train_size: Option<usize>,
+    /// imagefolder and tiny: resize every image once at load time to S x S (torchvision's
+    /// Resize(S) + CenterCrop(S): the shorter side to S with Pillow's antialiased bilinear
+    /// resampling, then the centre square). Default: the images' own size, when they all agree.
+    #[arg(long, value_name = "S")]
+    pub image_size: Option<usize>,
+    /// Normalisation mean per channel, R,G,B on [0, 1] (default: the dataset's: the reference's for
+    /// cifar10/cifar100/svhn and tiny, an imagefolder's own training images').
+    #[arg(long, value_name = "R,G,B", value_parser = per_channel, allow_hyphen_values = true)]
+    pub mean: Option<[f32; 3]>,
+    /// Normalisation standard deviation per channel, R,G,B (default: the dataset's, as --mean).
+    #[arg(long, value_name = "R,G,B", value_parser = per_channel)]
+    pub std: Option<[f32; 3]>,
 }
 
 impl DataFlags {
@@ -40,6 +63,9 @@ impl DataFlags {
             mirror: self.mirror.clone(),
             train_size: self.train_size,
             test_size,
+            image_size: self.image_size,
+            mean: self.mean,
+            std: self.std,
         }
     }
 }
@@ -48,7 +74,9 @@ impl DataFlags {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Augmentation")]
 pub struct AugFlags {
-    /// Augmentation of the augmented view: ra, aa, rotate, jigsaw or default.
+    /// Augmentation of the augmented view: ra, aa, rotate, jigsaw, default, or the reference's
+    /// others: severe (SevereAugment(N, M), M in 0..=10), vertical (flip after the crop), blur
+    /// (Gaussian, sigma in 0.6..2) and sobel (edge magnitude).
     #[arg(long, default_value = "ra", value_parser = super::choice::<AugName>())]
     pub aug: AugName,
     /// RandAugment: number of ops per image.
@@ -60,6 +88,10 @@ pub struct AugFlags {
     /// Cutout square side in pixels (0 = off), applied to the augmented view.
     #[arg(long, default_value_t = 0)]
     pub cutout: usize,
+    /// Zero padding of the random crop of both views, in pixels (default: an eighth of the image
+    /// side, the reference's 4 at 32 px and 8 at 64 px).
+    #[arg(long, value_name = "PIXELS")]
+    pub crop_padding: Option<usize>,
 }
 
 /// How the model computes.

@@ -101,6 +101,9 @@ pub struct Source {
     /// Folder holding the dataset files.
     #[arg(long, default_value = "data")]
     pub dataroot: PathBuf,
+    /// imagefolder and tiny: resize every image to S x S at load time (as `resmooth train --image-size`).
+    #[arg(long, value_name = "S")]
+    pub image_size: Option<usize>,
     /// Seed of the views.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -224,9 +227,9 @@ pub struct DataArgs {
 /// The `resmooth data` actions.
 #[derive(Debug, Clone, Subcommand)]
 pub enum DataAction {
-    /// Download (when missing), verify and extract a dataset (cifar10, cifar100 or svhn) into --dataroot.
+    /// Download (when missing), verify and extract a dataset (cifar10, cifar100, svhn or tiny) into --dataroot.
     Fetch {
-        /// cifar10, cifar100 or svhn.
+        /// cifar10, cifar100, svhn or tiny.
         #[arg(value_parser = super::choice::<DatasetName>())]
         name: DatasetName,
         /// Folder holding the dataset files.
@@ -241,7 +244,7 @@ pub enum DataAction {
     },
     /// Check a dataset in --dataroot (formats and record counts, MD5 of an archive) without the network.
     Check {
-        /// cifar10, cifar100 or svhn.
+        /// cifar10, cifar100, svhn or tiny.
         #[arg(value_parser = super::choice::<DatasetName>())]
         name: DatasetName,
         /// Folder holding the dataset files.
@@ -259,5 +262,8 @@ pub enum DataAction {
         /// Folder holding the dataset files (for a dataset name).
         #[arg(long, default_value = "data")]
         dataroot: PathBuf,
+        /// imagefolder and tiny: describe the images resized to S x S (as `resmooth train --image-size`).
+        #[arg(long, value_name = "S")]
+        image_size: Option<usize>,
     },
 }

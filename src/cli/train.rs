@@ -36,7 +36,14 @@ impl TrainArgs {
         let TrainArgs { data, aug, model, compute, optim, method, run, eval, device } = self;
         let config = TrainConfig {
             data: data.config(eval.test_size),
-            aug: AugConfig { aug: aug.aug, n: aug.n, m: aug.m, cutout: aug.cutout, prob: method.prob },
+            aug: AugConfig {
+                aug: aug.aug,
+                n: aug.n,
+                m: aug.m,
+                cutout: aug.cutout,
+                prob: method.prob,
+                crop_padding: aug.crop_padding,
+            },
             model: ModelConfig {
                 model: model.model,
                 precision: compute.precision,
@@ -167,6 +174,33 @@ mod tests {
     }
 
     #[test]
+    fn data_and_augmentation_flags_reach_the_configuration() {
+        let c = parse(&[
+            "--dataset",
+            "imagefolder",
+            "--image-size",
+            "48",
+            "--mean",
+            "0.5, 0.4,0.3",
+            "--std=0.2,0.2,0.25",
+            "--crop-padding",
+            "3",
+            "--aug",
+            "severe",
+            "--M",
+            "10",
+        ])
+        .unwrap();
+        assert_eq!((c.data.image_size, c.aug.crop_padding, c.aug.aug), (Some(48), Some(3), AugName::Severe));
+        assert_eq!((c.data.mean, c.data.std), (Some([0.5, 0.4, 0.3]), Some([0.2, 0.2, 0.25])));
+        let c = parse(&["--dataset", "tiny", "--aug", "sobel"]).unwrap();
+        assert_eq!((c.data.dataset, c.aug.aug, c.data.image_size), (DatasetName::Tiny, AugName::Sobel, None));
+        for aug in ["vertical", "blur"] {
+            assert_eq!(parse(&["--aug", aug]).unwrap().aug.aug.name(), aug);
+        }
+    }
+
+    #[test]
     fn bad_values_are_named() {
         for (args, needle) in [
             (&["--prob", "1.5"][..], "--prob"),
@@ -178,6 +212,11 @@ mod tests {
             (&["--loss", "Focal"][..], "--loss"),
             (&["--dataset", "mnist"][..], "--dataset"),
             (&["--aug", "mixup"][..], "--aug"),
+            (&["--aug", "severe", "--M", "11"][..], "--aug severe"),
+            (&["--image-size", "32"][..], "--image-size"),
+            (&["--dataset", "imagefolder", "--image-size", "4"][..], "--image-size 4"),
+            (&["--mean", "0.5,0.5"][..], "--mean"),
+            (&["--std", "0.2,0,0.2"][..], "--std"),
             (&["--weighting", "x"][..], "--weighting"),
         ] {
             let err = parse(args).unwrap_err();

@@ -2,11 +2,12 @@
 //! original and augmented views, labelled with the ops applied); also the image source that
 //! `bench augment` shares.
 
+use super::Terminal;
 use crate::cli::{ApplyArgs, AugmentArgs, AugmentCommand, PreviewArgs, Source};
 use anyhow::{bail, Context, Result};
 use resmooth::augment::{Applied, Augmenter, Op};
-use resmooth::config::DatasetName;
-use resmooth::data::{self, synthetic_set, ImageSet};
+use resmooth::config::{check_magnitude, DataConfig, DatasetName, TrainConfig};
+use resmooth::data::{self, synthetic_set, ImageSet, Normalisation};
 use resmooth::pipeline::shown_view;
 use resmooth::report::font;
 use std::path::Path;
@@ -39,27 +40,38 @@ fn apply(a: &ApplyArgs) -> Result<()> {
     write_png(&a.output, h, w, out)
 }
 
-/// The training images of `--dataset` (or `count` synthetic ones) and the augmentation of `s`.
-pub fn load_source(s: &Source, count: usize) -> Result<(ImageSet, Augmenter)> {
-    if s.aug.m > 30 {
-        bail!("--M {} is outside 0..=30", s.aug.m);
-    }
+/// The training images of `--dataset` (or `count` synthetic ones, normalised as CIFAR), their
+/// normalisation and the augmentation of `s`.
+pub fn load_source(s: &Source, count: usize) -> Result<(ImageSet, Normalisation, Augmenter)> {
+    check_magnitude(s.aug.aug, s.aug.m)?;
     let dataset = s.dataset()?;
-    let aug = Augmenter::new(s.aug.aug, s.aug.n, s.aug.m, s.aug.cutout, dataset.unwrap_or(DatasetName::Cifar10));
-    let set = match dataset {
-        None => synthetic_set(count, s.seed),
-        Some(name) => data::load(name, &s.dataroot)?.train,
+    let aug = Augmenter::new(s.aug.aug, s.aug.n, s.aug.m, s.aug.cutout, dataset.unwrap_or(DatasetName::Cifar10))
+        .with_crop_padding(s.aug.crop_padding);
+    let (set, norm) = match dataset {
+        None => (synthetic_set(count, s.seed), Normalisation::CIFAR),
+        Some(name) => {
+            let config = DataConfig {
+                dataset: name,
+                dataroot: s.dataroot.clone(),
+                image_size: s.image_size,
+                ..TrainConfig::default().data
+            };
+            config.check()?;
+            let ds =
+                data::load(name, &config.dataroot, data::Size::from_flag(config.image_size), &mut Terminal::default())?;
+            (ds.train, ds.normalisation)
+        }
     };
     if set.is_empty() {
         bail!("--dataset {} has no training images", s.dataset);
     }
-    Ok((set, aug))
+    Ok((set, norm, aug))
 }
 
 /// How a preview label names one applied op.
 fn label(name: &str, value: f32) -> String {
     match name {
-        "AutoContrast" | "Invert" | "Equalize" | "Identity" => name.to_string(),
+        "AutoContrast" | "Invert" | "Equalize" | "Identity" | "Sobel" | "VerticalFlip" => name.to_string(),
         "Jigsaw" => format!("{name} {value:04}"),
         _ => format!("{name} {}", (value * 1000.0).round() / 1000.0),
     }
@@ -77,7 +89,7 @@ fn preview(p: &PreviewArgs) -> Result<()> {
     if p.count == 0 {
         bail!("--count must be at least 1");
     }
-    let (set, aug) = load_source(&p.source, p.count)?;
+    let (set, norm, aug) = load_source(&p.source, p.count)?;
     let (h, w) = (set.height, set.width);
     let scale = (96 / h.max(w)).max(1);
     let (th, tw) = (h * scale, w * scale);
@@ -92,8 +104,8 @@ fn preview(p: &PreviewArgs) -> Result<()> {
     // the cutout box, zeroed after normalisation in training, shows as the mean colour
     let mut tiles = Vec::new();
     for &i in order.iter().take(p.count) {
-        let (ori, _) = shown_view(&set, &aug, seed, 0, i, true);
-        let (augd, applied) = shown_view(&set, &aug, seed, 0, i, false);
+        let (ori, _) = shown_view(&set, &aug, norm, seed, 0, i, true);
+        let (augd, applied) = shown_view(&set, &aug, norm, seed, 0, i, false);
         tiles.push((ori, augd, applied.expect("an augmented view")));
     }
     let lines = tiles.iter().map(|t| labels(&t.2).len()).max().unwrap_or(0).max(1);

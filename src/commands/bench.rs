@@ -20,7 +20,7 @@ fn augment(b: &BenchAugmentArgs) -> Result<()> {
     if b.threads == 0 || b.batch_size == 0 {
         bail!("--threads and --batch-size must be at least 1");
     }
-    let (set, aug) = load_source(&b.source, 4096)?;
+    let (set, _, aug) = load_source(&b.source, 4096)?;
     let rate = bench_augment(&set, &aug, b.threads, b.seconds, b.batch_size)?;
     let a = &b.source.aug;
     println!(

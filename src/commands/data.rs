@@ -3,7 +3,7 @@
 use super::Terminal;
 use crate::cli::{DataAction, DataArgs};
 use anyhow::Result;
-use resmooth::data::{check, fetch, info, FetchOptions};
+use resmooth::data::{check, fetch, info, FetchOptions, Size};
 
 /// Runs one `resmooth data` action, printing its report on stdout.
 pub fn data(args: DataArgs) -> Result<()> {
@@ -22,7 +22,13 @@ pub fn data(args: DataArgs) -> Result<()> {
                 println!("{line}");
             }
         }
-        DataAction::Info { target, dataroot } => print!("{}", info(&target, &dataroot)?),
+        DataAction::Info { target, dataroot, image_size } => {
+            if image_size.is_some_and(|s| s < resmooth::config::MIN_IMAGE_SIZE) {
+                anyhow::bail!("--image-size must be at least {}", resmooth::config::MIN_IMAGE_SIZE);
+            }
+            let report = info(&target, &dataroot, Size::from_flag(image_size), &mut Terminal::default())?;
+            print!("{report}");
+        }
     }
     Ok(())
 }

@@ -7,28 +7,27 @@ use super::Terminal;
 use crate::cli::DetectArgs;
 use anyhow::{bail, Result};
 use resmooth::augment::Augmenter;
-use resmooth::config::{AugConfig, TrainConfig};
+use resmooth::config::{check_magnitude, AugConfig, TrainConfig};
 use resmooth::engine::Setup;
-use resmooth::method::{export_views, load_pretrained, pretrained_path};
+use resmooth::method::{export_views, load_pretrained, pretrained_path, ViewSource};
 use resmooth::report::detect_summary::{write_detect_summary, DetectSummary};
 use std::sync::Arc;
 
 /// Runs `resmooth detect`.
 pub fn detect(args: DetectArgs) -> Result<()> {
     let (d, a) = (&args.data, &args.aug);
-    if a.m > 30 {
-        bail!("--M {} is outside 0..=30", a.m);
-    }
+    check_magnitude(a.aug, a.m)?;
     if args.batch_size == 0 || d.train_size == Some(0) {
         bail!("--batch-size and --train-size must be at least 1");
     }
     let data = d.config(None);
+    data.check()?;
     let mut terminal = Terminal::default();
     let setup = Setup::new(&data, args.seed, args.device.gpu, args.device.workers, &mut terminal)?;
     let path = pretrained_path(&args.logdir, &args.tag, None, args.pretrained.as_deref());
     // the scorer runs in fp32, as the reference's
     let scorer = load_pretrained(&path, &args.model.model, d.dataset, setup.num_classes(), &args.tag, setup.device)?;
-    let aug = Arc::new(Augmenter::new(a.aug, a.n, a.m, a.cutout, d.dataset));
+    let aug = Arc::new(Augmenter::new(a.aug, a.n, a.m, a.cutout, d.dataset).with_crop_padding(a.crop_padding));
     let started = std::time::Instant::now();
     let det = setup.detect(&scorer, &aug, args.seed, args.batch_size, &mut terminal)?;
     let dir = args.logdir.join(&args.tag);
@@ -47,8 +46,14 @@ pub fn detect(args: DetectArgs) -> Result<()> {
     print!("{}", det.report());
     println!("wrote {} and {}", gmm.display(), csv.display());
     if let Some(export) = &args.export {
-        let classes = &setup.dataset.classes;
-        let (ood, id) = export_views(&det, &setup.train, &aug, args.seed, classes, export, &setup.pool)?;
+        let source = ViewSource {
+            set: &setup.train,
+            classes: &setup.dataset.classes,
+            aug: &aug,
+            seed: args.seed,
+            norm: setup.dataset.normalisation,
+        };
+        let (ood, id) = export_views(&det, &source, export, &setup.pool)?;
         println!(
             "exported {ood} OOD and {id} ID augmented views to {} and {}",
             export.join("DAOOD").display(),
@@ -65,7 +70,7 @@ fn pass_config(args: &DetectArgs) -> TrainConfig {
     let a = &args.aug;
     let mut c = TrainConfig {
         data: args.data.config(None),
-        aug: AugConfig { aug: a.aug, n: a.n, m: a.m, cutout: a.cutout, prob: d.aug.prob },
+        aug: AugConfig { aug: a.aug, n: a.n, m: a.m, cutout: a.cutout, prob: d.aug.prob, crop_padding: a.crop_padding },
         ..d
     };
     c.model.model = args.model.model.clone();

@@ -1,6 +1,6 @@
 //! CIFAR binary files: records of label byte(s) then 1024 R, 1024 G, 1024 B bytes (row-major).
 
-use super::{DataError, Dataset, ImageSet};
+use super::{DataError, Dataset, ImageSet, Normalisation};
 use std::path::Path;
 
 const SIDE: usize = 32;
@@ -213,7 +213,13 @@ pub fn read_cifar100(root: &Path, labels: Cifar100Labels) -> Result<Dataset, Dat
     read_cifar_records(&dir.join("train.bin"), 2, label_at, names.len(), &mut train)?;
     let mut test = ImageSet::new(SIDE, SIDE);
     read_cifar_records(&dir.join("test.bin"), 2, label_at, names.len(), &mut test)?;
-    Ok(Dataset { name: "cifar100".into(), classes: names.iter().map(|s| s.to_string()).collect(), train, test })
+    Ok(Dataset {
+        name: "cifar100".into(),
+        classes: names.iter().map(|s| s.to_string()).collect(),
+        train,
+        test,
+        normalisation: Normalisation::CIFAR,
+    })
 }
 
 /// Reads CIFAR-10 from `<root>/cifar-10-batches-bin` (the official binary distribution).
@@ -230,6 +236,7 @@ pub fn read_cifar10(root: &Path) -> Result<Dataset, DataError> {
         classes: CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect(),
         train,
         test,
+        normalisation: Normalisation::CIFAR,
     })
 }
 

@@ -5,7 +5,7 @@
 use super::download::{download, md5_file};
 use super::mat::check_mat_header;
 use super::sources::{Folder, Remote, CIFAR100_ARCHIVE, CIFAR100_FOLDER, CIFAR10_ARCHIVE, CIFAR10_FOLDER};
-use super::sources::{SVHN_EXTRA, SVHN_TEST, SVHN_TRAIN};
+use super::sources::{SVHN_EXTRA, SVHN_TEST, SVHN_TRAIN, TINY_ARCHIVE, TINY_FOLDER};
 use super::svhn::read_svhn_split;
 use super::DataError;
 use crate::config::DatasetName;
@@ -33,14 +33,15 @@ pub enum Layout {
     Files(Vec<Remote>),
 }
 
-/// The layout of a downloadable dataset (`cifar10`, `cifar100`, `svhn`; `extra` adds SVHN's
-/// extra split); `None` for an ImageFolder tree.
+/// The layout of a downloadable dataset (`cifar10`, `cifar100`, `svhn`, `tiny`; `extra` adds
+/// SVHN's extra split); `None` for an ImageFolder tree.
 pub fn layout(name: DatasetName, extra: bool) -> Option<Layout> {
     match name {
         DatasetName::Cifar10 => Some(Layout::Archive(CIFAR10_ARCHIVE, CIFAR10_FOLDER)),
         DatasetName::Cifar100 => Some(Layout::Archive(CIFAR100_ARCHIVE, CIFAR100_FOLDER)),
         DatasetName::Svhn if extra => Some(Layout::Files(vec![SVHN_TRAIN, SVHN_TEST, SVHN_EXTRA])),
         DatasetName::Svhn => Some(Layout::Files(vec![SVHN_TRAIN, SVHN_TEST])),
+        DatasetName::Tiny => Some(Layout::Archive(TINY_ARCHIVE, TINY_FOLDER)),
         DatasetName::ImageFolder => None,
     }
 }
@@ -48,7 +49,7 @@ pub fn layout(name: DatasetName, extra: bool) -> Option<Layout> {
 /// [`layout`], or an error for a dataset that cannot be downloaded.
 fn downloadable(name: DatasetName, extra: bool) -> Result<Layout, DataError> {
     layout(name, extra).ok_or_else(|| {
-        DataError::Invalid(format!("'{name}' is not a downloadable dataset; expected cifar10, cifar100 or svhn"))
+        DataError::Invalid(format!("'{name}' is not a downloadable dataset; expected cifar10, cifar100, svhn or tiny"))
     })
 }
 
@@ -91,6 +92,10 @@ pub fn check(name: DatasetName, root: &Path, extra: bool) -> Result<Vec<String>,
             let dir = root.join(folder.dir);
             if dir.exists() {
                 let counts = check_folder(name, &folder, &dir)?;
+                if counts.is_empty() {
+                    let dirs: Vec<String> = folder.dirs.iter().map(|d| format!("{d}/")).collect();
+                    return Ok(vec![format!("ok {}: {} present", dir.display(), dirs.join(" and "))]);
+                }
                 let listed: Vec<String> = counts.iter().map(|(f, n)| format!("{f} {n}")).collect();
                 return Ok(vec![format!("ok {}: {} records", dir.display(), listed.join(", "))]);
             }
@@ -196,9 +201,21 @@ pub fn fetch_file(
     Ok(format!("downloaded {}", path.display()))
 }
 
-/// Checks that every file of `folder` is in `dir` and holds a whole, non-zero number of
-/// records; returns the record count of each record file.
+/// Checks that every sub-folder of `folder` is in `dir` and every file of it too, holding a
+/// whole, non-zero number of records; returns the record count of each record file.
 pub fn check_folder(name: &str, folder: &Folder, dir: &Path) -> Result<Vec<(&'static str, u64)>, DataError> {
+    for sub in folder.dirs {
+        let path = dir.join(sub);
+        if !path.is_dir() {
+            return Err(DataError::Missing {
+                path,
+                hint: format!(
+                    "{} is incomplete: delete the folder and run `resmooth data fetch {name}`",
+                    dir.display()
+                ),
+            });
+        }
+    }
     let mut counts = Vec::new();
     for &(file, record) in folder.files {
         let path = dir.join(file);
@@ -228,8 +245,9 @@ pub fn check_folder(name: &str, folder: &Folder, dir: &Path) -> Result<Vec<(&'st
     Ok(counts)
 }
 
-/// Extracts the members `<folder.dir>/*` of a .tar.gz into `root/.<folder.dir>.partial`, checks
-/// them, then renames the folder into `root`. On any error nothing is left behind.
+/// Extracts the members `<folder.dir>/*` of a .tar.gz (or everything under `<folder.dir>/` of a
+/// .zip) into `root/.<folder.dir>.partial`, checks them, then renames the folder into `root`. On
+/// any error nothing is left behind.
 pub fn extract(name: &str, archive: &Path, folder: &Folder, root: &Path) -> Result<(), DataError> {
     let tmp = root.join(format!(".{}.partial", folder.dir));
     let io = |p: &Path, e| DataError::io(p, e);
@@ -237,7 +255,9 @@ pub fn extract(name: &str, archive: &Path, folder: &Folder, root: &Path) -> Resu
         std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
     }
     std::fs::create_dir_all(tmp.join(folder.dir)).map_err(|e| io(&tmp, e))?;
-    let result = unpack(name, archive, folder, &tmp).and_then(|()| {
+    let is_zip = archive.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip"));
+    let unpacked = if is_zip { unzip(name, archive, folder, &tmp) } else { unpack(name, archive, folder, &tmp) };
+    let result = unpacked.and_then(|()| {
         check_folder(name, folder, &tmp.join(folder.dir))
             .map_err(|e| DataError::malformed(archive, format!("is not the expected archive: {e}")))
     });
@@ -275,11 +295,41 @@ fn unpack(name: &str, archive: &Path, folder: &Folder, tmp: &Path) -> Result<(),
     Ok(())
 }
 
+fn unzip(name: &str, archive: &Path, folder: &Folder, tmp: &Path) -> Result<(), DataError> {
+    let bad = |e: &dyn std::fmt::Display| {
+        DataError::malformed(
+            archive,
+            format!("cannot be extracted ({e}): it is truncated or not a .zip; delete it and run `resmooth data fetch {name}` again"),
+        )
+    };
+    let file = std::fs::File::open(archive).map_err(|e| DataError::io(archive, e))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| bad(&e))?;
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(|e| bad(&e))?;
+        // only plain relative paths under the folder: nothing can land outside it
+        let Some(path) = entry.enclosed_name().map(Path::to_path_buf) else { continue };
+        let mut parts = path.components();
+        if parts.next() != Some(Component::Normal(folder.dir.as_ref()))
+            || !parts.all(|c| matches!(c, Component::Normal(_)))
+        {
+            continue;
+        }
+        let out = tmp.join(&path);
+        let dir = if entry.is_dir() { out.as_path() } else { out.parent().unwrap_or(tmp) };
+        std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
+        if entry.is_file() {
+            let mut dest = std::fs::File::create(&out).map_err(|e| DataError::io(&out, e))?;
+            std::io::copy(&mut entry, &mut dest).map_err(|e| bad(&e))?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const FOLDER: Folder = Folder { dir: "toy-bin", files: &[("a.bin", 4), ("names.txt", 0)] };
+    const FOLDER: Folder = Folder { dir: "toy-bin", files: &[("a.bin", 4), ("names.txt", 0)], dirs: &[] };
 
     fn tar_gz(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
         let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
@@ -323,6 +373,53 @@ mod tests {
         assert!(err.contains("toy.tar.gz") && err.contains("a.bin") && err.contains("4-byte records"), "{err}");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("toy.tar.gz")]);
+    }
+
+    fn zip_file(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (path, data) in members {
+            if path.ends_with('/') {
+                zip.add_directory(*path, zip::write::FileOptions::default()).unwrap();
+            } else {
+                zip.start_file(*path, zip::write::FileOptions::default()).unwrap();
+                std::io::Write::write_all(&mut zip, data).unwrap();
+            }
+        }
+        zip.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn extracts_a_zip_tree_and_nothing_outside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("tiny-imagenet-200.zip");
+        let good = zip_file(&[
+            ("tiny-imagenet-200/", b""),
+            ("tiny-imagenet-200/train/n01/images/n01_0.JPEG", b"jpeg"),
+            ("tiny-imagenet-200/val/val_annotations.txt", b"n01_0.JPEG\tn01\n"),
+            ("tiny-imagenet-200/../escape.txt", b"no"),
+            ("elsewhere/file.txt", b"no"),
+        ]);
+        std::fs::write(&archive, &good).unwrap();
+        extract("tiny", &archive, &TINY_FOLDER, dir.path()).unwrap();
+        let root = dir.path().join("tiny-imagenet-200");
+        assert_eq!(std::fs::read(root.join("train/n01/images/n01_0.JPEG")).unwrap(), b"jpeg");
+        assert!(root.join("val/val_annotations.txt").is_file());
+        assert!(!dir.path().join("escape.txt").exists() && !dir.path().join("elsewhere").exists());
+        assert!(!dir.path().join(".tiny-imagenet-200.partial").exists());
+        assert!(check(DatasetName::Tiny, dir.path(), false).unwrap()[0].contains("train/ and val/ present"));
+        // a truncated zip, or one without val/, leaves nothing behind
+        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::write(&archive, &good[..good.len() / 2]).unwrap();
+        let err = extract("tiny", &archive, &TINY_FOLDER, dir.path()).unwrap_err().to_string();
+        assert!(err.contains("tiny-imagenet-200.zip") && err.contains("truncated"), "{err}");
+        std::fs::write(&archive, zip_file(&[("tiny-imagenet-200/train/a.JPEG", b"x")])).unwrap();
+        let err = extract("tiny", &archive, &TINY_FOLDER, dir.path()).unwrap_err().to_string();
+        assert!(err.contains("val") && err.contains("incomplete"), "{err}");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("tiny-imagenet-200.zip")]);
+        // an archive in place is checked against the published MD5
+        let err = check(DatasetName::Tiny, dir.path(), false).unwrap_err().to_string();
+        assert!(err.contains("90528d7ca1a48142e341f4ef8d21d0de"), "{err}");
     }
 
     #[test]

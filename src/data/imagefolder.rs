@@ -1,17 +1,14 @@
-//! ImageFolder trees: `DIR/train/<class>/*` and `DIR/test/<class>/*`, JPEG or PNG, classes sorted by name.
+//! ImageFolder trees: `DIR/train/<class>/*` and `DIR/test/<class>/*`, JPEG or PNG, classes sorted
+//! by name; images of any size when `--image-size` is given, normalised with the statistics of
+//! their own training images.
 
+use super::decode::{decode_files, is_image, Size, SIZE_HINT};
+use super::stats::folder_normalisation;
 use super::{DataError, Dataset, ImageSet};
-use rayon::prelude::*;
+use crate::progress::{Progress, Silent};
 use std::path::{Path, PathBuf};
 
-fn is_image(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
-        Some("jpg" | "jpeg" | "png")
-    )
-}
-
-fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     let mut entries = std::fs::read_dir(dir)
         .map_err(|e| DataError::io(dir, e))?
         .map(|e| e.map(|e| e.path()).map_err(|err| DataError::io(dir, err)))
@@ -20,14 +17,17 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     Ok(entries)
 }
 
-/// Decodes one image file to RGB8, returning (height, width, HWC bytes).
-pub fn decode_rgb(path: &Path) -> Result<(usize, usize, Vec<u8>), DataError> {
-    let img = image::open(path).map_err(|e| DataError::malformed(path, format!("not a readable image: {e}")))?;
-    let rgb = img.to_rgb8();
-    Ok((rgb.height() as usize, rgb.width() as usize, rgb.into_raw()))
+/// The sorted names of the sub-folders of `dir`.
+pub(crate) fn class_folders(dir: &Path) -> Result<Vec<String>, DataError> {
+    Ok(sorted_entries(dir)?
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+        .collect())
 }
 
-fn read_split(dir: &Path, classes: &[String]) -> Result<ImageSet, DataError> {
+/// The labelled image files of `dir/<class>/*` for every class of `classes`.
+fn split_files(dir: &Path, classes: &[String]) -> Result<Vec<(PathBuf, i64)>, DataError> {
     let mut files: Vec<(PathBuf, i64)> = Vec::new();
     for (label, class) in classes.iter().enumerate() {
         let class_dir = dir.join(class);
@@ -46,7 +46,7 @@ fn read_split(dir: &Path, classes: &[String]) -> Result<ImageSet, DataError> {
         }
         files.extend(images.into_iter().map(|p| (p, label as i64)));
     }
-    decode_all(&files)
+    Ok(files)
 }
 
 /// The images of one class folder, checked to be JPEG or PNG files.
@@ -56,26 +56,6 @@ fn class_images(class_dir: &Path) -> Result<Vec<PathBuf>, DataError> {
         return Err(DataError::malformed(bad, "not a .jpg, .jpeg or .png image; remove it from the class folder"));
     }
     Ok(images)
-}
-
-/// Decodes labelled image files (in parallel) into one set; all must share the first one's size.
-fn decode_all(files: &[(PathBuf, i64)]) -> Result<ImageSet, DataError> {
-    let decoded = files.par_iter().map(|(p, _)| decode_rgb(p)).collect::<Result<Vec<_>, _>>()?;
-    let (h, w) = (decoded[0].0, decoded[0].1);
-    let mut set = ImageSet::new(h, w);
-    set.pixels.reserve(files.len() * h * w * 3);
-    for ((path, label), (ih, iw, bytes)) in files.iter().zip(decoded) {
-        if (ih, iw) != (h, w) {
-            return Err(DataError::malformed(
-                path,
-                format!(
-                    "image is {iw}x{ih} but the first image of the split is {w}x{h}; all images must share one size"
-                ),
-            ));
-        }
-        set.push(&bytes, *label);
-    }
-    Ok(set)
 }
 
 /// Reads a tree `dir/<class>/*` whose folders are named after the dataset's `classes` (absent
@@ -102,11 +82,35 @@ pub fn read_labelled_folder(dir: &Path, classes: &[String]) -> Result<ImageSet, 
     if files.is_empty() {
         return Err(DataError::malformed(dir, "holds no image in any <class>/ folder"));
     }
-    decode_all(&files)
+    decode_files(&files, Size::Native, "reading images", &mut Silent)
 }
 
-/// Reads an ImageFolder tree rooted at `root` (with `train/` and `test/` subfolders).
-pub fn read_imagefolder(root: &Path) -> Result<Dataset, DataError> {
+/// Reads the train and test files of a folder dataset at `size`, checking that both splits
+/// share one image size.
+pub(crate) fn read_splits(
+    root: &Path,
+    train: &[(PathBuf, i64)],
+    test: &[(PathBuf, i64)],
+    size: Size,
+    progress: &mut dyn Progress,
+) -> Result<(ImageSet, ImageSet), DataError> {
+    let train_set = decode_files(train, size, "reading training images", progress)?;
+    let test_set = decode_files(test, size, "reading test images", progress)?;
+    if (train_set.height, train_set.width) != (test_set.height, test_set.width) {
+        return Err(DataError::malformed(
+            root,
+            format!(
+                "the training images are {}x{} but the test images {}x{}: {SIZE_HINT}",
+                train_set.width, train_set.height, test_set.width, test_set.height
+            ),
+        ));
+    }
+    Ok((train_set, test_set))
+}
+
+/// Reads an ImageFolder tree rooted at `root` (with `train/` and `test/` subfolders) at `size`,
+/// normalised with the statistics of its training images (cached beside them).
+pub fn read_imagefolder(root: &Path, size: Size, progress: &mut dyn Progress) -> Result<Dataset, DataError> {
     let train_dir = root.join("train");
     let test_dir = root.join("test");
     for d in [&train_dir, &test_dir] {
@@ -117,20 +121,15 @@ pub fn read_imagefolder(root: &Path) -> Result<Dataset, DataError> {
             });
         }
     }
-    let classes: Vec<String> = sorted_entries(&train_dir)?
-        .into_iter()
-        .filter(|p| p.is_dir())
-        .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
-        .collect();
+    let classes = class_folders(&train_dir)?;
     if classes.len() < 2 {
         return Err(DataError::malformed(&train_dir, "needs at least two class folders"));
     }
-    let train = read_split(&train_dir, &classes)?;
-    let test = read_split(&test_dir, &classes)?;
-    if (train.height, train.width) != (test.height, test.width) {
-        return Err(DataError::malformed(root, "train and test images differ in size"));
-    }
-    Ok(Dataset { name: "imagefolder".into(), classes, train, test })
+    let train_files = split_files(&train_dir, &classes)?;
+    let test_files = split_files(&test_dir, &classes)?;
+    let (train, test) = read_splits(root, &train_files, &test_files, size, progress)?;
+    let normalisation = folder_normalisation(root, &train_files, size, &train, progress)?;
+    Ok(Dataset { name: "imagefolder".into(), classes, train, test, normalisation })
 }
 
 #[cfg(test)]
@@ -149,11 +148,27 @@ mod tests {
             write_png(&dir.path().join(split).join("red/a.png"), [200, 0, 0], 8);
             write_png(&dir.path().join(split).join("blue/a.png"), [0, 0, 200], 8);
         }
-        let ds = read_imagefolder(dir.path()).unwrap();
+        let ds = read_imagefolder(dir.path(), Size::Native, &mut Silent).unwrap();
         assert_eq!(ds.classes, vec!["blue", "red"]);
         assert_eq!(ds.train.labels, vec![0, 1]);
         assert_eq!(&ds.train.image(1)[..3], &[200, 0, 0]);
         assert_eq!((ds.test.height, ds.test.width), (8, 8));
+    }
+
+    #[test]
+    fn mixed_sizes_need_image_size_and_get_their_own_normalisation() {
+        let dir = tempfile::tempdir().unwrap();
+        for split in ["train", "test"] {
+            write_png(&dir.path().join(split).join("dark/a.png"), [0, 0, 0], 8);
+            write_png(&dir.path().join(split).join("light/b.png"), [255, 255, 51], 20);
+        }
+        let err = read_imagefolder(dir.path(), Size::Native, &mut Silent).unwrap_err().to_string();
+        assert!(err.contains("b.png") && err.contains("--image-size"), "{err}");
+        let ds = read_imagefolder(dir.path(), Size::Square(8), &mut Silent).unwrap();
+        assert_eq!((ds.train.height, ds.test.width, ds.train.len()), (8, 8, 2));
+        assert_eq!(ds.normalisation.mean, [0.5, 0.5, 0.1]);
+        assert_eq!(ds.normalisation.std, [0.5, 0.5, 0.1]);
+        assert!(dir.path().join(super::super::stats::STATS_FILE).is_file());
     }
 
     #[test]
@@ -180,15 +195,15 @@ mod tests {
             write_png(&dir.path().join(split).join("b/x.png"), [1, 2, 3], 8);
         }
         std::fs::write(dir.path().join("train/b/broken.png"), b"not a png").unwrap();
-        let err = read_imagefolder(dir.path()).unwrap_err().to_string();
+        let err = read_imagefolder(dir.path(), Size::Native, &mut Silent).unwrap_err().to_string();
         assert!(err.contains("broken.png"), "{err}");
         std::fs::remove_file(dir.path().join("train/b/broken.png")).unwrap();
         std::fs::write(dir.path().join("train/b/notes.txt"), b"hi").unwrap();
-        let err = read_imagefolder(dir.path()).unwrap_err().to_string();
+        let err = read_imagefolder(dir.path(), Size::Native, &mut Silent).unwrap_err().to_string();
         assert!(err.contains("notes.txt"), "{err}");
         std::fs::remove_file(dir.path().join("train/b/notes.txt")).unwrap();
         write_png(&dir.path().join("train/b/big.png"), [1, 2, 3], 9);
-        let err = read_imagefolder(dir.path()).unwrap_err().to_string();
+        let err = read_imagefolder(dir.path(), Size::Native, &mut Silent).unwrap_err().to_string();
         assert!(err.contains("big.png") && err.contains("size"), "{err}");
     }
 }

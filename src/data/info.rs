@@ -1,26 +1,32 @@
 //! `resmooth data info`: what a dataset or a folder holds, per split and per class.
 
-use super::sources::{official_count, CIFAR100_FOLDER, CIFAR10_FOLDER, SVHN_EXTRA, SVHN_TRAIN};
-use super::{load, read_cifar100, read_svhn_split, Cifar100Labels, DataError, ImageSet, MEAN, STD};
+use super::sources::{official_count, CIFAR100_FOLDER, CIFAR10_FOLDER, SVHN_EXTRA, SVHN_TRAIN, TINY_FOLDER};
+use super::{load, read_cifar100, read_svhn_split, Cifar100Labels, DataError, ImageSet, Size, STATS_FILE};
 use crate::config::DatasetName;
+use crate::progress::Progress;
 use std::path::{Path, PathBuf};
 
 /// The datasets found in a folder: (name, dataroot) pairs.
 fn detect(dir: &Path) -> Vec<(DatasetName, PathBuf)> {
-    if dir.join("train").is_dir() && dir.join("test").is_dir() {
-        return vec![(DatasetName::ImageFolder, dir.to_path_buf())];
-    }
     let parent = dir.parent().unwrap_or(Path::new(".")).to_path_buf();
-    for (name, folder) in [(DatasetName::Cifar10, CIFAR10_FOLDER.dir), (DatasetName::Cifar100, CIFAR100_FOLDER.dir)] {
+    for (name, folder) in [
+        (DatasetName::Cifar10, CIFAR10_FOLDER.dir),
+        (DatasetName::Cifar100, CIFAR100_FOLDER.dir),
+        (DatasetName::Tiny, TINY_FOLDER.dir),
+    ] {
         if dir.file_name().is_some_and(|f| f == folder) {
             return vec![(name, parent)];
         }
+    }
+    if dir.join("train").is_dir() && dir.join("test").is_dir() {
+        return vec![(DatasetName::ImageFolder, dir.to_path_buf())];
     }
     let mut found = Vec::new();
     for (name, marker) in [
         (DatasetName::Cifar10, CIFAR10_FOLDER.dir),
         (DatasetName::Cifar100, CIFAR100_FOLDER.dir),
         (DatasetName::Svhn, SVHN_TRAIN.file),
+        (DatasetName::Tiny, TINY_FOLDER.dir),
     ] {
         if dir.join(marker).exists() {
             found.push((name, dir.to_path_buf()));
@@ -29,8 +35,9 @@ fn detect(dir: &Path) -> Vec<(DatasetName, PathBuf)> {
     found
 }
 
-/// The `data info` report for a dataset name (in `dataroot`) or a folder.
-pub fn info(target: &str, dataroot: &Path) -> Result<String, DataError> {
+/// The `data info` report for a dataset name (in `dataroot`) or a folder, folder images read at
+/// `size`; reading image files reports to `progress`.
+pub fn info(target: &str, dataroot: &Path, size: Size, progress: &mut dyn Progress) -> Result<String, DataError> {
     let found = if let Ok(name) = target.parse::<DatasetName>() {
         vec![(name, dataroot.to_path_buf())]
     } else {
@@ -47,7 +54,7 @@ pub fn info(target: &str, dataroot: &Path) -> Result<String, DataError> {
             return Err(DataError::Missing {
                 path: dir.to_path_buf(),
                 hint: "holds no dataset: expected train/ and test/ class folders, cifar-10-batches-bin/, \
-                       cifar-100-binary/ or train_32x32.mat"
+                       cifar-100-binary/, tiny-imagenet-200/ or train_32x32.mat"
                     .into(),
             });
         }
@@ -55,13 +62,13 @@ pub fn info(target: &str, dataroot: &Path) -> Result<String, DataError> {
     };
     let mut out = String::new();
     for (name, root) in found {
-        out += &describe(name, &root)?;
+        out += &describe(name, &root, size, progress)?;
     }
     Ok(out)
 }
 
-fn describe(name: DatasetName, root: &Path) -> Result<String, DataError> {
-    let ds = load(name, root)?;
+fn describe(name: DatasetName, root: &Path, size: Size, progress: &mut dyn Progress) -> Result<String, DataError> {
+    let ds = load(name, root, size, progress)?;
     let mut splits: Vec<(&str, ImageSet)> = vec![("train", ds.train), ("test", ds.test)];
     let extra = root.join(SVHN_EXTRA.file);
     if name == DatasetName::Svhn && extra.is_file() {
@@ -70,8 +77,20 @@ fn describe(name: DatasetName, root: &Path) -> Result<String, DataError> {
     let (h, w) = (splits[0].1.height, splits[0].1.width);
     let f = |v: [f32; 3]| format!("({:.4}, {:.4}, {:.4})", v[0], v[1], v[2]);
     let mut out = format!("{name} in {}\n", root.display());
-    out += &format!("  image size     {h}x{w} RGB, uint8\n");
-    out += &format!("  normalisation  mean {}, std {}\n", f(MEAN), f(STD));
+    let resized = match size {
+        Size::Square(s) if matches!(name, DatasetName::ImageFolder | DatasetName::Tiny) => {
+            format!(" (resized: shorter side to {s}, centre crop, bilinear)")
+        }
+        _ => String::new(),
+    };
+    out += &format!("  image size     {h}x{w} RGB, uint8{resized}\n");
+    let source = if name == DatasetName::ImageFolder {
+        format!(" (of the training images, cached in {})", root.join(STATS_FILE).display())
+    } else {
+        " (the reference's)".to_string()
+    };
+    let n = ds.normalisation;
+    out += &format!("  normalisation  mean {}, std {}{source}\n", f(n.mean), f(n.std));
     out += &format!("  classes        {}\n", ds.classes.len());
     for (split, set) in &splits {
         let official = match official_count(name.name(), split) {

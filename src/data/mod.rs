@@ -1,28 +1,36 @@
 //! Datasets held in memory as uint8 HWC images: CIFAR-10, CIFAR-100 (official binary layouts),
-//! SVHN (official .mat files), downloaded and verified on demand, and ImageFolder trees.
+//! SVHN (official .mat files), Tiny-ImageNet (the official zip), downloaded and verified on
+//! demand, and ImageFolder trees of any image size; each with its normalisation.
 
 mod cifar;
+mod decode;
 mod download;
 mod fetch;
 mod imagefolder;
 mod info;
 pub mod mat;
+pub mod resize;
 pub mod sources;
+mod stats;
 mod svhn;
 mod synthetic;
+mod tiny;
 
 pub use cifar::{read_cifar10, read_cifar100, read_cifar_records, Cifar100Labels};
 pub use cifar::{CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES, CIFAR10_CLASSES};
+pub use decode::{decode_rgb, Size};
 pub use download::{download, md5_file};
 pub use fetch::{
     check, check_folder, extract, fetch, fetch_archive, fetch_file, layout, FetchOptions, Layout, MIRROR_ENV,
 };
 pub use imagefolder::{read_imagefolder, read_labelled_folder};
 pub use info::info;
+pub use stats::{pixel_statistics, STATS_FILE};
 pub use svhn::{read_svhn, read_svhn_split, write_svhn_split, SVHN_CLASSES};
 pub use synthetic::synthetic_set;
+pub use tiny::read_tiny;
 
-use crate::config::DatasetName;
+use crate::config::{DataConfig, DatasetName};
 use crate::progress::Progress;
 
 use rand::seq::SliceRandom;
@@ -30,10 +38,29 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 
-/// Per-channel mean used to normalise every dataset, as the reference does.
-pub const MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
-/// Per-channel standard deviation used to normalise every dataset.
-pub const STD: [f32; 3] = [0.2023, 0.1994, 0.2010];
+/// How a dataset's images are normalised: `(x / 255 - mean) / std` per channel.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Normalisation {
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl Normalisation {
+    /// The reference's `_CIFAR_MEAN`, `_CIFAR_STD`: CIFAR-10, CIFAR-100 and SVHN.
+    pub const CIFAR: Normalisation = Normalisation { mean: [0.4914, 0.4822, 0.4465], std: [0.2023, 0.1994, 0.2010] };
+    /// The reference's `_TINY_MEAN`, `_TINY_STD`: Tiny-ImageNet.
+    pub const TINY: Normalisation = Normalisation { mean: [0.4802, 0.4481, 0.3975], std: [0.2302, 0.2265, 0.2262] };
+
+    /// This normalisation with `--mean` and `--std` put in where given.
+    pub fn with_overrides(self, mean: Option<[f32; 3]>, std: Option<[f32; 3]>) -> Normalisation {
+        Normalisation { mean: mean.unwrap_or(self.mean), std: std.unwrap_or(self.std) }
+    }
+
+    /// The mean as a uint8 colour: what a box zeroed after normalisation looks like.
+    pub fn mean_colour(&self) -> [u8; 3] {
+        self.mean.map(|m| (m * 255.0).round().clamp(0.0, 255.0) as u8)
+    }
+}
 
 /// Errors of the dataset readers; each names the file or folder at fault.
 #[derive(Debug, thiserror::Error)]
@@ -164,13 +191,14 @@ impl ImageSet {
     }
 }
 
-/// A dataset: named classes, a train and a test split.
+/// A dataset: named classes, a train and a test split, and how its images are normalised.
 #[derive(Debug, Clone)]
 pub struct Dataset {
     pub name: String,
     pub classes: Vec<String>,
     pub train: ImageSet,
     pub test: ImageSet,
+    pub normalisation: Normalisation,
 }
 
 impl Dataset {
@@ -185,33 +213,42 @@ pub fn num_classes(name: DatasetName) -> Option<usize> {
     match name {
         DatasetName::Cifar10 | DatasetName::Svhn => Some(10),
         DatasetName::Cifar100 => Some(100),
+        DatasetName::Tiny => Some(200),
         DatasetName::ImageFolder => None,
     }
 }
 
-/// Reads the dataset `name` from `root` as it is on disk (no download); CIFAR-100 with its fine labels.
-pub fn load(name: DatasetName, root: &Path) -> Result<Dataset, DataError> {
+/// Reads the dataset `name` from `root` as it is on disk (no download), its folder images at
+/// `size`, with its own normalisation; CIFAR-100 with its fine labels. Reading image files
+/// reports to `progress`.
+pub fn load(name: DatasetName, root: &Path, size: Size, progress: &mut dyn Progress) -> Result<Dataset, DataError> {
     match name {
         DatasetName::Cifar10 => read_cifar10(root),
         DatasetName::Cifar100 => read_cifar100(root, Cifar100Labels::Fine),
         DatasetName::Svhn => read_svhn(root),
-        DatasetName::ImageFolder => read_imagefolder(root),
+        DatasetName::Tiny => read_tiny(root, size, progress),
+        DatasetName::ImageFolder => read_imagefolder(root, size, progress),
     }
 }
 
-/// Reads the dataset `name` from `root`, first downloading (from `mirror` when given, else the
-/// official host), verifying and extracting its official files if they are missing; downloads
-/// report to `progress`.
-pub fn load_or_fetch(
-    name: DatasetName,
-    root: &Path,
-    mirror: Option<&str>,
-    progress: &mut dyn Progress,
-) -> Result<Dataset, DataError> {
+/// Reads the dataset of `config` (its folder images at `--image-size`, normalised with
+/// `--mean`/`--std` where given, else its own statistics), first downloading (from the mirror
+/// when given, else the official host), verifying and extracting its official files if they
+/// are missing; downloads and image reading report to `progress`.
+pub fn load_or_fetch(config: &DataConfig, progress: &mut dyn Progress) -> Result<Dataset, DataError> {
+    let (name, root) = (config.dataset, config.dataroot.as_path());
     if layout(name, false).is_some() {
-        fetch(name, root, &FetchOptions { mirror: mirror.map(str::to_string), extra: false }, progress)?;
+        fetch(name, root, &FetchOptions { mirror: config.mirror.clone(), extra: false }, progress)?;
     }
-    load(name, root)
+    load_configured(config, progress)
+}
+
+/// Reads the dataset of `config` as it is on disk (no download): its folder images at
+/// `--image-size`, normalised with `--mean`/`--std` where given, else its own statistics.
+pub fn load_configured(config: &DataConfig, progress: &mut dyn Progress) -> Result<Dataset, DataError> {
+    let mut ds = load(config.dataset, &config.dataroot, Size::from_flag(config.image_size), progress)?;
+    ds.normalisation = ds.normalisation.with_overrides(config.mean, config.std);
+    Ok(ds)
 }
 
 #[cfg(test)]

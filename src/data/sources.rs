@@ -22,12 +22,14 @@ impl Remote {
 }
 
 /// A folder an archive extracts to, with the files that must be in it and their record size
-/// (each file must hold a whole, non-zero number of records; 0 = any content). The label-name
-/// .txt files of the archives are extracted too but not required: the names are built in.
+/// (each file must hold a whole, non-zero number of records; 0 = any content) and the
+/// sub-folders it must hold. The label-name .txt files of the CIFAR archives are extracted too
+/// but not required: the names are built in.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Folder {
     pub dir: &'static str,
     pub files: &'static [(&'static str, usize)],
+    pub dirs: &'static [&'static str],
 }
 
 /// CIFAR-10, binary version (https://www.cs.toronto.edu/~kriz/cifar.html).
@@ -65,6 +67,16 @@ pub const SVHN_EXTRA: Remote = Remote {
     md5: "a93ce644f1a588dc4d68dda5feec44a7",
 };
 
+/// Tiny-ImageNet-200 (the CS231n course's distribution, http://cs231n.stanford.edu/). The MD5 is
+/// not published on that page; it is the one the dataset libraries check, e.g. ContinualAI's
+/// avalanche (`avalanche/benchmarks/datasets/tiny_imagenet/tiny_imagenet.py`) and
+/// lvyilin/pytorch-fgvc-dataset (`tiny_imagenet.py`), both `90528d7ca1a48142e341f4ef8d21d0de`.
+pub const TINY_ARCHIVE: Remote = Remote {
+    file: "tiny-imagenet-200.zip",
+    url: "http://cs231n.stanford.edu/tiny-imagenet-200.zip",
+    md5: "90528d7ca1a48142e341f4ef8d21d0de",
+};
+
 /// Bytes of one CIFAR-10 record: label, 3,072 pixels.
 pub const CIFAR10_RECORD: usize = 1 + 3072;
 /// Bytes of one CIFAR-100 record: coarse label, fine label, 3,072 pixels.
@@ -81,11 +93,18 @@ pub const CIFAR10_FOLDER: Folder = Folder {
         ("data_batch_5.bin", CIFAR10_RECORD),
         ("test_batch.bin", CIFAR10_RECORD),
     ],
+    dirs: &[],
 };
 
 /// What `cifar-100-binary.tar.gz` extracts to.
-pub const CIFAR100_FOLDER: Folder =
-    Folder { dir: "cifar-100-binary", files: &[("train.bin", CIFAR100_RECORD), ("test.bin", CIFAR100_RECORD)] };
+pub const CIFAR100_FOLDER: Folder = Folder {
+    dir: "cifar-100-binary",
+    files: &[("train.bin", CIFAR100_RECORD), ("test.bin", CIFAR100_RECORD)],
+    dirs: &[],
+};
+
+/// What `tiny-imagenet-200.zip` extracts to (its test/ split has no labels and is not used).
+pub const TINY_FOLDER: Folder = Folder { dir: "tiny-imagenet-200", files: &[], dirs: &["train", "val"] };
 
 /// Official image counts per split, to tell a full copy from a partial or synthetic one.
 pub fn official_count(dataset: &str, split: &str) -> Option<usize> {
@@ -95,6 +114,8 @@ pub fn official_count(dataset: &str, split: &str) -> Option<usize> {
         ("svhn", "train") => Some(73_257),
         ("svhn", "test") => Some(26_032),
         ("svhn", "extra") => Some(531_131),
+        ("tiny", "train") => Some(100_000),
+        ("tiny", "test") => Some(10_000),
         _ => None,
     }
 }
@@ -121,6 +142,7 @@ mod tests {
             (SVHN_TRAIN, "http://ufldl.stanford.edu/housenumbers/train_32x32.mat", "e26dedcc434d2e4c54c9b2d4a06d8373"),
             (SVHN_TEST, "http://ufldl.stanford.edu/housenumbers/test_32x32.mat", "eb5a983be6a315427106f1b164d9cef3"),
             (SVHN_EXTRA, "http://ufldl.stanford.edu/housenumbers/extra_32x32.mat", "a93ce644f1a588dc4d68dda5feec44a7"),
+            (TINY_ARCHIVE, "http://cs231n.stanford.edu/tiny-imagenet-200.zip", "90528d7ca1a48142e341f4ef8d21d0de"),
         ];
         for (remote, url, md5) in expect {
             assert_eq!((remote.url, remote.md5), (url, md5));

@@ -2,7 +2,7 @@
 //! each with X (32x32x3xN uint8, column-major) and y (Nx1, labels 1..10 where 10 means digit 0).
 
 use super::mat::{read_mat, write_mat, MatArray, MatData};
-use super::{DataError, Dataset, ImageSet};
+use super::{DataError, Dataset, ImageSet, Normalisation};
 use std::path::Path;
 
 const SIDE: usize = 32;
@@ -79,6 +79,7 @@ pub fn read_svhn(root: &Path) -> Result<Dataset, DataError> {
         classes: SVHN_CLASSES.iter().map(|s| s.to_string()).collect(),
         train: split(super::sources::SVHN_TRAIN.file)?,
         test: split(super::sources::SVHN_TEST.file)?,
+        normalisation: Normalisation::CIFAR,
     })
 }
 

@@ -10,7 +10,7 @@ use crate::augment::Augmenter;
 use crate::config::{
     AugName, DataConfig, DatasetName, LossName, MemoryFormat, ModelSpec, Precision, SgdKernel, TrainConfig, Weighting,
 };
-use crate::data::{synthetic_set, ImageSet};
+use crate::data::{synthetic_set, ImageSet, Normalisation};
 use crate::device::synchronize;
 use crate::loss::{weight_p, BatchLoss, Criterion};
 use crate::method::{p_id_tensor, score, Gmm};
@@ -168,17 +168,21 @@ const LR: f64 = 0.01;
 
 /// Runs the training benchmark `b`.
 pub fn bench_train(b: &TrainBench, progress: &mut dyn Progress) -> Result<BenchTrainResult, EngineError> {
-    let (train, test) = match &b.data {
-        None => (synthetic_set((b.warmup + b.steps) * b.batch_size, 0), synthetic_set(b.eval_images, 1)),
+    let (train, test, norm) = match &b.data {
+        None => (
+            synthetic_set((b.warmup + b.steps) * b.batch_size, 0),
+            synthetic_set(b.eval_images, 1),
+            Normalisation::CIFAR,
+        ),
         Some(data) => {
             let ds = load_dataset(data, 0, progress)?;
-            (ds.train, ds.test)
+            (ds.train, ds.test, ds.normalisation)
         }
     };
     let classes = train.labels.iter().chain(&test.labels).max().map_or(1, |m| m + 1);
     let model = Model::build(&b.model, classes, b.device)?.with_precision(b.precision);
     let opt = Sgd::new(&model.vs, 0.9, 5e-4, true).with_kernel(b.optimizer);
-    let place = Placement { device: b.device, channels_last: b.memory_format == MemoryFormat::ChannelsLast };
+    let place = Placement { device: b.device, channels_last: b.memory_format == MemoryFormat::ChannelsLast, norm };
     let mut bench = LoopBench::new(b, model, opt, classes, place, train, test)?;
     let step_images_per_sec = bench.step_alone();
     let (images, wall, _) = bench.run(false)?;

@@ -95,7 +95,7 @@ pub fn evaluate_weights(
     let mut model =
         Model::build(&config.model.model, setup.num_classes(), setup.device)?.with_precision(config.model.precision);
     model.load(&paths.weights).map_err(|source| EngineError::OnlyEval { path: paths.weights.clone(), source })?;
-    let to = Placement { device: setup.device, channels_last: false };
+    let to = setup.placement(false);
     let report = EvalSets::new(config, &setup, to)?.evaluate(&model);
     Ok((paths.weights, report))
 }

@@ -261,7 +261,7 @@ fn tiles(
                 set.len()
             ));
         }
-        let (pixels, applied) = shown_view(set, &aug, c.run.seed, DETECTION_EPOCH, r.index, false);
+        let (pixels, applied) = shown_view(set, &aug, ds.normalisation, c.run.seed, DETECTION_EPOCH, r.index, false);
         let applied = applied.unwrap_or_default();
         if applied != r.applied || set.labels[r.index] != r.label {
             return Err(format!(
@@ -294,7 +294,7 @@ impl DataCache {
             Some(at) => at,
             None => {
                 progress.note(&format!("reading the {} training images in {}", data.dataset, data.dataroot.display()));
-                let ds = data::load(data.dataset, &data.dataroot)
+                let ds = data::load_configured(data, progress)
                     .map_err(EngineError::from)
                     .and_then(|ds| subsets(ds, data, seed))
                     .map_err(|e| chain(&e));

@@ -7,7 +7,7 @@ use crate::config::DataConfig;
 use crate::data::{self, Dataset, ImageSet};
 use crate::method::{detect, Detection};
 use crate::model::Model;
-use crate::pipeline::{EpochPlan, Loader};
+use crate::pipeline::{EpochPlan, Loader, Placement};
 use crate::progress::Progress;
 use std::sync::Arc;
 use tch::Device;
@@ -65,14 +65,21 @@ impl Setup {
         progress: &mut dyn Progress,
     ) -> Result<Detection, EngineError> {
         let loader = self.loader(Detection::plan(seed, batch_size), aug);
-        Ok(detect(scorer, loader, self.device, progress)?)
+        Ok(detect(scorer, loader, self.placement(false), progress)?)
+    }
+
+    /// Where batches go: the device, in NCHW order or (`channels_last`) NHWC, normalised with
+    /// the dataset's normalisation.
+    pub fn placement(&self, channels_last: bool) -> Placement {
+        Placement { device: self.device, channels_last, norm: self.dataset.normalisation }
     }
 }
 
-/// Loads the dataset of `data` (downloading it if needed) with the `--train-size` /
+/// Loads the dataset of `data` (downloading it if needed; folder images at `--image-size`,
+/// normalised with `--mean`/`--std` or the dataset's own statistics) with the `--train-size` /
 /// `--test-size` subsets applied, drawn with `seed`.
 pub fn load_dataset(data: &DataConfig, seed: u64, progress: &mut dyn Progress) -> Result<Dataset, EngineError> {
-    let ds = data::load_or_fetch(data.dataset, &data.dataroot, data.mirror.as_deref(), progress)?;
+    let ds = data::load_or_fetch(data, progress)?;
     subsets(ds, data, seed)
 }
 

@@ -51,8 +51,7 @@ pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<S
     };
     let aug = Arc::new(augmenter(config));
     let (method, pretrained) = prepare_method(config, &setup, &aug, &paths, meta.epoch > 0, observer)?;
-    let place =
-        Placement { device: setup.device, channels_last: config.model.memory_format == MemoryFormat::ChannelsLast };
+    let place = setup.placement(config.model.memory_format == MemoryFormat::ChannelsLast);
     let eval_sets = EvalSets::new(config, &setup, place)?;
     let trainer = Trainer { config, setup: &setup, aug, method, place };
     let mut events = open_events(&paths.dir, meta.epoch, observer)?;
@@ -179,11 +178,9 @@ impl Learner {
 /// The augmentation of the run; a `--prob 1.0` run never draws one (every view is an original).
 pub(super) fn augmenter(config: &TrainConfig) -> Augmenter {
     let a = &config.aug;
-    if a.prob < 1.0 {
-        Augmenter::new(a.aug, a.n, a.m, a.cutout, config.data.dataset)
-    } else {
-        Augmenter::none()
-    }
+    let aug =
+        if a.prob < 1.0 { Augmenter::new(a.aug, a.n, a.m, a.cutout, config.data.dataset) } else { Augmenter::none() };
+    aug.with_crop_padding(a.crop_padding)
 }
 
 /// The method of the run: loads the pretrained baseline when needed and, with `--gmm`, runs the
@@ -307,7 +304,7 @@ impl Trainer<'_> {
         let image = |original| RgbImage {
             height: set.height,
             width: set.width,
-            pixels: shown_view(set, &self.aug, self.config.run.seed, epoch as u64, index, original).0,
+            pixels: shown_view(set, &self.aug, self.place.norm, self.config.run.seed, epoch as u64, index, original).0,
         };
         SampleViews { index, original: image(true), augmented: image(false) }
     }

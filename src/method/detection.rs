@@ -4,9 +4,9 @@
 
 use super::{score, Gmm, MethodError};
 use crate::augment::{Applied, AppliedOp, Augmenter, Op};
-use crate::data::ImageSet;
+use crate::data::{ImageSet, Normalisation};
 use crate::model::Model;
-use crate::pipeline::{shown_view, EpochPlan, Loader, Views};
+use crate::pipeline::{shown_view, EpochPlan, Loader, Placement, Views};
 use crate::progress::{Progress, Unit};
 use crate::report::html::OpRow;
 use rayon::prelude::*;
@@ -46,18 +46,18 @@ impl Detection {
 }
 
 /// Runs the detection pass of `scorer` over the batches of `loader` (made with
-/// [`Detection::plan`]) on `device`, reporting each batch to `progress`, and fits the GMM.
+/// [`Detection::plan`]) placed as `to` says, reporting each batch to `progress`, and fits the GMM.
 pub fn detect(
     scorer: &Model,
     mut loader: Loader,
-    device: Device,
+    to: Placement,
     progress: &mut dyn Progress,
 ) -> Result<Detection, MethodError> {
     let mut records = Vec::new();
     progress.start("detection pass", Some(loader.num_batches as u64), 0, Unit::Steps);
     let mut done = 0;
     while let Some(batch) = loader.next_batch() {
-        let (x, y) = batch.to_device(device);
+        let (x, y) = batch.upload(to);
         let loss: Vec<f32> = Vec::<f32>::try_from(score(scorer, &x, &y).to_device(Device::Cpu))?;
         let b = batch.n_ori;
         for (k, l) in loss.iter().enumerate() {
@@ -83,20 +83,28 @@ pub fn detect(
     Ok(Detection { records, gmm })
 }
 
+/// What the views of a detection pass are made again from: the training split and its class
+/// names, the augmentation and seed of the pass, and the dataset's normalisation.
+pub struct ViewSource<'a> {
+    pub set: &'a ImageSet,
+    pub classes: &'a [String],
+    pub aug: &'a Augmenter,
+    pub seed: u64,
+    pub norm: Normalisation,
+}
+
 /// Writes the augmented views of a detection pass as PNG trees `dir/DAOOD/<class>/<index>.png`
 /// (p_ID < 0.5) and `dir/DAID/<class>/<index>.png`, made again from their seeded draws (so
-/// `seed` must be the pass's). A cutout box, zeroed after normalisation in training, is painted
-/// in the normalisation mean colour. The trees are written beside and then renamed into place,
-/// replacing older ones; returns the numbers of OOD and ID views.
+/// `src.seed` must be the pass's). A cutout box, zeroed after normalisation in training, is
+/// painted in the normalisation mean colour. The trees are written beside and then renamed into
+/// place, replacing older ones; returns the numbers of OOD and ID views.
 pub fn export_views(
     det: &Detection,
-    set: &ImageSet,
-    aug: &Augmenter,
-    seed: u64,
-    classes: &[String],
+    src: &ViewSource,
     dir: &Path,
     pool: &rayon::ThreadPool,
 ) -> Result<(usize, usize), MethodError> {
+    let ViewSource { set, classes, aug, seed, norm } = *src;
     const TREES: [&str; 2] = ["DAOOD", "DAID"];
     fn file<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> MethodError + 'a {
         move |e| MethodError::File(crate::io::FileError::new(action, path, e))
@@ -115,7 +123,7 @@ pub fn export_views(
     let (h, w) = (set.height, set.width);
     pool.install(|| {
         views.par_iter().try_for_each(|r| {
-            let (img, _) = shown_view(set, aug, seed, DETECTION_EPOCH, r.index, false);
+            let (img, _) = shown_view(set, aug, norm, seed, DETECTION_EPOCH, r.index, false);
             let tree = if r.p_id < 0.5 { TREES[0] } else { TREES[1] };
             let path = staging.join(tree).join(&classes[r.label as usize]).join(format!("{:05}.png", r.index));
             image::RgbImage::from_raw(w as u32, h as u32, img)

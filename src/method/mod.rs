@@ -7,7 +7,7 @@ pub mod gmm;
 pub mod scorer;
 pub mod step;
 
-pub use detection::{detect, export_views, ood_by_op, ops_text, Detection, ViewRecord, DETECTION_EPOCH};
+pub use detection::{detect, export_views, ood_by_op, ops_text, Detection, ViewRecord, ViewSource, DETECTION_EPOCH};
 pub use gmm::{Gmm, GmmError};
 pub use scorer::{
     baseline_dir_of_save, baseline_tag, load_pretrained, p_id_tensor, pretrained_path, score, BEST_WEIGHTS,

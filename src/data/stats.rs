@@ -1,0 +1,152 @@
+//! The normalisation of a folder dataset: the per-channel mean and standard deviation of its
+//! training pixels (on the [0, 1] scale), cached beside the data in [`STATS_FILE`] and reused
+//! while the training files and the image size are unchanged.
+
+use super::decode::Size;
+use super::{DataError, ImageSet, Normalisation};
+use crate::progress::Progress;
+use md5::{Digest, Md5};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The cache file, in the dataset's root folder.
+pub const STATS_FILE: &str = "resmooth-normalisation.json";
+
+/// Per-channel mean and population standard deviation of every pixel of `set`, on [0, 1].
+pub fn pixel_statistics(set: &ImageSet) -> Normalisation {
+    // exact per-channel histograms, then the moments from them in f64
+    let hist = set
+        .pixels
+        .par_chunks(3 << 16)
+        .fold(
+            || [[0u64; 256]; 3],
+            |mut h, chunk| {
+                for px in chunk.chunks_exact(3) {
+                    h[0][px[0] as usize] += 1;
+                    h[1][px[1] as usize] += 1;
+                    h[2][px[2] as usize] += 1;
+                }
+                h
+            },
+        )
+        .reduce(
+            || [[0u64; 256]; 3],
+            |mut a, b| {
+                for c in 0..3 {
+                    for v in 0..256 {
+                        a[c][v] += b[c][v];
+                    }
+                }
+                a
+            },
+        );
+    let (mut mean, mut std) = ([0f32; 3], [0f32; 3]);
+    for c in 0..3 {
+        let n: u64 = hist[c].iter().sum();
+        let n = n.max(1) as f64;
+        let m = hist[c].iter().enumerate().map(|(v, &k)| v as f64 / 255.0 * k as f64).sum::<f64>() / n;
+        let var = hist[c].iter().enumerate().map(|(v, &k)| (v as f64 / 255.0 - m).powi(2) * k as f64).sum::<f64>() / n;
+        mean[c] = m as f32;
+        std[c] = var.sqrt() as f32;
+    }
+    Normalisation { mean, std }
+}
+
+/// What the cache file holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct Cached {
+    /// MD5 of the training files' names, sizes and modification times and of the image size.
+    fingerprint: String,
+    images: usize,
+    height: usize,
+    width: usize,
+    mean: [f32; 3],
+    std: [f32; 3],
+}
+
+/// A fingerprint of the training files (relative names, sizes, modification times) and `size`.
+fn fingerprint(root: &Path, files: &[(PathBuf, i64)], size: Size) -> Result<String, DataError> {
+    let mut hasher = Md5::new();
+    hasher.update(format!("{size:?}\n").as_bytes());
+    for (path, label) in files {
+        let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?;
+        let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        let rel = path.strip_prefix(root).unwrap_or(path);
+        let line = format!("{}\t{label}\t{}\t{}\n", rel.display(), meta.len(), modified.map_or(0, |d| d.as_nanos()));
+        hasher.update(line.as_bytes());
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The normalisation of the folder dataset at `root` whose training split `set` was read from
+/// `files` at `size`: from [`STATS_FILE`] when it matches them, else computed and cached (a
+/// cache that cannot be written is only noted to `progress`).
+pub(crate) fn folder_normalisation(
+    root: &Path,
+    files: &[(PathBuf, i64)],
+    size: Size,
+    set: &ImageSet,
+    progress: &mut dyn Progress,
+) -> Result<Normalisation, DataError> {
+    let path = root.join(STATS_FILE);
+    let key = fingerprint(root, files, size)?;
+    let cached = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Cached>(&b).ok());
+    if let Some(c) = cached.filter(|c| c.fingerprint == key && c.images == set.len()) {
+        return Ok(Normalisation { mean: c.mean, std: c.std });
+    }
+    let norm = pixel_statistics(set);
+    let record = Cached {
+        fingerprint: key,
+        images: set.len(),
+        height: set.height,
+        width: set.width,
+        mean: norm.mean,
+        std: norm.std,
+    };
+    let text = serde_json::to_string_pretty(&record).expect("the statistics serialise");
+    if let Err(e) = crate::io::write_atomic(&path, text.as_bytes()) {
+        progress.note(&format!("normalisation not cached ({e}); it is computed again next time"));
+    }
+    Ok(norm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::Silent;
+
+    #[test]
+    fn statistics_are_the_pixel_moments() {
+        let mut set = ImageSet::new(1, 2);
+        set.push(&[0, 255, 51, 255, 255, 51], 0);
+        set.push(&[0, 0, 51, 255, 0, 51], 0);
+        let n = pixel_statistics(&set);
+        assert_eq!(n.mean, [0.5, 0.5, 0.2]);
+        assert_eq!(n.std, [0.5, 0.5, 0.0]);
+    }
+
+    #[test]
+    fn the_cache_is_reused_until_the_files_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.png");
+        std::fs::write(&file, b"x").unwrap();
+        let files = vec![(file.clone(), 0)];
+        let mut set = ImageSet::new(1, 1);
+        set.push(&[255, 0, 0], 0);
+        let first = folder_normalisation(dir.path(), &files, Size::Native, &set, &mut Silent).unwrap();
+        assert_eq!(first.mean, [1.0, 0.0, 0.0]);
+        // other pixels with the same files: the cached values come back
+        let mut other = ImageSet::new(1, 1);
+        other.push(&[0, 0, 255], 0);
+        assert_eq!(folder_normalisation(dir.path(), &files, Size::Native, &other, &mut Silent).unwrap(), first);
+        // another image size or changed files: computed again
+        let resized = folder_normalisation(dir.path(), &files, Size::Square(8), &other, &mut Silent).unwrap();
+        assert_eq!(resized.mean, [0.0, 0.0, 1.0]);
+        std::fs::write(&file, b"longer").unwrap();
+        assert_eq!(folder_normalisation(dir.path(), &files, Size::Native, &set, &mut Silent).unwrap(), first);
+        let cache: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(STATS_FILE)).unwrap()).unwrap();
+        assert_eq!(cache["images"], 1);
+    }
+}
