@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) setup: PyTorch 2.11.0 into .venv for libtorch, then a release build.
 # Usage: scripts/setup.sh [--with-reference-tools]
-#   --with-reference-tools  also installs Pillow, torchvision and scikit-learn into .venv
-#                           (only needed to regenerate the golden test fixtures by hand).
+#   --with-reference-tools  also installs Pillow, torchvision, scikit-learn and scikit-image into
+#                           .venv (only needed to regenerate the golden test fixtures by hand).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +23,7 @@ if [ "$have" != "$TORCH_VERSION" ]; then
   .venv/bin/python -m pip install --quiet "torch==$TORCH_VERSION" numpy
 fi
 if [ "${1:-}" = "--with-reference-tools" ]; then
-  .venv/bin/python -m pip install --quiet pillow torchvision scikit-learn numpy
+  .venv/bin/python -m pip install --quiet pillow torchvision scikit-learn "scikit-image==0.26.0" numpy "torch==$TORCH_VERSION"
 fi
 
 torch_dir=$(.venv/bin/python -c 'import torch, os; print(os.path.dirname(torch.__file__))')
