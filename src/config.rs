@@ -367,6 +367,9 @@ pub struct RunConfig {
     pub seed: u64,
     /// Data pipeline threads (0 = one per core).
     pub workers: usize,
+    /// On a GPU: deterministic algorithms only (cuDNN's and libtorch's), no cuDNN autotuning.
+    #[serde(default)]
+    pub deterministic: bool,
     /// Start over even if a checkpoint exists.
     pub restart: bool,
     /// End this session after epoch N (resumable).
@@ -474,6 +477,7 @@ impl Default for TrainConfig {
                 gpu: 0,
                 seed: 0,
                 workers: 0,
+                deterministic: false,
                 restart: false,
                 stop_after: None,
                 only_eval: false,
@@ -630,8 +634,8 @@ impl TrainConfig {
     }
 
     /// The fields that decide what a run computes: where it reads and writes, on which device,
-    /// with how many threads, how this session ends and the extra `--evalDA` evaluations are
-    /// blanked. Two runs with equal identities compute the same thing.
+    /// with how many threads, whether GPU algorithms are deterministic, how this session ends and
+    /// the extra `--evalDA` evaluations are blanked. Two runs with equal identities compute the same thing.
     pub fn identity(&self) -> TrainConfig {
         let mut c = self.clone();
         let blank = TrainConfig::default();
@@ -730,6 +734,7 @@ mod tests {
         b.run.workers = 7;
         b.data.dataroot = "elsewhere".into();
         b.run.eval_da = true;
+        b.run.deterministic = true;
         assert!(a.same_identity(&b.identity_json()));
         b.method.smooth_aug = 0.3;
         assert!(!a.same_identity(&b.identity_json()));

@@ -24,6 +24,41 @@ pub fn select(gpu: usize) -> Result<Device, DeviceError> {
     Ok(Device::Cuda(gpu))
 }
 
+/// `--deterministic`: the same numbers on every run of a GPU. Turns cuDNN's autotuner off and
+/// makes libtorch (cuDNN included) use deterministic algorithms only, an op without one failing
+/// with its name; sets cuBLAS's fixed workspace (`CUBLAS_WORKSPACE_CONFIG`) unless the
+/// environment sets it. Call before any GPU work. On the CPU the results are already the same.
+pub fn set_deterministic() {
+    if std::env::var_os("CUBLAS_WORKSPACE_CONFIG").is_none() {
+        // read by cuBLAS when it makes its first handle, after this
+        std::env::set_var("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
+    }
+    tch::Cuda::cudnn_set_benchmark(false);
+    // SAFETY: `at::globalContext()` returns the process-wide context, valid for the whole run;
+    // the setters are plain non-virtual members taking `this` first, as a C function would.
+    unsafe {
+        let ctx = at::global_context();
+        at::set_deterministic_cudnn(ctx, true);
+        at::set_deterministic_algorithms(ctx, true, false);
+    }
+}
+
+/// The members of libtorch's `at::Context` that tch does not wrap (torch's
+/// `torch.backends.cudnn.deterministic` and `torch.use_deterministic_algorithms`), bound by
+/// their C++ (Itanium ABI) names in the pinned libtorch 2.11; a libtorch without them fails to link.
+mod at {
+    use std::ffi::c_void;
+
+    extern "C" {
+        #[link_name = "_ZN2at13globalContextEv"]
+        pub fn global_context() -> *mut c_void;
+        #[link_name = "_ZN2at7Context21setDeterministicCuDNNEb"]
+        pub fn set_deterministic_cudnn(ctx: *mut c_void, on: bool);
+        #[link_name = "_ZN2at7Context26setDeterministicAlgorithmsEbb"]
+        pub fn set_deterministic_algorithms(ctx: *mut c_void, on: bool, warn_only: bool);
+    }
+}
+
 /// Waits for the work queued on `device` (a no-op on the CPU), so a clock read after it is true.
 pub fn synchronize(device: Device) {
     if let Device::Cuda(i) = device {

@@ -19,6 +19,7 @@ fn main() {
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
-        std::process::exit(1);
+        // stopped by SIGINT or SIGTERM: the shell's status for an interrupted command
+        std::process::exit(if commands::stop_signalled() { 130 } else { 1 });
     }
 }

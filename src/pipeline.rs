@@ -174,8 +174,23 @@ impl Loader {
         pool: Arc<rayon::ThreadPool>,
         depth: usize,
     ) -> Self {
-        let batches = plan.batches(set.len());
+        Self::start_at(set, plan, aug, pool, depth, 0)
+    }
+
+    /// Starts producing the batches of `plan` over `set` from batch `first` on (a resumed
+    /// epoch): each batch is the one an uninterrupted epoch makes at its place.
+    /// `num_batches` stays the epoch's whole count.
+    pub fn start_at(
+        set: Arc<ImageSet>,
+        plan: EpochPlan,
+        aug: Arc<Augmenter>,
+        pool: Arc<rayon::ThreadPool>,
+        depth: usize,
+        first: usize,
+    ) -> Self {
+        let mut batches = plan.batches(set.len());
         let num_batches = batches.len();
+        batches.drain(..first.min(num_batches));
         let (tx, rx): (SyncSender<Batch>, Receiver<Batch>) = sync_channel(depth.max(1));
         let recycle: Arc<Mutex<Vec<Batch>>> = Arc::new(Mutex::new(Vec::new()));
         let free = recycle.clone();

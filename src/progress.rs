@@ -13,6 +13,11 @@ pub trait Progress {
     fn advance(&mut self, done: u64, status: &str);
     /// The current piece of work ended.
     fn finish(&mut self);
+    /// Whether the user asked the work to stop (Ctrl-C, SIGTERM): long work checks it between
+    /// steps and ends early, keeping what can be resumed.
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// What the units of a piece of work are, so they can be shown as such.

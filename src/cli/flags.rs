@@ -222,6 +222,11 @@ pub struct RunFlags {
     /// Stop this session after epoch N (the run stays resumable: rerun the command to go on).
     #[arg(long)]
     pub stop_after: Option<usize>,
+    /// On a GPU, compute the same numbers on every run: only deterministic algorithms (cuDNN's
+    /// and libtorch's; an op without one stops the run, naming itself), no cuDNN autotuning, a
+    /// fixed cuBLAS workspace. Slower. CPU runs are reproducible without it.
+    #[arg(long)]
+    pub deterministic: bool,
 }
 
 /// What a run evaluates on.

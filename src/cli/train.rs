@@ -80,6 +80,7 @@ impl TrainArgs {
                 gpu: device.gpu,
                 seed: run.seed,
                 workers: device.workers,
+                deterministic: run.deterministic,
                 restart: run.restart,
                 stop_after: run.stop_after,
                 only_eval: eval.only_eval,

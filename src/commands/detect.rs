@@ -22,7 +22,7 @@ pub fn detect(args: DetectArgs) -> Result<()> {
     }
     let data = d.config(None);
     data.check()?;
-    let mut terminal = Terminal::default();
+    let mut terminal = Terminal::stop_on_signals()?;
     let setup = Setup::new(&data, args.seed, args.device.gpu, args.device.workers, &mut terminal)?;
     let path = pretrained_path(&args.logdir, &args.tag, None, args.pretrained.as_deref());
     // the scorer runs in fp32, as the reference's

@@ -16,5 +16,5 @@ pub use data::data;
 pub use detect::detect;
 pub use report::report;
 pub use run::run;
-pub use terminal::Terminal;
+pub use terminal::{stop_signalled, Terminal};
 pub use train::train;

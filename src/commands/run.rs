@@ -19,7 +19,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if config.run.tag.is_empty() {
         bail!("resmooth run needs --tag (e.g. cifar10/res18/rs_ra): the baseline goes beside it");
     }
-    let mut terminal = Terminal::default();
+    let mut terminal = Terminal::stop_on_signals()?;
     let needs_baseline = config.needs_pretrained() && config.method.pretrained.is_none();
     let r = &config.run;
     let baseline = pretrained_path(&r.logdir, &r.tag, r.save.as_deref(), None);
@@ -27,6 +27,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let b = baseline_config(&config);
         eprintln!("step 1/2: training the baseline {} (its weights {} are missing)", b.run.tag, baseline.display());
         engine::train(&b, &mut terminal)?;
+        if super::stop_signalled() {
+            bail!("interrupted after the baseline {}, which is complete: rerun the same command to go on", b.run.tag);
+        }
     } else if needs_baseline {
         eprintln!("step 1/2: baseline found at {}", baseline.display());
     }

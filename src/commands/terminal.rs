@@ -9,7 +9,17 @@ use resmooth::engine::TrainObserver;
 use resmooth::progress::{Progress, Unit};
 use resmooth::report::EpochMetrics;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
+
+/// Set by the first SIGINT (Ctrl-C) or SIGTERM once [`Terminal::stop_on_signals`] is called.
+static STOP: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
+
+/// Whether a stop signal arrived.
+pub fn stop_signalled() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
 
 /// How often a progress line is printed when stderr is not a terminal.
 pub const LINE_EVERY: Duration = Duration::from_secs(30);
@@ -85,6 +95,19 @@ fn progress_line(l: &Lines, done: u64, status: &str) -> String {
 }
 
 impl Terminal {
+    /// The terminal of a command that stops cleanly on a signal: the first SIGINT or SIGTERM
+    /// asks the library work to stop at its next step (a training run saves a checkpoint
+    /// first); a second one ends the process at once (status 128 + the signal).
+    pub fn stop_on_signals() -> std::io::Result<Self> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        for signal in [SIGINT, SIGTERM] {
+            // registered first, so it sees the flag as the previous signal left it
+            signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&STOP))?;
+            signal_hook::flag::register(signal, Arc::clone(&STOP))?;
+        }
+        Ok(Terminal::default())
+    }
+
     /// Prints `text` on stderr without tearing the bar.
     fn say(&self, text: &str) {
         match &self.bar {
@@ -147,6 +170,10 @@ impl Progress for Terminal {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+    }
+
+    fn stop_requested(&self) -> bool {
+        stop_signalled()
     }
 }
 

@@ -8,7 +8,7 @@ use resmooth::engine;
 /// Runs `resmooth train`.
 pub fn train(args: TrainArgs) -> Result<()> {
     let config = args.into_config()?;
-    let mut terminal = Terminal::default();
+    let mut terminal = Terminal::stop_on_signals()?;
     if config.run.only_eval {
         let (weights, report) = engine::evaluate_weights(&config, &mut terminal)?;
         let t = report.test;

@@ -76,8 +76,8 @@ impl<R: Read> Parser<R> {
     }
 
     fn exact(&mut self, n: usize, what: &str) -> Res<Vec<u8>> {
-        // the declared size is trusted only up to 512 MiB for the up-front allocation
-        let mut buf = Vec::with_capacity(n.min(1 << 29));
+        // a declared size is not trusted for the up-front allocation: the buffer grows as bytes arrive
+        let mut buf = Vec::with_capacity(n.min(1 << 20));
         (&mut self.r).take(n as u64).read_to_end(&mut buf).map_err(|e| format!("{}: {e}", truncated(what)))?;
         if buf.len() != n {
             return Err(truncated(what));
@@ -151,8 +151,9 @@ impl<R: Read> Parser<R> {
         } else {
             MatData::F64(self.to_f64(ty, &raw).ok_or_else(|| format!("values of '{name}' have unknown type {ty}"))?)
         };
-        let want: usize = dims.iter().product();
-        if data.len() != want {
+        let want = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        if want != Some(data.len()) {
+            let want = want.map_or_else(|| "more than memory can hold".to_string(), |w| w.to_string());
             return Err(format!("array '{name}' of shape {dims:?} holds {} values, expected {want}", data.len()));
         }
         Ok(Some(MatArray { name, dims, data }))

@@ -1,33 +1,76 @@
-//! The resumable checkpoint of a run: weights, optimizer momentum, epoch, step count and the
-//! run's configuration in one safetensors file, replaced atomically each epoch.
+//! The resumable checkpoint of a run: weights, optimizer momentum and where the run stands (the
+//! epoch, the step count, the run's configuration, the last epoch's
+//! metrics line and, after an interruption, the partial epoch) and an MD5 of all of it, in one
+//! safetensors file, replaced atomically. An epoch's files are written by a background [`Writer`] from a host copy of the
+//! state, so training goes on while they are written and synced.
 
+use super::EngineError;
 use crate::config::TrainConfig;
+use crate::method::SumsState;
 use crate::model::{read_safetensors, write_safetensors_atomic, Model, ModelError};
 use crate::optim::Sgd;
+use crate::report;
+use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
-use tch::{Device, Tensor};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use tch::{Device, Kind, Tensor};
 
 const MODEL: &str = "model.";
 const MOMENTUM: &str = "optimizer.momentum_buffer.";
 const META: &str = "resume.meta_json";
+/// MD5 (hex) of every other tensor of the file, the metadata included; absent in checkpoints of
+/// earlier versions.
+const CHECKSUM: &str = "resume.md5";
 
-/// Where a run stands after an epoch, saved with the weights.
+/// Where a run stands, saved with the weights.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ResumeMeta {
     /// Last finished epoch.
     pub epoch: usize,
-    /// Optimizer steps taken so far.
+    /// Optimizer steps taken in the finished epochs.
     pub steps: i64,
+    /// Best test top-1 so far; before the first epoch minus infinity (written as null).
+    #[serde(deserialize_with = "neg_infinity_if_null")]
     pub best_test_top1: f64,
     pub best_epoch: usize,
-    /// Seconds spent so far, over all sessions of the run.
+    /// Seconds spent in the finished epochs, over all sessions of the run.
     pub seconds: f64,
     /// The seed the per-epoch random streams derive from (the whole RNG state, with `epoch`).
     pub seed: u64,
     /// The identity of the training configuration the run was started with (see
     /// [`TrainConfig::identity`]), as flat JSON.
     pub config: serde_json::Value,
+    /// The `metrics.jsonl` line of epoch `epoch`, restored there if a crash lost it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_line: Option<String>,
+    /// The epoch in progress when the run was interrupted (Ctrl-C, SIGTERM): the weights and
+    /// momentum are those after its first `batches` batches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<PartialEpoch>,
+}
+
+/// An epoch stopped between two steps: what its remaining steps need to end as if it had not
+/// been stopped (the batches and random draws of a step depend only on the seed, the epoch and
+/// the batch index).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PartialEpoch {
+    /// The epoch in progress (`ResumeMeta::epoch + 1`).
+    pub epoch: usize,
+    /// Batches done (all of them when evaluation was interrupted).
+    pub batches: usize,
+    /// Optimizer steps taken in those batches.
+    pub steps: i64,
+    /// The epoch's training sums so far.
+    pub sums: SumsState,
+    /// Training time and data wait so far, in seconds.
+    pub train_seconds: f64,
+    pub data_wait_seconds: f64,
+}
+
+/// Reads null (how JSON writes minus infinity) as minus infinity.
+fn neg_infinity_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
 }
 
 impl ResumeMeta {
@@ -41,49 +84,277 @@ impl ResumeMeta {
             seconds: 0.0,
             seed: config.run.seed,
             config: config.identity_json(),
+            metrics_line: None,
+            partial: None,
         }
     }
 }
 
-/// Writes model, momentum buffers and `meta` to `path` atomically.
+/// A host copy of the weights (state_dict) and momentum buffers, taken between two steps and
+/// written while training goes on.
+pub struct Snapshot {
+    pub weights: Vec<(String, Tensor)>,
+    pub momentum: Vec<(String, Tensor)>,
+}
+
+impl Snapshot {
+    /// Copies the state of `model` and `opt` to host memory.
+    pub fn take(model: &Model, opt: &Sgd) -> Self {
+        // on the CPU `to_device` returns the live tensor itself: copy it
+        let host = |t: &Tensor| {
+            tch::no_grad(|| {
+                let t = if t.device() == Device::Cpu { t.copy() } else { t.to_device(Device::Cpu) };
+                t.contiguous()
+            })
+        };
+        Snapshot {
+            weights: model.state_dict().iter().map(|(k, v)| (k.clone(), host(v))).collect(),
+            momentum: opt.state().iter().map(|(k, v)| (k.clone(), host(v))).collect(),
+        }
+    }
+
+    /// Writes the checkpoint file of this state and `meta`, with the checksum of both, atomically.
+    pub fn write_checkpoint(&self, path: &Path, meta: &ResumeMeta) -> Result<(), ModelError> {
+        let mut tensors: Vec<(String, Tensor)> =
+            self.weights.iter().map(|(k, v)| (format!("{MODEL}{k}"), v.shallow_clone())).collect();
+        tensors.extend(self.momentum.iter().map(|(k, v)| (format!("{MOMENTUM}{k}"), v.shallow_clone())));
+        let json = serde_json::to_vec(meta).expect("meta serialises");
+        tensors.push((META.into(), Tensor::from_slice(&json)));
+        tensors.push((CHECKSUM.into(), Tensor::from_slice(checksum(&tensors).as_bytes())));
+        write_safetensors_atomic(path, &tensors)
+    }
+}
+
+/// The MD5 of tensors: key, type, shape and bytes of each, in key order.
+fn checksum(tensors: &[(String, Tensor)]) -> String {
+    let mut sorted: Vec<&(String, Tensor)> = tensors.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut md5 = Md5::new();
+    for (k, t) in sorted {
+        md5.update(format!("{k}\0{:?}\0{:?}\0", t.kind(), t.size()).as_bytes());
+        let bytes = t.contiguous().reshape([-1]).view_dtype(Kind::Uint8);
+        md5.update(Vec::<u8>::try_from(&bytes).unwrap_or_default());
+    }
+    md5.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes model, momentum buffers and `meta` to `path` atomically (waiting for the write).
 pub fn save(path: &Path, model: &Model, opt: &Sgd, meta: &ResumeMeta) -> Result<(), ModelError> {
-    let cpu = |t: &Tensor| t.to_device(Device::Cpu).contiguous();
-    let mut tensors: Vec<(String, Tensor)> =
-        model.state_dict().iter().map(|(k, v)| (format!("{MODEL}{k}"), cpu(v))).collect();
-    tensors.extend(opt.state().iter().map(|(k, v)| (format!("{MOMENTUM}{k}"), cpu(v))));
-    let json = serde_json::to_vec(meta).expect("meta serialises");
-    tensors.push((META.into(), Tensor::from_slice(&json)));
-    write_safetensors_atomic(path, &tensors)
+    Snapshot::take(model, opt).write_checkpoint(path, meta)
 }
 
-/// Reads only the metadata of a checkpoint.
+/// A checkpoint read and checked: its metadata and its tensors.
+pub struct Checkpoint {
+    pub meta: ResumeMeta,
+    tensors: Vec<(String, Tensor)>,
+}
+
+impl Checkpoint {
+    /// Reads a checkpoint, checking that it is whole: a truncated file fails to parse, a
+    /// damaged one fails its checksum.
+    pub fn read(path: &Path) -> Result<Self, ModelError> {
+        let bad = |err: String| ModelError::Read { path: path.to_path_buf(), err };
+        let mut tensors = read_safetensors(path)?;
+        if let Some(at) = tensors.iter().position(|(k, _)| k == CHECKSUM) {
+            let (_, t) = tensors.swap_remove(at);
+            let want = String::from_utf8(Vec::<u8>::try_from(&t).unwrap_or_default()).unwrap_or_default();
+            let got = checksum(&tensors);
+            if got != want {
+                return Err(bad(format!(
+                    "its tensors have MD5 {got}, not the {want} written with them (the file is damaged)"
+                )));
+            }
+        }
+        let at = tensors
+            .iter()
+            .position(|(k, _)| k == META)
+            .ok_or_else(|| bad("not a resmooth checkpoint (no metadata)".into()))?;
+        let (_, t) = tensors.swap_remove(at);
+        let bytes = Vec::<u8>::try_from(&t).map_err(|e| bad(format!("corrupt metadata: {e}")))?;
+        let meta: ResumeMeta = serde_json::from_slice(&bytes).map_err(|e| bad(format!("corrupt metadata: {e}")))?;
+        Ok(Checkpoint { meta, tensors })
+    }
+
+    /// Copies the weights into `model` and the momentum buffers into `opt`.
+    pub fn restore(self, path: &Path, model: &mut Model, opt: &mut Sgd) -> Result<ResumeMeta, ModelError> {
+        let mut weights = std::collections::BTreeMap::new();
+        let mut momentum = Vec::new();
+        for (k, t) in self.tensors {
+            if let Some(key) = k.strip_prefix(MODEL) {
+                weights.insert(key.to_string(), t);
+            } else if let Some(key) = k.strip_prefix(MOMENTUM) {
+                momentum.push((key.to_string(), t));
+            }
+        }
+        model.load_from(path, weights)?;
+        opt.load_state(momentum).map_err(|err| ModelError::Read { path: path.to_path_buf(), err })?;
+        Ok(self.meta)
+    }
+}
+
+/// Reads only the metadata of a checkpoint (the whole file is read and checked).
 pub fn read_meta(path: &Path) -> Result<ResumeMeta, ModelError> {
-    let tensors = read_safetensors(path)?;
-    meta_of(path, &tensors)
-}
-
-fn meta_of(path: &Path, tensors: &[(String, Tensor)]) -> Result<ResumeMeta, ModelError> {
-    let bad = |err: String| ModelError::Read { path: path.to_path_buf(), err };
-    let (_, t) =
-        tensors.iter().find(|(k, _)| k == META).ok_or_else(|| bad("not a resmooth checkpoint (no metadata)".into()))?;
-    let bytes: Vec<u8> = Vec::<u8>::try_from(t).map_err(|e| bad(e.to_string()))?;
-    serde_json::from_slice(&bytes).map_err(|e| bad(format!("corrupt metadata: {e}")))
+    Ok(Checkpoint::read(path)?.meta)
 }
 
 /// Loads a checkpoint into `model` and `opt` and returns its metadata.
 pub fn load(path: &Path, model: &mut Model, opt: &mut Sgd) -> Result<ResumeMeta, ModelError> {
-    let tensors = read_safetensors(path)?;
-    let meta = meta_of(path, &tensors)?;
-    let mut weights = std::collections::BTreeMap::new();
-    let mut momentum = Vec::new();
-    for (k, t) in tensors {
-        if let Some(key) = k.strip_prefix(MODEL) {
-            weights.insert(key.to_string(), t);
-        } else if let Some(key) = k.strip_prefix(MOMENTUM) {
-            momentum.push((key.to_string(), t));
+    Checkpoint::read(path)?.restore(path, model, opt)
+}
+
+/// The files that record an epoch (or, after an interruption, the checkpoint alone), written in
+/// this order: the weights, the best weights, the checkpoint, the metrics line. The line is
+/// appended only once the checkpoint that covers it is durable (and the checkpoint carries a
+/// copy of it, should a crash come in between).
+pub struct EpochFiles {
+    pub snapshot: Snapshot,
+    pub meta: ResumeMeta,
+    pub checkpoint: PathBuf,
+    /// `model.safetensors` (or `--save`), for a finished epoch.
+    pub weights: Option<PathBuf>,
+    /// `best.safetensors`, when the epoch improved the test accuracy.
+    pub best: Option<PathBuf>,
+    /// `metrics.jsonl`, for a finished epoch (its line is `meta.metrics_line`).
+    pub metrics: Option<PathBuf>,
+}
+
+impl EpochFiles {
+    fn write(self) -> Result<(), EngineError> {
+        for path in self.weights.iter().chain(&self.best) {
+            write_safetensors_atomic(path, &self.snapshot.weights)?;
         }
+        self.snapshot.write_checkpoint(&self.checkpoint, &self.meta)?;
+        if let (Some(path), Some(line)) = (&self.metrics, &self.meta.metrics_line) {
+            report::append_metrics_line(path, line)?;
+        }
+        Ok(())
     }
-    model.load_from(path, weights)?;
-    opt.load_state(momentum).map_err(|err| ModelError::Read { path: path.to_path_buf(), err })?;
-    Ok(meta)
+}
+
+/// A write of an epoch's files in flight: the epoch, its checkpoint file, the thread.
+struct Pending {
+    epoch: usize,
+    checkpoint: PathBuf,
+    thread: JoinHandle<Result<(), EngineError>>,
+}
+
+/// Writes epochs' files on a background thread, one epoch at a time. A write's error
+/// ([`EngineError::Record`]) comes out of the next call; dropping the writer waits for the
+/// write in flight, so a run never ends before its checkpoint is on disk.
+#[derive(Default)]
+pub struct Writer {
+    pending: Option<Pending>,
+}
+
+impl Writer {
+    /// Waits for the write in flight; its error if it failed.
+    pub fn wait(&mut self) -> Result<(), EngineError> {
+        let Some(p) = self.pending.take() else { return Ok(()) };
+        let result = p.thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        result.map_err(|e| EngineError::Record { epoch: p.epoch, checkpoint: p.checkpoint, source: Box::new(e) })
+    }
+
+    /// The error of a write that has ended, without waiting for one still in flight.
+    pub fn poll(&mut self) -> Result<(), EngineError> {
+        if self.pending.as_ref().is_some_and(|p| p.thread.is_finished()) {
+            return self.wait();
+        }
+        Ok(())
+    }
+
+    /// Starts writing `files` once the previous write is done (its error, if it failed).
+    pub fn submit(&mut self, files: EpochFiles) -> Result<(), EngineError> {
+        self.wait()?;
+        let epoch = files.meta.partial.as_ref().map_or(files.meta.epoch, |p| p.epoch);
+        let checkpoint = files.checkpoint.clone();
+        self.pending = Some(Pending { epoch, checkpoint, thread: std::thread::spawn(move || files.write()) });
+        Ok(())
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ModelName;
+
+    fn state() -> (Model, Sgd) {
+        tch::manual_seed(3);
+        let model = Model::new(ModelName::ResNet18, 3, Device::Cpu);
+        let mut opt = Sgd::new(&model.vs, 0.9, 5e-4, true);
+        let x = Tensor::randn([2, 3, 8, 8], (Kind::Float, Device::Cpu));
+        model.forward_t(&x, true).sum(Kind::Float).backward();
+        opt.step(0.1);
+        (model, opt)
+    }
+
+    #[test]
+    fn a_checkpoint_restores_weights_momentum_and_meta_and_a_damaged_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoint.safetensors");
+        let (model, opt) = state();
+        let mut meta = ResumeMeta::fresh(&TrainConfig::default());
+        meta.epoch = 2;
+        meta.best_test_top1 = 0.1 + 0.2;
+        meta.metrics_line = Some("{\"epoch\":2}".into());
+        save(&path, &model, &opt, &meta).unwrap();
+        let mut m2 = Model::new(ModelName::ResNet18, 3, Device::Cpu);
+        let mut o2 = Sgd::new(&m2.vs, 0.9, 5e-4, true);
+        let back = load(&path, &mut m2, &mut o2).unwrap();
+        assert_eq!(back.best_test_top1.to_bits(), meta.best_test_top1.to_bits());
+        assert_eq!(back.metrics_line, meta.metrics_line);
+        for ((k, a), (_, b)) in model.state_dict().iter().zip(m2.state_dict().iter()) {
+            assert!(a.equal(b), "{k}");
+        }
+        for ((k, a), (_, b)) in opt.state().iter().zip(o2.state().iter()) {
+            assert!(a.equal(b), "{k}");
+        }
+
+        // one flipped byte in the tensors' data fails the checksum; a cut file fails to parse
+        let bytes = std::fs::read(&path).unwrap();
+        let mut flipped = bytes.clone();
+        let at = bytes.len() / 2;
+        flipped[at] ^= 0x40;
+        std::fs::write(&path, &flipped).unwrap();
+        let err = read_meta(&path).unwrap_err().to_string();
+        assert!(err.contains("damaged") && err.contains("checkpoint.safetensors"), "{err}");
+        std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
+        assert!(read_meta(&path).unwrap_err().to_string().contains("checkpoint.safetensors"));
+    }
+
+    #[test]
+    fn the_writer_writes_in_the_background_from_a_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let (model, mut opt) = state();
+        let before = model.state_dict()["classifier.weight"].copy();
+        let mut meta = ResumeMeta::fresh(&TrainConfig::default());
+        meta.epoch = 1;
+        meta.metrics_line = Some("{\"epoch\":1}".into());
+        let files = EpochFiles {
+            snapshot: Snapshot::take(&model, &opt),
+            meta,
+            checkpoint: dir.path().join("checkpoint.safetensors"),
+            weights: Some(dir.path().join("model.safetensors")),
+            best: Some(dir.path().join("best.safetensors")),
+            metrics: Some(dir.path().join("metrics.jsonl")),
+        };
+        let mut writer = Writer::default();
+        writer.submit(files).unwrap();
+        // training goes on: the live weights change while the copy is written
+        tch::no_grad(|| {
+            let _ = model.vs.variables()["classifier.weight"].shallow_clone().fill_(7.0);
+        });
+        writer.wait().unwrap();
+        let mut m2 = Model::new(ModelName::ResNet18, 3, Device::Cpu);
+        m2.load(&dir.path().join("best.safetensors")).unwrap();
+        assert!(m2.state_dict()["classifier.weight"].equal(&before));
+        let meta = load(&dir.path().join("checkpoint.safetensors"), &mut m2, &mut opt).unwrap();
+        assert_eq!(meta.epoch, 1);
+        assert_eq!(std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap(), "{\"epoch\":1}\n");
+    }
 }

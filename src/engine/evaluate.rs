@@ -15,11 +15,26 @@ use tch::{Kind, Tensor};
 /// Test-view loss and top-1/top-5 accuracy of `model` on `set` (no augmentation), in batches of
 /// `batch_size`; the sums stay on the device until the end.
 pub fn evaluate(model: &Model, set: &ImageSet, batch_size: usize, to: Placement) -> EvalMetrics {
+    evaluate_until(model, set, batch_size, to, &|| false).expect("never stopped")
+}
+
+/// [`evaluate`], checking `stop` before each batch: `None` when it said to stop.
+fn evaluate_until(
+    model: &Model,
+    set: &ImageSet,
+    batch_size: usize,
+    to: Placement,
+    stop: &dyn Fn() -> bool,
+) -> Option<EvalMetrics> {
     let _guard = tch::no_grad_guard();
     let per = set.image_bytes();
     let zero = || Tensor::zeros([], (Kind::Float, to.device));
     let (mut loss, mut c1, mut c5) = (zero(), zero(), zero());
     for start in (0..set.len()).step_by(batch_size) {
+        if stop() {
+            return None;
+        }
+        crate::io::test_point("eval");
         let n = batch_size.min(set.len() - start);
         let x = pipeline::to_device(&set.pixels[start * per..(start + n) * per], (n, set.height, set.width), &[], to);
         let y = pipeline::upload(Tensor::from_slice(&set.labels[start..start + n]), to.device);
@@ -29,7 +44,11 @@ pub fn evaluate(model: &Model, set: &ImageSet, batch_size: usize, to: Placement)
         c5 += correct_topk(&logits, &y, 5);
     }
     let n = set.len().max(1) as f64;
-    EvalMetrics { loss: loss.double_value(&[]) / n, top1: c1.double_value(&[]) / n, top5: c5.double_value(&[]) / n }
+    Some(EvalMetrics {
+        loss: loss.double_value(&[]) / n,
+        top1: c1.double_value(&[]) / n,
+        top5: c5.double_value(&[]) / n,
+    })
 }
 
 /// The evaluations of one epoch: the test split, and with `--evalDA` the DAOOD and DAID trees.
@@ -62,8 +81,18 @@ impl<'a> EvalSets<'a> {
 
     /// Evaluates `model` on every set.
     pub(super) fn evaluate(&self, model: &Model) -> EvalReport {
-        let on = |set: &ImageSet| evaluate(model, set, self.batch_size, self.to);
-        EvalReport { test: on(self.test), da: self.da.as_ref().map(|(ood, id)| DaMetrics::new(&on(ood), &on(id))) }
+        self.evaluate_until(model, &|| false).expect("never stopped")
+    }
+
+    /// Evaluates `model` on every set, checking `stop` before each batch: `None` when it said to stop.
+    pub(super) fn evaluate_until(&self, model: &Model, stop: &dyn Fn() -> bool) -> Option<EvalReport> {
+        let on = |set: &ImageSet| evaluate_until(model, set, self.batch_size, self.to, stop);
+        let test = on(self.test)?;
+        let da = match &self.da {
+            Some((ood, id)) => Some(DaMetrics::new(&on(ood)?, &on(id)?)),
+            None => None,
+        };
+        Some(EvalReport { test, da })
     }
 }
 

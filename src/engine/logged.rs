@@ -66,6 +66,10 @@ impl Progress for Logged<'_> {
     fn finish(&mut self) {
         self.inner.finish();
     }
+
+    fn stop_requested(&self) -> bool {
+        self.inner.stop_requested()
+    }
 }
 
 impl TrainObserver for Logged<'_> {

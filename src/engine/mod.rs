@@ -7,6 +7,7 @@ pub mod checkpoint;
 mod evaluate;
 mod logged;
 mod paths;
+mod preflight;
 pub mod review;
 mod setup;
 mod train;
@@ -19,7 +20,7 @@ pub use train::{train, TrainObserver};
 use crate::config::ConfigError;
 use crate::data::DataError;
 use crate::device::DeviceError;
-use crate::io::FileError;
+use crate::io::{FileError, LockError};
 use crate::method::{GmmError, MethodError};
 use crate::model::ModelError;
 use crate::report::ReportError;
@@ -71,6 +72,55 @@ pub enum EngineError {
         #[source]
         source: ModelError,
     },
+    /// The run folder is in use by another process.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// A folder the run writes to cannot be written.
+    #[error("{flag} {}: files cannot be written there; pass a {flag} you can write to, with free space", dir.display())]
+    Unwritable {
+        flag: &'static str,
+        dir: PathBuf,
+        #[source]
+        source: FileError,
+    },
+    /// Too little free space for the run's files.
+    #[error(
+        "{} has {} MB free, but this run's weights and checkpoints need about {} MB there; free some space or pass another {flag}",
+        dir.display(), free / 1_000_000, need / 1_000_000
+    )]
+    NoSpace { flag: &'static str, dir: PathBuf, free: u64, need: u64 },
+    /// `--save` names a file the run cannot write.
+    #[error("--save {}: {why}", path.display())]
+    Save { path: PathBuf, why: String },
+    /// `--pretrained` (or the baseline found by the tag) is not a baseline of this dataset.
+    #[error("the pretrained baseline {} {why}; pass the best.safetensors of a baseline run (`resmooth train --dataset {dataset} --prob 1.0`) with --pretrained", path.display())]
+    NotABaseline { path: PathBuf, dataset: String, why: String },
+    /// The run's checkpoint cannot be read back.
+    #[error(
+        "{} cannot be resumed: it is damaged or cut short. Move it away (or pass --restart) to start the run over; the weights of its last finished epoch are in {}",
+        path.display(), weights.display()
+    )]
+    BadCheckpoint {
+        path: PathBuf,
+        weights: PathBuf,
+        #[source]
+        source: ModelError,
+    },
+    /// Writing an epoch's files failed (a full disk): the run stopped, its last complete
+    /// checkpoint kept.
+    #[error(
+        "writing the files of epoch {epoch} failed, so the run stopped; {} still holds the last complete checkpoint: make room (or fix the cause below) and rerun the same command to resume",
+        checkpoint.display()
+    )]
+    Record {
+        epoch: usize,
+        checkpoint: PathBuf,
+        #[source]
+        source: Box<EngineError>,
+    },
+    /// The user stopped the run (Ctrl-C, SIGTERM); what was saved and how to go on.
+    #[error("interrupted {0}")]
+    Interrupted(String),
     /// The checkpoint in the run folder was made with other flags.
     #[error(
         "{} belongs to a run with other flags; rerun with the same flags to resume it, pass --restart to start over, or use another --tag",

@@ -51,7 +51,12 @@ impl Setup {
 
     /// Starts making the batches of `plan` over the training split.
     pub fn loader(&self, plan: EpochPlan, aug: &Arc<Augmenter>) -> Loader {
-        Loader::start(self.train.clone(), plan, aug.clone(), self.pool.clone(), QUEUE_DEPTH)
+        self.loader_from(plan, aug, 0)
+    }
+
+    /// Starts making the batches of `plan` over the training split from batch `first` on.
+    pub fn loader_from(&self, plan: EpochPlan, aug: &Arc<Augmenter>, first: usize) -> Loader {
+        Loader::start_at(self.train.clone(), plan, aug.clone(), self.pool.clone(), QUEUE_DEPTH, first)
     }
 
     /// The detection pass of `scorer` over both views (augmented by `aug`) of the training

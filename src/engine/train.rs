@@ -3,10 +3,10 @@
 //! schedule), then evaluation; the epoch is recorded (metrics, weights, best weights,
 //! checkpoint) so that a rerun of the same command resumes after it.
 
-use super::checkpoint::{self, ResumeMeta};
+use super::checkpoint::{Checkpoint, EpochFiles, PartialEpoch, ResumeMeta, Snapshot, Writer};
 use super::evaluate::{EvalReport, EvalSets};
 use super::logged::{open_events, Logged};
-use super::{resolve_tag, EngineError, RunPaths, Setup};
+use super::{preflight, resolve_tag, EngineError, RunPaths, Setup};
 use crate::augment::Augmenter;
 use crate::config::{MemoryFormat, TrainConfig};
 use crate::method::{load_pretrained, pretrained_path, Gmm, Method, StepBatch, StepSums};
@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 /// What a training run tells its caller as it goes, beyond [`Progress`].
 pub trait TrainObserver: Progress {
-    /// Epoch `metrics.epoch` of `epochs` finished and was recorded.
+    /// Epoch `metrics.epoch` of `epochs` finished; its files are being written in the
+    /// background (on disk before the next epoch's are written and before the run ends).
     fn epoch_end(&mut self, metrics: &EpochMetrics, epochs: usize);
 }
 
@@ -41,34 +42,53 @@ pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<S
     config.run.tag = resolve_tag(&config.run.tag);
     let config = &config;
     let paths = RunPaths::new(&config.run.logdir, &config.run.tag, config.run.save.as_deref());
+    let _guard = preflight::claim(config, &paths)?;
     let mut logged = Logged::open(&paths.train_log, config, observer)?;
     let observer = &mut logged;
     let setup = Setup::new(&config.data, config.run.seed, config.run.gpu, config.run.workers, observer)?;
+    if config.run.deterministic {
+        crate::device::set_deterministic();
+    }
     tch::manual_seed(config.run.seed as i64);
     let mut learner = Learner::new(config, &setup)?;
-    let Some(mut meta) = learner.resume(config, &paths, observer)? else {
-        return Ok(report::read_summary(&paths.summary)?);
-    };
+    preflight::check_space(&paths, &learner.model)?;
+    let mut meta = learner.resume(config, &paths, observer)?;
+    let epochs = config.optim.epochs;
+    if meta.epoch >= epochs {
+        observer.note(&format!(
+            "{} is complete ({} epochs); evaluate it with --only-eval or pass --restart to train again",
+            paths.dir.display(),
+            meta.epoch
+        ));
+        return finished_summary(config, &paths, &meta, &learner, &setup);
+    }
     let aug = Arc::new(augmenter(config));
     let (method, pretrained) = prepare_method(config, &setup, &aug, &paths, meta.epoch > 0, observer)?;
     let place = setup.placement(config.model.memory_format == MemoryFormat::ChannelsLast);
     let eval_sets = EvalSets::new(config, &setup, place)?;
     let trainer = Trainer { config, setup: &setup, aug, method, place };
     let mut events = open_events(&paths.dir, meta.epoch, observer)?;
-    let epochs = config.optim.epochs;
+    let mut writer = Writer::default();
+    let mut partial = meta.partial.take();
     let mut last = None;
     for epoch in meta.epoch + 1..=epochs {
         let started = Instant::now();
         let lr = learner.schedule.lr_at(epoch);
-        tch::manual_seed((config.run.seed as i64).wrapping_mul(1_000_003).wrapping_add(epoch as i64));
-        let trained = trainer.epoch(&mut learner, epoch, lr, observer)?;
-        meta.steps += trained.steps;
+        let trained = match trainer.epoch(&mut learner, epoch, lr, partial.take(), &mut writer, observer)? {
+            EpochEnd::Trained(t) => t,
+            EpochEnd::Stopped(p) => return Err(learner.interrupted(&paths, &meta, p, &mut writer, observer)),
+        };
         let eval_started = Instant::now();
-        let eval = eval_sets.evaluate(&learner.model);
+        let eval = eval_sets.evaluate_until(&learner.model, &|| observer.stop_requested());
+        let Some(eval) = eval else {
+            let p = trained.partial(epoch, trainer.batches());
+            return Err(learner.interrupted(&paths, &meta, p, &mut writer, observer));
+        };
+        meta.steps += trained.steps;
         let m = epoch_metrics(epoch, lr, &trained, &eval, eval_started.elapsed(), started.elapsed());
         let (stats, views) = (trained.sums.epoch_stats(), trained.shown.map(|i| trainer.views_of(epoch, i)));
         events.epoch(&EpochRecord { metrics: &m, stats: stats.as_ref(), views: views.as_ref() })?;
-        learner.record(&paths, &m, &mut meta)?;
+        learner.record(&paths, &m, &mut meta, &mut writer)?;
         observer.epoch_end(&m, epochs);
         observer.check()?;
         last = Some(m);
@@ -77,19 +97,18 @@ pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<S
                 .note(&format!("stopped after epoch {epoch} (--stop-after); rerun the command without it to resume"));
             break;
         }
+        if observer.stop_requested() && epoch < epochs {
+            writer.wait()?;
+            return Err(EngineError::Interrupted(format!(
+                "after epoch {epoch}, which is recorded in {}: rerun the same command to resume",
+                paths.checkpoint.display()
+            )));
+        }
     }
+    // the last epoch's files are on disk before the run says it is done
+    writer.wait()?;
     let last = last.expect("a run that is not complete trains at least one epoch");
-    let summary = Summary {
-        last_test_top1: last.test_top1,
-        best_test_top1: meta.best_test_top1,
-        best_epoch: meta.best_epoch,
-        epochs: meta.epoch,
-        total_seconds: meta.seconds,
-        parameters: learner.model.num_parameters(),
-        device: format!("{:?}", setup.device),
-        pretrained,
-        config: config.clone(),
-    };
+    let summary = summary_of(config, &meta, last.test_top1, &learner, &setup, pretrained);
     report::write_summary(&paths.summary, &summary)?;
     observer.note(&format!(
         "done: last test top1 {:.4}, best {:.4} (epoch {}); weights in {}",
@@ -98,6 +117,51 @@ pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<S
         meta.best_epoch,
         paths.weights.display()
     ));
+    Ok(summary)
+}
+
+/// The summary of a run that stands at `meta`, whose last test top-1 is `last_test_top1`.
+fn summary_of(
+    config: &TrainConfig,
+    meta: &ResumeMeta,
+    last_test_top1: f64,
+    learner: &Learner,
+    setup: &Setup,
+    pretrained: Option<PathBuf>,
+) -> Summary {
+    Summary {
+        last_test_top1,
+        best_test_top1: meta.best_test_top1,
+        best_epoch: meta.best_epoch,
+        epochs: meta.epoch,
+        total_seconds: meta.seconds,
+        parameters: learner.model.num_parameters(),
+        device: format!("{:?}", setup.device),
+        pretrained,
+        config: config.clone(),
+    }
+}
+
+/// The summary of a complete run: its `summary.json`, or, when a crash came between the last
+/// checkpoint and the summary, the summary rebuilt from the checkpoint (and written).
+fn finished_summary(
+    config: &TrainConfig,
+    paths: &RunPaths,
+    meta: &ResumeMeta,
+    learner: &Learner,
+    setup: &Setup,
+) -> Result<Summary, EngineError> {
+    if paths.summary.is_file() {
+        return Ok(report::read_summary(&paths.summary)?);
+    }
+    let last = report::read_metrics(&paths.metrics)?;
+    let last_test_top1 = last.last().map_or(f64::NAN, |m| m.test_top1);
+    let r = &config.run;
+    let pretrained = config
+        .needs_pretrained()
+        .then(|| pretrained_path(&r.logdir, &r.tag, r.save.as_deref(), config.method.pretrained.as_deref()));
+    let summary = summary_of(config, meta, last_test_top1, learner, setup, pretrained);
+    report::write_summary(&paths.summary, &summary)?;
     Ok(summary)
 }
 
@@ -127,51 +191,108 @@ impl Learner {
     }
 
     /// Where the run stands: fresh, or resumed from the checkpoint of a run with the same
-    /// configuration (unless `--restart`); `None` when that run is already complete. The
-    /// metrics of epochs the checkpoint does not cover are dropped.
+    /// configuration (unless `--restart`). `metrics.jsonl` is made to hold exactly the epochs
+    /// the checkpoint covers, their lines kept byte for byte.
     fn resume(
         &mut self,
         config: &TrainConfig,
         paths: &RunPaths,
         progress: &mut dyn Progress,
-    ) -> Result<Option<ResumeMeta>, EngineError> {
-        std::fs::create_dir_all(&paths.dir).map_err(|e| crate::io::FileError::new("create", &paths.dir, e))?;
+    ) -> Result<ResumeMeta, EngineError> {
         let mut meta = ResumeMeta::fresh(config);
-        if paths.checkpoint.exists() && !config.run.restart {
-            let saved = checkpoint::read_meta(&paths.checkpoint)?;
-            if !config.same_identity(&saved.config) {
+        if config.run.restart {
+            // a later rerun without --restart must not resume the run this one replaces
+            for old in [&paths.checkpoint, &paths.summary] {
+                let _ = std::fs::remove_file(old);
+            }
+        }
+        if paths.checkpoint.exists() {
+            let bad = |source| EngineError::BadCheckpoint {
+                path: paths.checkpoint.clone(),
+                weights: paths.weights.clone(),
+                source,
+            };
+            let saved = Checkpoint::read(&paths.checkpoint).map_err(bad)?;
+            if !config.same_identity(&saved.meta.config) {
                 return Err(EngineError::OtherRun { path: paths.checkpoint.clone() });
             }
-            meta = checkpoint::load(&paths.checkpoint, &mut self.model, &mut self.opt)?;
-            if meta.epoch >= config.optim.epochs {
-                progress.note(&format!(
-                    "{} is complete ({} epochs); evaluate it with --only-eval or pass --restart to train again",
-                    paths.dir.display(),
-                    meta.epoch
-                ));
-                return Ok(None);
+            meta = saved.restore(&paths.checkpoint, &mut self.model, &mut self.opt)?;
+            let at = match &meta.partial {
+                Some(p) => format!("in epoch {} after {} batches", p.epoch, p.batches),
+                None => format!("after epoch {}", meta.epoch),
+            };
+            if meta.epoch < config.optim.epochs {
+                progress.note(&format!("resuming {} {at}", paths.dir.display()));
             }
-            progress.note(&format!("resuming {} after epoch {}", paths.dir.display(), meta.epoch));
         }
-        report::keep_epochs(&paths.metrics, meta.epoch)?;
-        Ok(Some(meta))
+        report::keep_epochs(&paths.metrics, meta.epoch, meta.metrics_line.as_deref())?;
+        Ok(meta)
     }
 
-    /// Records a finished epoch: its metrics line, the weights, the best weights when the test
-    /// accuracy improved, and the checkpoint.
-    fn record(&self, paths: &RunPaths, m: &EpochMetrics, meta: &mut ResumeMeta) -> Result<(), EngineError> {
-        report::append_metrics(&paths.metrics, m)?;
+    /// Records a finished epoch: the weights, the best weights when the test accuracy
+    /// improved, the checkpoint and then the metrics line, written in the background from a
+    /// copy of the state while the next epoch trains.
+    fn record(
+        &self,
+        paths: &RunPaths,
+        m: &EpochMetrics,
+        meta: &mut ResumeMeta,
+        writer: &mut Writer,
+    ) -> Result<(), EngineError> {
+        writer.wait()?;
         self.model.set_batches_tracked(meta.steps);
-        self.model.save(&paths.weights)?;
-        if m.test_top1 > meta.best_test_top1 {
+        let best = m.test_top1 > meta.best_test_top1;
+        if best {
             meta.best_test_top1 = m.test_top1;
             meta.best_epoch = m.epoch;
-            self.model.save(&paths.best)?;
         }
         meta.epoch = m.epoch;
         meta.seconds += m.seconds;
-        checkpoint::save(&paths.checkpoint, &self.model, &self.opt, meta)?;
-        Ok(())
+        meta.metrics_line = Some(report::metrics_line(m));
+        writer.submit(EpochFiles {
+            snapshot: Snapshot::take(&self.model, &self.opt),
+            meta: meta.clone(),
+            checkpoint: paths.checkpoint.clone(),
+            weights: Some(paths.weights.clone()),
+            best: best.then(|| paths.best.clone()),
+            metrics: Some(paths.metrics.clone()),
+        })
+    }
+
+    /// Saves the epoch stopped by the user (`p`) in the checkpoint and returns the error that
+    /// ends the run, saying how to resume.
+    fn interrupted(
+        &self,
+        paths: &RunPaths,
+        meta: &ResumeMeta,
+        p: PartialEpoch,
+        writer: &mut Writer,
+        progress: &mut dyn Progress,
+    ) -> EngineError {
+        progress.note("stopping: saving a checkpoint of the epoch in progress (signal again to quit at once)");
+        let at = format!("in epoch {} after {} batches", p.epoch, p.batches);
+        let save = || -> Result<(), EngineError> {
+            writer.wait()?;
+            self.model.set_batches_tracked(meta.steps + p.steps);
+            let meta = ResumeMeta { partial: Some(p), ..meta.clone() };
+            let snapshot = Snapshot::take(&self.model, &self.opt);
+            writer.submit(EpochFiles {
+                snapshot,
+                meta,
+                checkpoint: paths.checkpoint.clone(),
+                weights: None,
+                best: None,
+                metrics: None,
+            })?;
+            writer.wait()
+        };
+        match save() {
+            Ok(()) => EngineError::Interrupted(format!(
+                "{at}; saved in {}: rerun the same command to resume from there",
+                paths.checkpoint.display()
+            )),
+            Err(e) => e,
+        }
     }
 }
 
@@ -230,6 +351,34 @@ struct EpochTraining {
     shown: Option<usize>,
 }
 
+impl EpochTraining {
+    /// The epoch `epoch` stopped after all its `batches` batches (in evaluation).
+    fn partial(&self, epoch: usize, batches: usize) -> PartialEpoch {
+        PartialEpoch {
+            epoch,
+            batches,
+            steps: self.steps,
+            sums: self.sums.state(),
+            train_seconds: self.seconds,
+            data_wait_seconds: self.data_wait.as_secs_f64(),
+        }
+    }
+}
+
+/// How the training part of an epoch ended.
+enum EpochEnd {
+    Trained(EpochTraining),
+    /// The user asked to stop: where the epoch stands.
+    Stopped(PartialEpoch),
+}
+
+/// The seed of libtorch's generator for batch `batch` of epoch `epoch`. Seeding each step makes
+/// its random draws (`--weighting random|uniform`) independent of the steps before it, so a run
+/// resumed mid-epoch draws what an uninterrupted one draws.
+fn step_seed(seed: u64, epoch: usize, batch: usize) -> i64 {
+    (seed as i64).wrapping_mul(1_000_003).wrapping_add(epoch as i64).wrapping_mul(1_000_003).wrapping_add(batch as i64)
+}
+
 /// What every epoch of training reads: the configuration, the data, the augmentation, the
 /// method and where batches go.
 struct Trainer<'a> {
@@ -241,60 +390,94 @@ struct Trainer<'a> {
 }
 
 impl Trainer<'_> {
-    /// Trains epoch `epoch` at learning rate `lr`: every batch of original and augmented views
-    /// through one step of the method. The running loss is read every [`STATUS_EVERY`] steps,
-    /// for the NaN check and the progress status.
+    /// The batches of an epoch's plan (`shuffle` and `seed` do not change their number).
+    fn plan(&self, epoch: usize) -> EpochPlan {
+        EpochPlan {
+            seed: self.config.run.seed,
+            epoch: epoch as u64,
+            batch_size: self.config.optim.batch_size,
+            shuffle: true,
+            drop_last: true,
+            views: Views::Mixed { prob: self.config.aug.prob },
+        }
+    }
+
+    /// Number of batches of an epoch.
+    fn batches(&self) -> usize {
+        self.plan(1).batches(self.setup.train.len()).len()
+    }
+
+    /// Trains epoch `epoch` at learning rate `lr`, from where `resume` left it: every batch of
+    /// original and augmented views through one step of the method. The running loss is read
+    /// every [`STATUS_EVERY`] steps, for the NaN check and the progress status; there too a
+    /// failed background write of the previous epoch's files stops the run. Between two steps,
+    /// a stop asked by the user ends the epoch early with where it stands.
     fn epoch(
         &self,
         learner: &mut Learner,
         epoch: usize,
         lr: f64,
+        resume: Option<PartialEpoch>,
+        writer: &mut Writer,
         progress: &mut dyn Progress,
-    ) -> Result<EpochTraining, EngineError> {
+    ) -> Result<EpochEnd, EngineError> {
         let started = Instant::now();
-        let (config, batch_size) = (self.config, self.config.optim.batch_size);
-        let plan = EpochPlan {
-            seed: config.run.seed,
-            epoch: epoch as u64,
-            batch_size,
-            shuffle: true,
-            drop_last: true,
-            views: Views::Mixed { prob: config.aug.prob },
-        };
-        let mut loader = self.setup.loader(plan, &self.aug);
+        let (config, batch_size, device) = (self.config, self.config.optim.batch_size, self.setup.device);
+        let first = resume.as_ref().map_or(0, |p| p.batches);
+        let mut loader = self.setup.loader_from(self.plan(epoch), &self.aug, first);
         if loader.num_batches == 0 {
             return Err(EngineError::TooFewImages { images: self.setup.train.len(), batch_size });
         }
-        let mut sums = StepSums::new(self.setup.device);
-        let (mut steps, mut done, mut status, mut shown) = (0, 0, String::new(), None);
+        let (mut sums, mut steps, before, waited) = match &resume {
+            Some(p) => (StepSums::from_state(&p.sums, device), p.steps, p.train_seconds, p.data_wait_seconds),
+            None => (StepSums::new(device), 0, 0.0, 0.0),
+        };
+        let (mut done, mut status, mut shown) = (first, String::new(), None);
+        let seconds = |started: Instant| before + started.elapsed().as_secs_f64();
         let what = format!("train {epoch:>4}/{}", config.optim.epochs);
-        progress.start(&what, Some(loader.num_batches as u64), 0, Unit::Steps);
-        while let Some(batch) = loader.next_batch() {
+        progress.start(&what, Some(loader.num_batches as u64), done as u64, Unit::Steps);
+        while done < loader.num_batches {
+            if progress.stop_requested() {
+                progress.finish();
+                return Ok(EpochEnd::Stopped(PartialEpoch {
+                    epoch,
+                    batches: done,
+                    steps,
+                    sums: sums.state(),
+                    train_seconds: seconds(started),
+                    data_wait_seconds: waited + loader.wait.as_secs_f64(),
+                }));
+            }
+            let Some(batch) = loader.next_batch() else { break };
             let (x, y) = batch.upload(self.place);
             let step = StepBatch { x, y, n_ori: batch.n_ori as i64 };
             shown = batch.indices.first().copied();
             loader.recycle(batch);
+            tch::manual_seed(step_seed(config.run.seed, epoch, done));
             if self.method.step(&learner.model, &mut learner.opt, lr, &step, &mut sums) {
                 steps += 1;
             }
             done += 1;
+            crate::io::test_point("step");
             if done % STATUS_EVERY == 0 || done == loader.num_batches {
+                writer.poll()?;
                 let loss = sums.loss();
                 if loss.is_nan() {
                     progress.finish();
                     return Err(EngineError::NotANumber { epoch, step: Some(done) });
                 }
-                let rate = sums.seen as f64 / started.elapsed().as_secs_f64();
+                let rate = sums.seen as f64 / seconds(started);
                 status = format!("loss {loss:.4} top1 {:.4} lr {lr:.6} {rate:.0} img/s", sums.top1());
             }
             progress.advance(done as u64, &status);
         }
-        crate::device::synchronize(self.setup.device);
+        crate::device::synchronize(device);
         progress.finish();
         if sums.loss().is_nan() {
             return Err(EngineError::NotANumber { epoch, step: None });
         }
-        Ok(EpochTraining { sums, steps, seconds: started.elapsed().as_secs_f64(), data_wait: loader.wait, shown })
+        let data_wait = Duration::from_secs_f64(waited) + loader.wait;
+        Ok(EpochEnd::Trained(EpochTraining { sums, steps, seconds: seconds(started), data_wait, shown }))
     }
 
     /// The original and augmented view of training sample `index` in epoch `epoch`, made again

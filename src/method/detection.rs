@@ -57,6 +57,10 @@ pub fn detect(
     progress.start("detection pass", Some(loader.num_batches as u64), 0, Unit::Steps);
     let mut done = 0;
     while let Some(batch) = loader.next_batch() {
+        if progress.stop_requested() {
+            progress.finish();
+            return Err(MethodError::Interrupted);
+        }
         let (x, y) = batch.upload(to);
         let loss: Vec<f32> = Vec::<f32>::try_from(score(scorer, &x, &y).to_device(Device::Cpu))?;
         let b = batch.n_ori;
@@ -73,6 +77,7 @@ pub fn detect(
         loader.recycle(batch);
         done += 1;
         progress.advance(done, &format!("{} views", records.len()));
+        crate::io::test_point("detect");
     }
     progress.finish();
     let values: Vec<f64> = records.iter().map(|r| r.log_loss).collect();

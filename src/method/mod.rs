@@ -10,9 +10,10 @@ pub mod step;
 pub use detection::{detect, export_views, ood_by_op, ops_text, Detection, ViewRecord, ViewSource, DETECTION_EPOCH};
 pub use gmm::{Gmm, GmmError};
 pub use scorer::{
-    baseline_dir_of_save, baseline_tag, load_pretrained, p_id_tensor, pretrained_path, score, BEST_WEIGHTS,
+    baseline_command, baseline_dir_of_save, baseline_tag, load_pretrained, p_id_tensor, pretrained_path, score,
+    BEST_WEIGHTS,
 };
-pub use step::{Method, StepBatch, StepSums};
+pub use step::{Method, StepBatch, StepSums, SumsState};
 
 use crate::io::FileError;
 use crate::model::ModelError;
@@ -42,6 +43,9 @@ pub enum MethodError {
     /// A `losses.csv` line that is not what `resmooth detect` writes.
     #[error("{}, line {line}: {reason}; write it again with resmooth detect", path.display())]
     Csv { path: PathBuf, line: usize, reason: String },
+    /// The user stopped the detection pass (Ctrl-C, SIGTERM).
+    #[error("interrupted during the detection pass, which is not kept: rerun the same command to run it again")]
+    Interrupted,
     /// An exported view could not be written.
     #[error("cannot write {}", path.display())]
     Image {

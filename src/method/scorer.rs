@@ -40,6 +40,14 @@ pub fn baseline_dir_of_save(save: &Path) -> PathBuf {
     run_dir.parent().unwrap_or(Path::new("")).join("baseline")
 }
 
+/// What to do when the baseline of run `tag` is missing: the command that trains it.
+pub fn baseline_command(model: &ModelSpec, dataset: DatasetName, tag: &str) -> String {
+    format!(
+        "train it first with `resmooth train --dataset {dataset} --model {model} --prob 1.0 --tag {}` (or pass --pretrained PATH)",
+        baseline_tag(tag)
+    )
+}
+
 /// Loads the pretrained baseline (the scorer or teacher) in fp32, as the reference's; a missing
 /// or mismatched file is an error naming the path and the command that makes it.
 pub fn load_pretrained(
@@ -50,10 +58,7 @@ pub fn load_pretrained(
     tag: &str,
     device: Device,
 ) -> Result<Model, MethodError> {
-    let make = format!(
-        "train it first with `resmooth train --dataset {dataset} --model {model} --prob 1.0 --tag {}` (or pass --pretrained PATH)",
-        baseline_tag(tag)
-    );
+    let make = baseline_command(model, dataset, tag);
     if !path.is_file() {
         return Err(MethodError::MissingBaseline { path: path.to_path_buf(), make });
     }

@@ -8,6 +8,7 @@ use crate::loss::{correct_topk, weight_p, BatchLoss, Criterion};
 use crate::model::Model;
 use crate::optim::Sgd;
 use crate::report::{EpochStats, GmmMetrics, PartStats};
+use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 /// A batch on the device: `n_ori` original views followed by augmented views, and the labels.
@@ -194,6 +195,47 @@ impl SampleSums {
         }
         let terms = if any { (0..2).map(|j| (self.names[k][j], sums[j] / total as f64)).collect() } else { Vec::new() };
         PartStats { loss, terms, log_losses }
+    }
+}
+
+/// The values of [`StepSums`], read exactly (each f32 sum widened to f64), so that a partial
+/// epoch carried over a restart ends with the same sums as an uninterrupted one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SumsState {
+    pub loss: f64,
+    pub c1: f64,
+    pub c5: f64,
+    pub seen: usize,
+    /// The sums behind [`GmmMetrics`], in the order of [`GmmSums`]' fields.
+    pub gmm: Option<[f64; 7]>,
+}
+
+impl StepSums {
+    /// The sums as plain numbers (reads the device).
+    pub fn state(&self) -> SumsState {
+        let gmm = self.gmm.as_ref().map(|g| {
+            [&g.id_correct, &g.id_total, &g.ood_correct, &g.ood_total, &g.aug_ood, &g.aug_total, &g.smooth_sum]
+                .map(value)
+        });
+        SumsState { loss: value(&self.loss), c1: value(&self.c1), c5: value(&self.c5), seen: self.seen, gmm }
+    }
+
+    /// Sums on `device` holding `state` exactly.
+    pub fn from_state(state: &SumsState, device: Device) -> Self {
+        let t = |v: f64| Tensor::from(v as f32).to_device(device);
+        let gmm = state.gmm.map(|g| GmmSums {
+            id_correct: t(g[0]),
+            id_total: t(g[1]),
+            ood_correct: t(g[2]),
+            ood_total: t(g[3]),
+            aug_ood: t(g[4]),
+            aug_total: t(g[5]),
+            smooth_sum: t(g[6]),
+        });
+        // the per-sample statistics of the steps before a restart are not carried over: an
+        // epoch resumed mid-way reports those of its remaining steps (metrics.jsonl is whole)
+        let samples = SampleSums::default();
+        StepSums { loss: t(state.loss), c1: t(state.c1), c5: t(state.c5), seen: state.seen, gmm, samples }
     }
 }
 

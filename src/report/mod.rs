@@ -165,9 +165,20 @@ fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, R
     serde_json::from_str(text).map_err(|source| ReportError::Parse { path: path.to_path_buf(), source })
 }
 
+/// The line of `metrics.jsonl` for one epoch (shortest round-trip floats: every value reads
+/// back to the same bits).
+pub fn metrics_line(m: &EpochMetrics) -> String {
+    serde_json::to_string(m).expect("metrics serialise")
+}
+
+/// Appends one epoch's line (see [`metrics_line`]) to `metrics.jsonl`.
+pub fn append_metrics_line(path: &Path, line: &str) -> Result<(), ReportError> {
+    Ok(append_line(path, line)?)
+}
+
 /// Appends one epoch to `metrics.jsonl`.
 pub fn append_metrics(path: &Path, m: &EpochMetrics) -> Result<(), ReportError> {
-    Ok(append_line(path, &serde_json::to_string(m).expect("metrics serialise"))?)
+    append_metrics_line(path, &metrics_line(m))
 }
 
 /// Reads `metrics.jsonl`.
@@ -175,19 +186,44 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, ReportError> {
     read(path)?.lines().filter(|l| !l.trim().is_empty()).map(|l| parse(path, l)).collect()
 }
 
-/// Keeps only the epochs up to `epoch` in `metrics.jsonl` (those a checkpoint covers).
-pub fn keep_epochs(path: &Path, epoch: usize) -> Result<(), ReportError> {
-    if !path.exists() {
+/// The epoch a line of `metrics.jsonl` records, if it is a whole line resmooth wrote.
+fn epoch_of(line: &str) -> Option<usize> {
+    #[derive(Deserialize)]
+    struct Epoch {
+        epoch: usize,
+    }
+    serde_json::from_str::<Epoch>(line).ok().map(|e| e.epoch)
+}
+
+/// Makes `metrics.jsonl` hold exactly the epochs `1..=epoch` that a checkpoint covers, keeping
+/// the lines of those epochs byte for byte (a result file never changes a number it already
+/// holds): the file is cut after the last line of an epoch up to `epoch` (dropping later
+/// epochs, a line cut short by a crash and anything unreadable after it), and `last` (the line
+/// of epoch `epoch` as the checkpoint stores it) is appended when the file lacks it.
+pub fn keep_epochs(path: &Path, epoch: usize, last: Option<&str>) -> Result<(), ReportError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(FileError::new("read", path, e).into()),
+    };
+    let (mut keep, mut kept_epoch, mut start) = (0, 0, 0);
+    while let Some(end) = bytes[start..].iter().position(|&b| b == b'\n').map(|i| start + i + 1) {
+        let line = std::str::from_utf8(&bytes[start..end]).ok();
+        match line.and_then(epoch_of) {
+            Some(e) if e > kept_epoch && e <= epoch => (keep, kept_epoch) = (end, e),
+            _ => break,
+        }
+        start = end;
+    }
+    let mut text = bytes[..keep].to_vec();
+    if let Some(last) = last.filter(|l| kept_epoch < epoch && epoch_of(l) == Some(epoch)) {
+        text.extend_from_slice(last.as_bytes());
+        text.push(b'\n');
+    }
+    if text == bytes {
         return Ok(());
     }
-    let kept: Vec<EpochMetrics> =
-        if epoch == 0 { Vec::new() } else { read_metrics(path)?.into_iter().filter(|m| m.epoch <= epoch).collect() };
-    let mut text = String::new();
-    for m in kept {
-        text.push_str(&serde_json::to_string(&m).expect("metrics serialise"));
-        text.push('\n');
-    }
-    Ok(write_atomic(path, text.as_bytes())?)
+    Ok(write_atomic(path, &text)?)
 }
 
 /// Writes `summary.json` atomically.
@@ -198,4 +234,128 @@ pub fn write_summary(path: &Path, s: &Summary) -> Result<(), ReportError> {
 /// Reads `summary.json`.
 pub fn read_summary(path: &Path) -> Result<Summary, ReportError> {
     parse(path, &read(path)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn epoch(e: usize, x: f64) -> EpochMetrics {
+        EpochMetrics {
+            epoch: e,
+            lr: x,
+            train_loss: x,
+            train_top1: x,
+            train_top5: x,
+            test_loss: x,
+            test_top1: x,
+            test_top5: x,
+            seconds: x,
+            images_per_sec: x,
+            train_seconds: x,
+            data_wait_seconds: x,
+            eval_seconds: x,
+            gmm: Some(GmmMetrics { train_top1_id: Some(x), train_top1_ood: None, ood_fraction: x, mean_smooth: x }),
+            da: Some(DaMetrics::new(
+                &EvalMetrics { loss: x, top1: x, top5: x },
+                &EvalMetrics { loss: x, top1: x, top5: x },
+            )),
+        }
+    }
+
+    #[test]
+    fn keeping_epochs_keeps_their_lines_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        // the value of issue 15, written as the run wrote it (a parser that is not correctly
+        // rounded reads it as ...669), and a line written with extra spaces by another tool
+        let one = r#"{"epoch":1,"train_top1":0.11197916666666667, "lr":0.1}"#;
+        let two = metrics_line(&epoch(2, 0.1 + 0.2));
+        std::fs::write(&path, format!("{one}\n{two}\n{{\"epoch\":3,\"lr\"")).unwrap();
+        keep_epochs(&path, 2, None).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{one}\n{two}\n"), "the cut line goes");
+        keep_epochs(&path, 1, Some(&two)).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{one}\n"));
+        // the checkpoint's copy of the last epoch's line restores a line the crash lost
+        keep_epochs(&path, 2, Some(&two)).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{one}\n{two}\n"));
+        // a line of another epoch is never appended in its place
+        keep_epochs(&path, 3, Some(&two)).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{one}\n{two}\n"));
+        keep_epochs(&path, 0, None).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        keep_epochs(&dir.path().join("none.jsonl"), 0, None).unwrap();
+        assert!(!dir.path().join("none.jsonl").exists());
+        assert_eq!(serde_json::from_str::<f64>("0.11197916666666667").unwrap(), 0.11197916666666667);
+    }
+
+    #[test]
+    fn garbage_in_metrics_is_cut_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        for junk in [&b"\xff\xfe\n"[..], b"{\"epoch\":-1}\n", b"[1,2]\n", b"{\"epoch\":1e400}\n", b"\n\n"] {
+            std::fs::write(&path, junk).unwrap();
+            keep_epochs(&path, 5, None).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), b"");
+            std::fs::write(&path, junk).unwrap();
+            let _ = read_metrics(&path);
+        }
+    }
+
+    fn finite() -> impl Strategy<Value = f64> {
+        proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL | proptest::num::f64::ZERO
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Every f64 the metrics and summary writers write reads back to the same bits.
+        #[test]
+        fn written_floats_read_back_to_the_same_bits(x in finite(), e in 1usize..1000) {
+            let m = epoch(e, x);
+            let back: EpochMetrics = serde_json::from_str(&metrics_line(&m)).unwrap();
+            prop_assert_eq!(back.test_top1.to_bits(), x.to_bits());
+            prop_assert_eq!(back.gmm.unwrap().train_top1_id.unwrap().to_bits(), x.to_bits());
+            prop_assert_eq!(back.da.unwrap().daid_top5.to_bits(), x.to_bits());
+            let mut config = TrainConfig::default();
+            config.optim.lr = x;
+            config.method.smooth_aug = x;
+            let s = Summary {
+                last_test_top1: x,
+                best_test_top1: x,
+                best_epoch: e,
+                epochs: e,
+                total_seconds: x,
+                parameters: 1,
+                device: "Cpu".into(),
+                pretrained: None,
+                config,
+            };
+            // the text write_summary writes
+            let back: Summary = serde_json::from_str(&serde_json::to_string_pretty(&s).unwrap()).unwrap();
+            prop_assert_eq!(back.best_test_top1.to_bits(), x.to_bits());
+            prop_assert_eq!(back.config.optim.lr.to_bits(), x.to_bits());
+            prop_assert_eq!(back, s);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        /// Lines of any content never make `keep_epochs` panic, and whatever it keeps is a
+        /// prefix of the file's bytes.
+        #[test]
+        fn keep_epochs_keeps_a_prefix(bytes in proptest::collection::vec(any::<u8>(), 0..200), upto in 0usize..4) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("metrics.jsonl");
+            let mut text = b"{\"epoch\":1}\n{\"epoch\":2}\n".to_vec();
+            text.extend_from_slice(&bytes);
+            std::fs::write(&path, &text).unwrap();
+            keep_epochs(&path, upto, None).unwrap();
+            let kept = std::fs::read(&path).unwrap();
+            prop_assert!(text.starts_with(&kept));
+            prop_assert!(kept.len() >= [0, 12, 24, 24][upto]);
+        }
+    }
 }
