@@ -104,7 +104,7 @@ pub enum EngineError {
         path: PathBuf,
         weights: PathBuf,
         #[source]
-        source: ModelError,
+        source: Box<ModelError>,
     },
     /// Writing an epoch's files failed (a full disk): the run stopped, its last complete
     /// checkpoint kept.

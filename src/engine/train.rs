@@ -210,7 +210,7 @@ impl Learner {
             let bad = |source| EngineError::BadCheckpoint {
                 path: paths.checkpoint.clone(),
                 weights: paths.weights.clone(),
-                source,
+                source: Box::new(source),
             };
             let saved = Checkpoint::read(&paths.checkpoint).map_err(bad)?;
             if !config.same_identity(&saved.meta.config) {
