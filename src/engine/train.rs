@@ -87,7 +87,13 @@ pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<S
         meta.steps += trained.steps;
         let m = epoch_metrics(epoch, lr, &trained, &eval, eval_started.elapsed(), started.elapsed());
         let (stats, views) = (trained.sums.epoch_stats(), trained.shown.map(|i| trainer.views_of(epoch, i)));
-        events.epoch(&EpochRecord { metrics: &m, stats: stats.as_ref(), views: views.as_ref() })?;
+        let record = EpochRecord { metrics: &m, stats: stats.as_ref(), views: views.as_ref() };
+        // a full disk here stops the run like a failed checkpoint write: the last one is intact
+        events.epoch(&record).map_err(|e| EngineError::Record {
+            epoch,
+            checkpoint: paths.checkpoint.clone(),
+            source: Box::new(e.into()),
+        })?;
         learner.record(&paths, &m, &mut meta, &mut writer)?;
         observer.epoch_end(&m, epochs);
         observer.check()?;
