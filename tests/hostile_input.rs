@@ -5,7 +5,7 @@
 //! gigabytes must fail at once). Each property runs a bounded number of cases (seconds in all).
 
 use proptest::prelude::*;
-use resmooth::data::{self, ImageSet};
+use resmooth::data::{self, ImageSet, Size};
 use resmooth::engine::checkpoint::{Checkpoint, ResumeMeta, Snapshot};
 use resmooth::method::Gmm;
 use resmooth::progress::Silent;
@@ -126,7 +126,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let (name, bytes) = if jpeg { ("x.jpg", jpeg_file()) } else { ("x.png", png_file()) };
         tree_with(dir.path(), name, &d.apply(&bytes, 64));
-        if let Ok(ds) = data::read_imagefolder(dir.path()) {
+        if let Ok(ds) = data::read_imagefolder(dir.path(), Size::Native, &mut Silent) {
             prop_assert_eq!(ds.train.pixels.len(), ds.train.len() * ds.train.image_bytes());
         }
     }
@@ -144,7 +144,8 @@ proptest! {
             std::fs::create_dir_all(&d).unwrap();
             let _ = std::fs::write(d.join(&name), &contents[kind]);
         }
-        let _ = data::read_imagefolder(root);
+        let _ = data::read_imagefolder(root, Size::Native, &mut Silent);
+        let _ = data::read_imagefolder(root, Size::Square(4), &mut Silent);
         let _ = data::read_labelled_folder(&root.join("train"), &["a".to_string(), "b".to_string()]);
     }
 
@@ -229,7 +230,7 @@ fn huge_declared_sizes_fail_fast() {
     png[16..20].copy_from_slice(&60000u32.to_be_bytes());
     png[20..24].copy_from_slice(&60000u32.to_be_bytes());
     tree_with(dir.path(), "big.png", &png);
-    assert!(data::read_imagefolder(dir.path()).is_err());
+    assert!(data::read_imagefolder(dir.path(), Size::Native, &mut Silent).is_err());
     // a safetensors header length of 2^60
     let path = dir.path().join("w.safetensors");
     let mut st = (1u64 << 60).to_le_bytes().to_vec();
