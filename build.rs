@@ -3,8 +3,8 @@
 //! and keeps libtorch_cuda in the needed list so CUDA registers itself where a GPU exists.
 //!
 //! Also compiles the C++ shim (src/shim/*.cpp) against that wheel's headers: what tch's bindings
-//! leave out, the fused SGD step and setting gradients to none (optim.cpp) and TorchScript modules
-//! with their buffers (torchscript.cpp). It needs a C++ compiler and the wheel's headers, no CUDA
+//! leave out, the fused SGD step and setting gradients to none (optim.cpp), TorchScript modules
+//! with their buffers (torchscript.cpp) and deterministic algorithms (context.cpp). It needs a C++ compiler and the wheel's headers, no CUDA
 //! toolkit; cc rebuilds it only when a file of src/shim/ changes.
 use std::path::PathBuf;
 
@@ -30,7 +30,7 @@ fn main() {
 }
 
 /// The shim's sources.
-const SHIM: &[&str] = &["src/shim/optim.cpp", "src/shim/torchscript.cpp"];
+const SHIM: &[&str] = &["src/shim/context.cpp", "src/shim/optim.cpp", "src/shim/torchscript.cpp"];
 
 /// Compiles src/shim/*.cpp into one static library linked into the crate.
 fn build_shim(include: &std::path::Path) {

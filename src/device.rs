@@ -34,29 +34,13 @@ pub fn set_deterministic() {
         std::env::set_var("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
     }
     tch::Cuda::cudnn_set_benchmark(false);
-    // SAFETY: `at::globalContext()` returns the process-wide context, valid for the whole run;
-    // the setters are plain non-virtual members taking `this` first, as a C function would.
-    unsafe {
-        let ctx = at::global_context();
-        at::set_deterministic_cudnn(ctx, true);
-        at::set_deterministic_algorithms(ctx, true, false);
-    }
+    // SAFETY: a plain C function of the shim (src/shim/context.cpp) taking a bool; it sets two
+    // flags of libtorch's process-wide context, which lives for the whole run.
+    unsafe { resmooth_set_deterministic(true) };
 }
 
-/// The members of libtorch's `at::Context` that tch does not wrap (torch's
-/// `torch.backends.cudnn.deterministic` and `torch.use_deterministic_algorithms`), bound by
-/// their C++ (Itanium ABI) names in the pinned libtorch 2.11; a libtorch without them fails to link.
-mod at {
-    use std::ffi::c_void;
-
-    extern "C" {
-        #[link_name = "_ZN2at13globalContextEv"]
-        pub fn global_context() -> *mut c_void;
-        #[link_name = "_ZN2at7Context21setDeterministicCuDNNEb"]
-        pub fn set_deterministic_cudnn(ctx: *mut c_void, on: bool);
-        #[link_name = "_ZN2at7Context26setDeterministicAlgorithmsEbb"]
-        pub fn set_deterministic_algorithms(ctx: *mut c_void, on: bool, warn_only: bool);
-    }
+extern "C" {
+    fn resmooth_set_deterministic(on: bool);
 }
 
 /// Waits for the work queued on `device` (a no-op on the CPU), so a clock read after it is true.

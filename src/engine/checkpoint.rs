@@ -6,6 +6,7 @@
 
 use super::EngineError;
 use crate::config::TrainConfig;
+use crate::data::Normalisation;
 use crate::method::SumsState;
 use crate::model::{read_safetensors, write_safetensors_atomic, Model, ModelError};
 use crate::optim::Sgd;
@@ -48,6 +49,11 @@ pub struct ResumeMeta {
     /// momentum are those after its first `batches` batches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<PartialEpoch>,
+    /// The normalisation the run trains and evaluates with, kept for its whole life (a folder's
+    /// statistics may change with its files). Checkpoints of versions before datasets had
+    /// their own normalisation lack it: those runs used CIFAR's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalisation: Option<Normalisation>,
 }
 
 /// An epoch stopped between two steps: what its remaining steps need to end as if it had not
@@ -86,7 +92,15 @@ impl ResumeMeta {
             config: config.identity_json(),
             metrics_line: None,
             partial: None,
+            normalisation: None,
         }
+    }
+
+    /// The normalisation the run keeps: the one it started with, or `fresh` (the dataset's
+    /// today) for a run that has not trained yet; recorded here for the run's later sessions.
+    pub fn keep_normalisation(&mut self, fresh: Normalisation) -> Normalisation {
+        let started = self.epoch > 0 || self.partial.is_some();
+        *self.normalisation.get_or_insert(if started { Normalisation::CIFAR } else { fresh })
     }
 }
 
@@ -281,6 +295,17 @@ impl Drop for Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_keeps_the_normalisation_it_started_with() {
+        let folder = Normalisation { mean: [0.5; 3], std: [0.25; 3] };
+        let mut fresh = ResumeMeta::fresh(&TrainConfig::default());
+        assert_eq!(fresh.keep_normalisation(folder), folder);
+        assert_eq!(fresh.keep_normalisation(Normalisation::TINY), folder, "recorded for later sessions");
+        // a checkpoint of an earlier version, written after an epoch: those used CIFAR's
+        let mut old = ResumeMeta { epoch: 1, ..ResumeMeta::fresh(&TrainConfig::default()) };
+        assert_eq!(old.keep_normalisation(folder), Normalisation::CIFAR);
+    }
     use crate::config::ModelName;
 
     fn state() -> (Model, Sgd) {

@@ -45,7 +45,7 @@ pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<S
     let _guard = preflight::claim(config, &paths)?;
     let mut logged = Logged::open(&paths.train_log, config, observer)?;
     let observer = &mut logged;
-    let setup = Setup::new(&config.data, config.run.seed, config.run.gpu, config.run.workers, observer)?;
+    let mut setup = Setup::new(&config.data, config.run.seed, config.run.gpu, config.run.workers, observer)?;
     if config.run.deterministic {
         crate::device::set_deterministic();
     }
@@ -61,6 +61,14 @@ pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<S
             meta.epoch
         ));
         return finished_summary(config, &paths, &meta, &learner, &setup);
+    }
+    let norm = meta.keep_normalisation(setup.dataset.normalisation);
+    if norm != setup.dataset.normalisation {
+        observer.note(&format!(
+            "the run keeps the normalisation it started with: mean {:?}, std {:?}",
+            norm.mean, norm.std
+        ));
+        setup.dataset.normalisation = norm;
     }
     let aug = Arc::new(augmenter(config));
     let (method, pretrained) = prepare_method(config, &setup, &aug, &paths, meta.epoch > 0, observer)?;
