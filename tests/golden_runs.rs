@@ -52,14 +52,8 @@ fn old_checkpoints_resume_with_the_same_command() {
         let model = Model::new(resmooth::config::ModelName::ResNet18, 3, tch::Device::Cpu);
         let opt = Sgd::new(&model.vs, 0.9, 5e-4, true);
         checkpoint::save(&run.join("checkpoint.safetensors"), &model, &opt, &meta).unwrap();
-        let args = [
-            "train",
-            "--dataset",
-            "imagefolder",
-            "--dataroot",
-            data.to_str().unwrap(),
-            "--logdir",
-            logs.to_str().unwrap(),
+        let mut args = common::on_folder("train", &data, &logs);
+        args.extend([
             "--tag",
             "golden/ls",
             "--epochs",
@@ -84,7 +78,7 @@ fn old_checkpoints_resume_with_the_same_command() {
             "0.05",
             "--warm-epoch",
             "1",
-        ];
+        ]);
         let out = resmooth(&args);
         assert!(out.status.success(), "{v}: {}", text(&out));
         assert!(text(&out).contains("after epoch 1"), "{v}: {}", text(&out));

@@ -55,14 +55,8 @@ fn logdir(name: &str) -> PathBuf {
 }
 
 fn base(s: &Shared, logs: &Path, tag: &str, epochs: &str) -> Vec<String> {
-    [
-        "train",
-        "--dataset",
-        "imagefolder",
-        "--dataroot",
-        s.data.to_str().unwrap(),
-        "--logdir",
-        logs.to_str().unwrap(),
+    let mut args = common::on_folder("train", &s.data, logs);
+    args.extend([
         "--tag",
         tag,
         "--batch-size",
@@ -77,10 +71,8 @@ fn base(s: &Shared, logs: &Path, tag: &str, epochs: &str) -> Vec<String> {
         "7",
         "--workers",
         "1",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect()
+    ]);
+    args.iter().map(|a| a.to_string()).collect()
 }
 
 /// Three epochs of originals only (6 steps and 3 evaluation batches an epoch).

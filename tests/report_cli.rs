@@ -33,14 +33,8 @@ fn runs() -> &'static Runs {
         write_colour_folder(&data, TRAIN_PER_CLASS, 8, Colours { seed: 99, base: 160, div: 4 });
         let logs = tmp.path().join("logs");
         let (batch, epochs) = (BATCH.to_string(), EPOCHS.to_string());
-        let args = [
-            "run",
-            "--dataset",
-            "imagefolder",
-            "--dataroot",
-            data.to_str().unwrap(),
-            "--logdir",
-            logs.to_str().unwrap(),
+        let mut args = common::on_folder("run", &data, &logs);
+        args.extend([
             "--workers",
             "1",
             "--gpu",
@@ -68,7 +62,7 @@ fn runs() -> &'static Runs {
             "SampleSmooth",
             "--smooth-aug",
             "0.4",
-        ];
+        ]);
         // off a terminal, a progress line for every step
         let out = resmooth_cmd().args(args).env("RESMOOTH_PROGRESS_SECONDS", "0").output().unwrap();
         assert!(out.status.success(), "{}", text(&out));
@@ -559,14 +553,8 @@ fn a_resumed_run_keeps_one_event_per_epoch_and_appends_to_its_log() {
     let data = tmp.path().join("colours");
     write_colour_folder(&data, 16, 4, Colours { seed: 7, base: 160, div: 4 });
     let logs = tmp.path().join("logs");
-    let args = [
-        "train",
-        "--dataset",
-        "imagefolder",
-        "--dataroot",
-        data.to_str().unwrap(),
-        "--logdir",
-        logs.to_str().unwrap(),
+    let mut args = common::on_folder("train", &data, &logs);
+    args.extend([
         "--workers",
         "1",
         "--gpu",
@@ -579,7 +567,7 @@ fn a_resumed_run_keeps_one_event_per_epoch_and_appends_to_its_log() {
         "res/base",
         "--prob",
         "1.0",
-    ];
+    ]);
     let out = resmooth(&[&args[..], &["--stop-after", "1"]].concat());
     assert!(out.status.success(), "{}", text(&out));
     let dir = logs.join("res/base");

@@ -25,14 +25,8 @@ fn setup() -> Run {
 }
 
 fn train_args<'a>(run: &'a Run, tag: &'a str, epochs: &'a str) -> Vec<&'a str> {
-    vec![
-        "train",
-        "--dataset",
-        "imagefolder",
-        "--dataroot",
-        run.data.to_str().unwrap(),
-        "--logdir",
-        run.logs.to_str().unwrap(),
+    let mut args = common::on_folder("train", &run.data, &run.logs);
+    args.extend([
         "--tag",
         tag,
         "--model",
@@ -51,7 +45,8 @@ fn train_args<'a>(run: &'a Run, tag: &'a str, epochs: &'a str) -> Vec<&'a str> {
         "0",
         "--workers",
         "1",
-    ]
+    ]);
+    args
 }
 
 #[test]
@@ -254,14 +249,8 @@ fn own_images_of_mixed_sizes_and_modes_train_with_image_size() {
     let data = tmp.path().join("mixed");
     write_mixed_folder(&data);
     let logs = tmp.path().join("logs");
-    let base = [
-        "train",
-        "--dataset",
-        "imagefolder",
-        "--dataroot",
-        data.to_str().unwrap(),
-        "--logdir",
-        logs.to_str().unwrap(),
+    let mut base = common::on_folder("train", &data, &logs);
+    base.extend([
         "--epochs",
         "1",
         "--batch-size",
@@ -274,7 +263,7 @@ fn own_images_of_mixed_sizes_and_modes_train_with_image_size() {
         "2",
         "--workers",
         "1",
-    ];
+    ]);
     // without --image-size the sizes disagree: the error names a file and the flag
     let out = resmooth(&[&base[..], &["--tag", "own/native"]].concat());
     assert!(!out.status.success());

@@ -40,6 +40,20 @@ pub fn write_colour_folder(dir: &Path, train_per_class: usize, test_per_class: u
     }
 }
 
+/// `COMMAND --dataset imagefolder --dataroot DATA --logdir LOGS`: how the CLI tests start a
+/// command on a synthetic ImageFolder; they add their own flags after it.
+pub fn on_folder<'a>(command: &'a str, data: &'a Path, logs: &'a Path) -> Vec<&'a str> {
+    vec![
+        command,
+        "--dataset",
+        "imagefolder",
+        "--dataroot",
+        data.to_str().expect("a UTF-8 path"),
+        "--logdir",
+        logs.to_str().expect("a UTF-8 path"),
+    ]
+}
+
 /// The binary, with one compute thread: the tests run several trainings side by side, and
 /// oversubscribed OpenMP threads slow libtorch down many times over.
 pub fn resmooth_cmd() -> Command {
