@@ -4,8 +4,12 @@
 //!
 //! Also compiles the C++ shim (src/shim/*.cpp) against that wheel's headers: what tch's bindings
 //! leave out, the fused SGD step and setting gradients to none (optim.cpp), TorchScript modules
-//! with their buffers (torchscript.cpp) and deterministic algorithms (context.cpp). It needs a C++ compiler and the wheel's headers, no CUDA
-//! toolkit; cc rebuilds it only when a file of src/shim/ changes.
+//! with their buffers (torchscript.cpp), deterministic algorithms (context.cpp) and CUDA graphs
+//! (graph.cpp). It needs a C++ compiler and the wheel's headers, no CUDA toolkit; cc rebuilds it
+//! only when a file of src/shim/ changes. CUDA graphs also need the CUDA runtime headers of the
+//! PyPI packages next to the wheel (nvidia-cuda-runtime, nvidia-cuda-crt; scripts/setup.sh
+//! installs them for a CUDA wheel): where they are missing, graph.cpp builds without graphs and
+//! training runs eagerly.
 use std::path::PathBuf;
 
 fn main() {
@@ -30,7 +34,7 @@ fn main() {
 }
 
 /// The shim's sources.
-const SHIM: &[&str] = &["src/shim/context.cpp", "src/shim/optim.cpp", "src/shim/torchscript.cpp"];
+const SHIM: &[&str] = &["src/shim/context.cpp", "src/shim/graph.cpp", "src/shim/optim.cpp", "src/shim/torchscript.cpp"];
 
 /// Compiles src/shim/*.cpp into one static library linked into the crate.
 fn build_shim(include: &std::path::Path) {
@@ -44,7 +48,12 @@ fn build_shim(include: &std::path::Path) {
         println!("cargo:rerun-if-changed={file}");
     }
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
-    cc::Build::new()
+    let mut build = cc::Build::new();
+    let cuda = cuda_include(include);
+    if let Some(cuda) = &cuda {
+        build.include(cuda).define("RESMOOTH_CUDA_GRAPHS", None);
+    }
+    build
         .cpp(true)
         .files(SHIM)
         .include(include)
@@ -56,4 +65,30 @@ fn build_shim(include: &std::path::Path) {
         .warnings(false)
         .opt_level(2)
         .compile("resmooth_shim");
+    if cuda.is_some() {
+        // after the shim in the link order: graph.cpp calls c10's CUDA streams
+        println!("cargo:rustc-link-lib=dylib=c10_cuda");
+    }
+}
+
+/// The CUDA runtime headers of the PyPI packages beside the torch wheel (`site-packages/nvidia/
+/// cu*/include`), when they are complete enough for ATen's CUDA headers (`crt/host_config.h`
+/// comes from nvidia-cuda-crt). `RESMOOTH_NO_CUDA_GRAPHS=1` builds without them.
+fn cuda_include(torch_include: &std::path::Path) -> Option<PathBuf> {
+    println!("cargo:rerun-if-env-changed=RESMOOTH_NO_CUDA_GRAPHS");
+    if std::env::var_os("RESMOOTH_NO_CUDA_GRAPHS").is_some_and(|v| v != "0") {
+        return None;
+    }
+    let site = torch_include.canonicalize().ok()?.parent()?.parent()?.join("nvidia");
+    println!("cargo:rerun-if-changed={}", site.display());
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&site)
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("include"))
+        .filter(|inc| inc.join("cuda_runtime_api.h").is_file() && inc.join("crt/host_config.h").is_file())
+        .collect();
+    found.sort();
+    let include = found.pop()?;
+    println!("cargo:rerun-if-changed={}", include.join("crt/host_config.h").display());
+    Some(include)
 }

@@ -21,9 +21,16 @@ STEP_NAMES = {
     "step-wresnet28_10-fp32-nchw": "WRN-28-10 train step, fp32",
     "step-wresnet28_10-bf16-channels_last": "WRN-28-10 train step, bf16 + channels_last",
     "pipeline-rs-fp32-nchw": "ReSmooth loop (CIFAR-10, RA 2/28, scorer + GMM), fp32",
+    "step-resnet18-fp32-nchw-graph": "ResNet-18 train step, fp32, CUDA graph",
+    "step-resnet18-bf16-channels_last-graph": "ResNet-18 train step, bf16 + channels_last, CUDA graph",
+    "step-wresnet28_10-fp32-nchw-graph": "WRN-28-10 train step, fp32, CUDA graph",
+    "step-wresnet28_10-bf16-channels_last-graph": "WRN-28-10 train step, bf16 + channels_last, CUDA graph",
+    "pipeline-rs-fp32-nchw-graph": "ReSmooth loop (CIFAR-10, RA 2/28, scorer + GMM), fp32, CUDA graph",
 }
 RUNS = [("bench/res18/baseline", "ResNet-18 baseline epoch, fp32"),
         ("bench/res18/rs_ra", "ResNet-18 ReSmooth epoch, fp32"),
+        ("bench/res18/baseline-graph", "ResNet-18 baseline epoch, fp32, CUDA graph"),
+        ("bench/res18/rs_ra-graph", "ResNet-18 ReSmooth epoch, fp32, CUDA graph"),
         ("bench/w10/baseline", "WRN-28-10 baseline epoch, fp32")]
 
 
@@ -39,6 +46,11 @@ def rate(r):
     if not r:
         return "not measured"
     return f"{r:,.0f} img/s" if r >= 100 else f"{r:.3g} img/s"
+
+
+def mode_note(r, name):
+    """A graph configuration whose steps ran eagerly (--cuda-graphs auto on a CPU) says so."""
+    return " (ran eagerly)" if r and name.endswith("-graph") and r.get("step_mode") == "eager" else ""
 
 
 def step_cell(r):
@@ -64,8 +76,9 @@ def runs(side_dir):
             with open(path) as f:
                 ms = [json.loads(line) for line in f if line.strip()]
             if ms:
-                out[tag] = min(ms, key=lambda m: m["train_seconds"])
+                out[tag] = dict(min(ms, key=lambda m: m["train_seconds"]))
                 out[tag]["epochs"] = len(ms)
+                out[tag]["all"] = ms
     log = os.path.join(side_dir, "log.txt")
     text = open(log).read() if os.path.exists(log) else ""
     m = re.search(r"detection pass \(([0-9.]+)s\)", text)
@@ -83,6 +96,23 @@ def ceiling(session, model, precision, memory_format):
     return rate(max(best)) if best else "not measured"
 
 
+def graph_check(runs_after):
+    """The CUDA-graph runs against the eager runs of the same seed: per-epoch metrics side by side."""
+    out = []
+    for eager, label in (("bench/res18/baseline", "baseline"), ("bench/res18/rs_ra", "ReSmooth")):
+        e, g = runs_after.get(eager), runs_after.get(eager + "-graph")
+        if not e or not g:
+            continue
+        pairs = list(zip(e["all"], g["all"]))
+        diff = lambda k: max(abs(a[k] - b[k]) / max(abs(a[k]), 1e-12) for a, b in pairs)
+        modes = sorted({m.get("step_mode", "?") for m in g["all"]})
+        out.append(f"| CUDA graph check, ResNet-18 {label}: {len(pairs)} epochs, graph run's step_mode "
+                   f"{'/'.join(modes)} | train loss differs from the eager run's by at most "
+                   f"{100 * diff('train_loss'):.2f}% | test top-1 {e['all'][-1]['test_top1']:.4f} eager, "
+                   f"{g['all'][-1]['test_top1']:.4f} graph | |")
+    return out
+
+
 def table(session, before_name):
     before, after = os.path.join(session, "before"), os.path.join(session, "after")
     gpu = open(os.path.join(after, "gpu.txt")).read().strip() if os.path.exists(os.path.join(after, "gpu.txt")) else "?"
@@ -97,8 +127,8 @@ def table(session, before_name):
         parts = name.split("-")
         ceil = ceiling(session, parts[1], parts[2], parts[3]) if name.startswith("step-") and "per" not in name else ""
         if name.startswith("step-"):
-            lines.append(f"| {label}: step alone | {step_cell(b)} | {step_cell(a)} | {ceil} |")
-        lines.append(f"| {label}: whole loop | {loop_cell(b)} | {loop_cell(a)} | |")
+            lines.append(f"| {label}: step alone | {step_cell(b)} | {step_cell(a)}{mode_note(a, name)} | {ceil} |")
+        lines.append(f"| {label}: whole loop | {loop_cell(b)} | {loop_cell(a)}{mode_note(a, name)} | |")
     rb, ra = runs(before), runs(after)
     for tag, label in RUNS:
         def cell(r):
@@ -114,6 +144,7 @@ def table(session, before_name):
     if "detection" in rb or "detection" in ra:
         det = lambda r: f"{r['detection']:.1f} s" if "detection" in r else "not measured"
         lines.append(f"| GMM detection pass | {det(rb)} | {det(ra)} | |")
+    lines += graph_check(ra)
     stages = os.path.join(session, "stages.txt")
     if os.path.exists(stages):
         lines += ["", "Stages: " + "; ".join(line.strip().replace("gpu-session: ", "") for line in open(stages))]

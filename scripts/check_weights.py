@@ -16,7 +16,8 @@ decay wd) on cross-entropy, in train mode from INITIAL, must give the same losse
 model is built here and its parameter count and state_dict keys and shapes must be those listed
 (built on the meta device: no memory, no initialisation, so the largest models are quick).
 
---script: saves NET (`tiny`: conv-BN-ReLU twice, global pool, linear; or a torchvision model
+--script: saves NET (`tiny`: conv-BN-ReLU twice, global pool, linear; `tiny32`: the same without
+the pool, for 32x32 images only; or a torchvision model
 such as `torchvision.resnet18`) with NUM_CLASSES outputs as a TorchScript module, scripted
 (default) or traced in training or evaluation mode, for `resmooth train --model torchscript:OUT`.
 --torchscript: loads WEIGHTS (a state_dict resmooth wrote for that module) into MODULE with
@@ -350,15 +351,26 @@ class TinyNet(nn.Module):
         return self.head(self.features(x))
 
 
+class Tiny32Net(TinyNet):
+    """TinyNet whose head reads the flattened 16x16 feature map: it takes 32x32 images only."""
+
+    def __init__(self, num_classes):
+        super().__init__(num_classes)
+        self.features[-2] = nn.Identity()
+        self.head = nn.Linear(16 * 16 * 16, num_classes)
+
+
 def save_torchscript(net, out, num_classes, how="script"):
     torch.manual_seed(0)
     if net == "tiny":
         model = TinyNet(num_classes)
+    elif net == "tiny32":
+        model = Tiny32Net(num_classes)
     elif net.startswith("torchvision."):
         import torchvision
         model = getattr(torchvision.models, net.split(".", 1)[1])(num_classes=num_classes)
     else:
-        sys.exit("unknown network %s: tiny or torchvision.NAME" % net)
+        sys.exit("unknown network %s: tiny, tiny32 or torchvision.NAME" % net)
     if how == "script":
         module = torch.jit.script(model)
     else:

@@ -11,7 +11,8 @@
 #   --out       where results go (default bench-results): *.json, logs/, log.txt
 #   --only      comma-separated stages (default all): step (ResNet-18 step and loop), pipeline
 #               (the ReSmooth loop on CIFAR-10), epochs (ResNet-18 baseline and ReSmooth runs),
-#               wrn (WRN-28-10 step, loop and epoch)
+#               wrn (WRN-28-10 step, loop and epoch); a binary with --cuda-graphs also runs
+#               the step, the ReSmooth loop and the ResNet-18 runs with --cuda-graphs on
 #   --epochs    epochs of each real run (default 2; the best epoch is quoted)
 #   --quick     tiny sizes, to try the script on a CPU
 # Binaries older than the fused optimizer (no `bench train --optimizer`) run the same
@@ -64,6 +65,12 @@ else
 fi
 new=0
 "$bin" bench train --help | grep -q -- '--optimizer' && new=1
+graphs=0
+"$bin" bench train --help | grep -q -- '--cuda-graphs' && graphs=1
+# on the GPU a graph or an error; --quick on a CPU tries the same commands, stepping eagerly
+cuda_graphs=(--cuda-graphs on); [ $quick = 1 ] && cuda_graphs=(--cuda-graphs auto)
+# a graph configuration that fails is logged and the suite goes on with the next one
+try() { "$@" || echo "gpu-bench: FAILED: ${*:1:3}" | log; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$out/gpu.txt" 2>/dev/null || echo "no GPU" > "$out/gpu.txt"
 
 # bench train NAME FLAGS...: one configuration, its JSON in $out/NAME.json
@@ -78,6 +85,13 @@ step_benches() {
   local model=$1
   bench "step-$model-fp32-nchw" --synthetic --model "$model" --precision fp32 --memory-format nchw --prob 1.0
   bench "step-$model-bf16-channels_last" --synthetic --model "$model" --precision bf16 --memory-format channels_last --prob 1.0
+  if [ $graphs = 1 ]; then
+    # the step as replays of a CUDA graph (--cuda-graphs on: a graph or an error saying why not)
+    try bench "step-$model-fp32-nchw-graph" --synthetic --model "$model" --precision fp32 --memory-format nchw \
+      --prob 1.0 "${cuda_graphs[@]}"
+    try bench "step-$model-bf16-channels_last-graph" --synthetic --model "$model" --precision bf16 \
+      --memory-format channels_last --prob 1.0 "${cuda_graphs[@]}"
+  fi
   if [ $new = 1 ] && [ "$model" = resnet18 ]; then
     # the same binary with the per-parameter optimizer: what the fused step alone gains
     bench "step-$model-fp32-nchw-per-parameter" --synthetic --model "$model" --precision fp32 --memory-format nchw \
@@ -89,6 +103,10 @@ if stage pipeline; then
   # the loop evaluates the test split (all 10,000 images; a few with --quick)
   bench "pipeline-rs-fp32-nchw" --dataset cifar10 --dataroot "$dataroot" --model resnet18 --precision fp32 \
     --memory-format nchw --prob 0.0 --aug ra --N 2 --M 28 --gmm
+  if [ $graphs = 1 ]; then
+    try bench "pipeline-rs-fp32-nchw-graph" --dataset cifar10 --dataroot "$dataroot" --model resnet18 \
+      --precision fp32 --memory-format nchw --prob 0.0 --aug ra --N 2 --M 28 --gmm "${cuda_graphs[@]}"
+  fi
 fi
 
 # real runs: baseline, then ReSmooth from it (detection pass included), then WRN-28-10
@@ -100,6 +118,13 @@ run() {
 if stage epochs; then
   run --prob 1.0 --tag bench/res18/baseline
   run --prob 0.0 --M 28 --N 2 --smooth-aug 0.4 --gmm --loss SampleSmooth --tag bench/res18/rs_ra
+  if [ $graphs = 1 ]; then
+    # the same two runs with the step as a CUDA graph: their metrics against the eager runs'
+    # (same seed and batches) are the graph's end-to-end check (bench_table.py)
+    try run --prob 1.0 "${cuda_graphs[@]}" --tag bench/res18/baseline-graph
+    try run --prob 0.0 --M 28 --N 2 --smooth-aug 0.4 --gmm --loss SampleSmooth "${cuda_graphs[@]}" \
+      --tag bench/res18/rs_ra-graph
+  fi
 fi
 if stage wrn; then
   step_benches wresnet28_10

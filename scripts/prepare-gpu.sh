@@ -38,6 +38,9 @@ done
 for b in "$before" "$after"; do
   readelf -d "$b" | grep -q 'libtorch_cuda.so' || { echo "prepare-gpu: $b does not link libtorch_cuda" >&2; exit 1; }
 done
+# without the CUDA headers at build time the binary has no CUDA graphs (scripts/setup.sh)
+readelf -d "$after" | grep -q 'libc10_cuda.so' ||
+  echo "prepare-gpu: warning: $after was built without CUDA graphs; its --cuda-graphs on runs will fail" >&2
 mkdir -p .gpu
 install -m 755 "$before" .gpu/resmooth-before
 install -m 755 "$after" .gpu/resmooth-after

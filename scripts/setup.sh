@@ -26,6 +26,15 @@ if [ "${1:-}" = "--with-reference-tools" ]; then
   .venv/bin/python -m pip install --quiet pillow torchvision scikit-learn "scikit-image==0.26.0" numpy "torch==$TORCH_VERSION"
 fi
 
+# CUDA graphs (src/shim/graph.cpp) compile against the CUDA runtime headers; the CUDA wheel
+# brings nvidia-cuda-runtime's but not crt/host_config.h, which nvidia-cuda-crt (134 kB) adds.
+# A CPU-only wheel needs neither: the shim then builds without graphs.
+cuda=$(.venv/bin/python -c 'import torch; print(torch.version.cuda or "")')
+if [ -n "$cuda" ] && ! .venv/bin/python -m pip show --quiet nvidia-cuda-crt >/dev/null 2>&1; then
+  echo "setup: installing nvidia-cuda-crt==$cuda.* (CUDA headers for CUDA graphs)"
+  .venv/bin/python -m pip install --quiet "nvidia-cuda-crt==$cuda.*"
+fi
+
 torch_dir=$(.venv/bin/python -c 'import torch, os; print(os.path.dirname(torch.__file__))')
 ln -sfn "$torch_dir" .venv/libtorch
 echo "setup: libtorch at $torch_dir (linked as .venv/libtorch)"

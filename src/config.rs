@@ -251,6 +251,18 @@ choice!(
 );
 
 choice!(
+    /// `--cuda-graphs`: whether the training step is captured as a CUDA graph and replayed.
+    CudaGraphs, "--cuda-graphs" {
+        /// Every step eager (one launch per op).
+        Off = "off",
+        /// A graph on a GPU where the step allows one, checked against an eager step; eager otherwise.
+        Auto = "auto",
+        /// A graph, or an error saying why not.
+        On = "on",
+    }
+);
+
+choice!(
     /// `--optimizer` of `bench train`: how an SGD step updates the parameters (training always
     /// uses the fused step).
     SgdKernel, "--optimizer" {
@@ -370,6 +382,9 @@ pub struct RunConfig {
     /// On a GPU: deterministic algorithms only (cuDNN's and libtorch's), no cuDNN autotuning.
     #[serde(default)]
     pub deterministic: bool,
+    /// Whether training steps are replays of a CUDA graph (same numbers, fewer launches).
+    #[serde(default)]
+    pub cuda_graphs: CudaGraphs,
     /// Start over even if a checkpoint exists.
     pub restart: bool,
     /// End this session after epoch N (resumable).
@@ -417,6 +432,14 @@ fn daid() -> PathBuf {
 /// Reads `null` (how earlier versions wrote "not given") as the default.
 fn null_as_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+#[allow(clippy::derivable_impls)] // the enum comes from `choice!`, which derives no Default
+impl Default for CudaGraphs {
+    /// Off until the graph path is measured on a GPU (docs/BENCHMARKS.md).
+    fn default() -> Self {
+        CudaGraphs::Off
+    }
 }
 
 #[allow(clippy::derivable_impls)] // the enum comes from `choice!`, which derives no Default
@@ -478,6 +501,7 @@ impl Default for TrainConfig {
                 seed: 0,
                 workers: 0,
                 deterministic: false,
+                cuda_graphs: CudaGraphs::Off,
                 restart: false,
                 stop_after: None,
                 only_eval: false,
@@ -611,6 +635,13 @@ impl TrainConfig {
             if self.aug.prob >= 1.0 {
                 return bad("--fair-comparison trains on augmented views only; it needs --prob below 1".into());
             }
+            if self.run.cuda_graphs == CudaGraphs::On {
+                return bad(format!(
+                    "--cuda-graphs on cannot capture --fair-comparison {}, whose kept views change the step's shapes \
+                     every batch; pass --cuda-graphs auto or off",
+                    m.fair_comparison
+                ));
+            }
         }
         if m.normalised_sample_smooth && m.loss != LossName::SampleSmooth {
             return bad(format!(
@@ -723,6 +754,11 @@ mod tests {
         assert!(with(&|c| c.optim.epochs = 0).contains("--epochs"));
         assert!(with(&|c| c.method.loss = LossName::SampleSmooth).contains("--gmm"));
         assert!(with(&|c| c.method.weighting = Weighting::Reverse).contains("--weighting"));
+        let fair_on_graphs = with(&|c| {
+            (c.method.gmm, c.method.fair_comparison, c.aug.prob) = (true, FairComparison::Daood, 0.0);
+            c.run.cuda_graphs = CudaGraphs::On;
+        });
+        assert!(fair_on_graphs.contains("--cuda-graphs on") && fair_on_graphs.contains("DAOOD"), "{fair_on_graphs}");
         assert!(TrainConfig::default().validate().is_ok());
     }
 
@@ -735,6 +771,7 @@ mod tests {
         b.data.dataroot = "elsewhere".into();
         b.run.eval_da = true;
         b.run.deterministic = true;
+        b.run.cuda_graphs = CudaGraphs::Auto;
         assert!(a.same_identity(&b.identity_json()));
         b.method.smooth_aug = 0.3;
         assert!(!a.same_identity(&b.identity_json()));

@@ -155,6 +155,15 @@ impl Sgd {
         }
     }
 
+    /// Writes `lr` to the device tensor the fused step reads, as a step at `lr` would: called
+    /// before a CUDA graph of the step is captured or replayed, so that the captured step
+    /// itself writes nothing and reads the rate of the step being replayed.
+    pub fn set_lr(&mut self, lr: f64) {
+        if let Some(device) = self.params.first().map(|(_, p)| p.device()) {
+            let _ = self.lr_tensor(lr, device);
+        }
+    }
+
     /// The learning rate as a one-element float32 tensor on `device`, written only when it changes.
     fn lr_tensor(&mut self, lr: f64, device: Device) -> Tensor {
         match &mut self.lr {

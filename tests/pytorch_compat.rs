@@ -289,6 +289,12 @@ fn torchscript_modules_that_cannot_train_here_are_refused_with_the_reason() {
     let build_err = |path: std::path::PathBuf, classes: i64| {
         Model::build(&ModelSpec::TorchScript(path), classes, Device::Cpu).unwrap_err().to_string()
     };
+    // a module made for 32x32 images is refused for a dataset of 48x48 ones, before any training
+    let fixed = ModelSpec::TorchScript(torchscript(dir.path(), "tiny32", 3, "script"));
+    assert!(Model::build_for(&fixed, 3, [32, 32], Device::Cpu).is_ok());
+    let Err(err) = Model::build_for(&fixed, 3, [48, 48], Device::Cpu) else { panic!("48x48 images accepted") };
+    let err = err.to_string();
+    assert!(err.contains("3x48x48") && err.contains("tiny32-3-script.pt"), "{err}");
     let err = build_err(torchscript(dir.path(), "tiny", 3, "trace-train"), 3);
     assert!(err.contains("traced in training mode") && err.contains("torch.jit.script"), "{err}");
     let err = build_err(torchscript(dir.path(), "tiny", 3, "trace-eval"), 3);

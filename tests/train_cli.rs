@@ -80,6 +80,7 @@ fn trains_learns_saves_and_evaluates() {
     assert!(top1 >= 0.8, "test top1 {top1} is not far above chance (1/3)");
     assert_eq!(m[0]["lr"].as_f64().unwrap(), 0.05);
     assert!((m[1]["lr"].as_f64().unwrap() - 0.1).abs() < 1e-12);
+    assert!(m.iter().all(|e| e["step_mode"] == "eager"), "--cuda-graphs is off by default");
 
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
@@ -173,7 +174,8 @@ fn resumed_training_matches_an_uninterrupted_one() {
     let out = resmooth(&[&part[..], &["--stop-after", "2"]].concat());
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(metrics(&run.logs.join("split/metrics.jsonl")).len(), 2);
-    let out = resmooth(&part);
+    // how the steps run is not part of what the run computes: --cuda-graphs may change on resume
+    let out = resmooth(&[&part[..], &["--cuda-graphs", "auto"]].concat());
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("resuming"), "{}", text(&out));
     let a = metrics(&run.logs.join("full/metrics.jsonl"));
@@ -182,6 +184,17 @@ fn resumed_training_matches_an_uninterrupted_one() {
         let (x, y) = (a[2][key].as_f64().unwrap(), b[2][key].as_f64().unwrap());
         assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "{key}: {x} vs {y}");
     }
+    if !text(&out).contains("no CUDA GPU found") {
+        return; // on a GPU, scripts/gpu-session.sh checks the graph's steps
+    }
+    assert!(text(&out).contains("training steps run eagerly: no GPU"), "{}", text(&out));
+    assert_eq!(b[2]["step_mode"], "eager");
+    // on the CPU, --cuda-graphs on is refused before training, saying what to pass instead
+    let out = resmooth(&[&train_args(&run, "graphs", "1")[..], &["--cuda-graphs", "on"]].concat());
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--cuda-graphs on: no GPU") && text(&out).contains("auto"), "{}", text(&out));
+    assert!(!text(&out).contains("panicked"), "{}", text(&out));
+    assert!(!run.logs.join("graphs/metrics.jsonl").exists());
 }
 
 #[test]

@@ -3,7 +3,8 @@
 
 use clap::{ArgAction, Args};
 use resmooth::config::{
-    AugName, DataConfig, DatasetName, FairComparison, LossName, MemoryFormat, ModelSpec, Precision, Weighting,
+    AugName, CudaGraphs, DataConfig, DatasetName, FairComparison, LossName, MemoryFormat, ModelSpec, Precision,
+    Weighting,
 };
 use std::path::PathBuf;
 
@@ -118,6 +119,13 @@ pub struct DeviceFlags {
     /// Worker threads of the data pipeline (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
+    /// Capture the training step as a CUDA graph after a few eager steps and replay it (one
+    /// launch a step instead of hundreds): off, auto (on a GPU where the step allows it,
+    /// checked against an eager step on the same batch; eager otherwise, saying why) or on (a
+    /// graph or an error). Not under --fair-comparison, whose shapes change each step. The
+    /// metrics record the mode that ran (step_mode).
+    #[arg(long, default_value = "off", value_parser = super::choice::<CudaGraphs>())]
+    pub cuda_graphs: CudaGraphs,
 }
 
 /// SGD and its schedule.

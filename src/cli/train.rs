@@ -81,6 +81,7 @@ impl TrainArgs {
                 seed: run.seed,
                 workers: device.workers,
                 deterministic: run.deterministic,
+                cuda_graphs: device.cuda_graphs,
                 restart: run.restart,
                 stop_after: run.stop_after,
                 only_eval: eval.only_eval,

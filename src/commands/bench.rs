@@ -61,6 +61,7 @@ fn train(b: &BenchTrainArgs) -> Result<()> {
         precision: b.compute.precision,
         memory_format: b.compute.memory_format,
         optimizer: b.optimizer,
+        cuda_graphs: b.device.cuda_graphs,
         device,
         workers: b.device.workers,
         eval_images: b.eval_images.unwrap_or(10_000),
@@ -72,12 +73,13 @@ fn train(b: &BenchTrainArgs) -> Result<()> {
     let shares: Vec<String> =
         r.share.named().iter().map(|(name, share)| format!("{name} {:.1}%", 100.0 * share)).collect();
     println!(
-        "bench train: {} on {}, {} {}, {} SGD, batch {}, prob {}{}: step {:.0} img/s; loop {:.0} img/s ({} images + evaluation of {} + checkpoint); time in {}",
+        "bench train: {} on {}, {} {}, {} SGD, {} steps, batch {}, prob {}{}: step {:.0} img/s; loop {:.0} img/s ({} images + evaluation of {} + checkpoint); time in {}",
         r.model,
         r.device,
         r.precision,
         r.memory_format,
         r.optimizer,
+        r.step_mode,
         r.batch_size,
         r.prob,
         if r.gmm { ", scorer + GMM" } else { "" },

@@ -26,7 +26,8 @@ pub fn detect(args: DetectArgs) -> Result<()> {
     let setup = Setup::new(&data, args.seed, args.device.gpu, args.device.workers, &mut terminal)?;
     let path = pretrained_path(&args.logdir, &args.tag, None, args.pretrained.as_deref());
     // the scorer runs in fp32, as the reference's
-    let scorer = load_pretrained(&path, &args.model.model, d.dataset, setup.num_classes(), &args.tag, setup.device)?;
+    let input = (setup.num_classes(), setup.image_size());
+    let scorer = load_pretrained(&path, &args.model.model, d.dataset, input, &args.tag, setup.device)?;
     let aug = Arc::new(Augmenter::new(a.aug, a.n, a.m, a.cutout, d.dataset).with_crop_padding(a.crop_padding));
     let started = std::time::Instant::now();
     let det = setup.detect(&scorer, &aug, args.seed, args.batch_size, &mut terminal)?;

@@ -8,16 +8,19 @@ use super::checkpoint::{self, ResumeMeta};
 use super::{evaluate, load_dataset, EngineError};
 use crate::augment::Augmenter;
 use crate::config::{
-    AugName, DataConfig, DatasetName, LossName, MemoryFormat, ModelSpec, Precision, SgdKernel, TrainConfig, Weighting,
+    AugName, CudaGraphs, DataConfig, DatasetName, LossName, MemoryFormat, MethodConfig, ModelSpec, Precision,
+    SgdKernel, TrainConfig, Weighting,
 };
 use crate::data::{synthetic_set, ImageSet, Normalisation};
 use crate::device::synchronize;
 use crate::loss::{weight_p, BatchLoss, Criterion};
-use crate::method::{p_id_tensor, score, Gmm};
+use crate::method::graphed::WARMUP_STEPS;
+use crate::method::{p_id_tensor, score, Gmm, Method, StepBatch, StepSums, Stepper};
 use crate::model::Model;
 use crate::optim::Sgd;
 use crate::pipeline::{assemble, Batch, EpochPlan, Loader, Placement, Views};
 use crate::progress::Progress;
+use crate::report::StepMode;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -73,6 +76,8 @@ pub struct TrainBench {
     pub memory_format: MemoryFormat,
     /// How SGD updates the parameters.
     pub optimizer: SgdKernel,
+    /// Whether the steps are replays of CUDA graphs (`--cuda-graphs`).
+    pub cuda_graphs: CudaGraphs,
     pub device: Device,
     /// Data pipeline threads (0 = one per core).
     pub workers: usize,
@@ -81,6 +86,17 @@ pub struct TrainBench {
     pub eval_images: usize,
     /// The checkpoint file the loop writes at its end (and the command removes).
     pub checkpoint: PathBuf,
+}
+
+impl TrainBench {
+    /// Untimed steps before each measurement: `warmup`, and with CUDA graphs at least the
+    /// eager steps and the capture, so that only replays are timed.
+    fn warmup(&self) -> usize {
+        match self.cuda_graphs {
+            CudaGraphs::Off => self.warmup,
+            _ => self.warmup.max(WARMUP_STEPS + 1),
+        }
+    }
 }
 
 /// Seconds of each phase of the training loop.
@@ -144,6 +160,9 @@ pub struct BenchTrainResult {
     pub precision: String,
     pub memory_format: String,
     pub optimizer: String,
+    /// How the steps ran: `eager`, or `cuda-graph` (then the scorer, step and optimizer phases
+    /// are one graph, timed under `step`).
+    pub step_mode: String,
     pub batch_size: usize,
     pub prob: f64,
     pub gmm: bool,
@@ -170,7 +189,7 @@ const LR: f64 = 0.01;
 pub fn bench_train(b: &TrainBench, progress: &mut dyn Progress) -> Result<BenchTrainResult, EngineError> {
     let (train, test, norm) = match &b.data {
         None => (
-            synthetic_set((b.warmup + b.steps) * b.batch_size, 0),
+            synthetic_set((b.warmup() + b.steps) * b.batch_size, 0),
             synthetic_set(b.eval_images, 1),
             Normalisation::CIFAR,
         ),
@@ -180,19 +199,29 @@ pub fn bench_train(b: &TrainBench, progress: &mut dyn Progress) -> Result<BenchT
         }
     };
     let classes = train.labels.iter().chain(&test.labels).max().map_or(1, |m| m + 1);
-    let model = Model::build(&b.model, classes, b.device)?.with_precision(b.precision);
+    let model = Model::build_for(&b.model, classes, [train.height, train.width], b.device)?.with_precision(b.precision);
     let opt = Sgd::new(&model.vs, 0.9, 5e-4, true).with_kernel(b.optimizer);
     let place = Placement { device: b.device, channels_last: b.memory_format == MemoryFormat::ChannelsLast, norm };
     let mut bench = LoopBench::new(b, model, opt, classes, place, train, test)?;
-    let step_images_per_sec = bench.step_alone();
+    let step_images_per_sec = bench.step_alone()?;
     let (images, wall, _) = bench.run(false)?;
     let (_, _, seconds) = bench.run(true)?;
+    let step_mode = match &mut bench.graphs {
+        Some(g) => {
+            for note in [g.plain.1.take_note(), g.method.1.take_note()].into_iter().flatten() {
+                progress.note(&note);
+            }
+            g.method.1.mode()
+        }
+        None => StepMode::Eager,
+    };
     Ok(BenchTrainResult {
         model: b.model.to_string(),
         device: format!("{:?}", b.device),
         precision: b.precision.to_string(),
         memory_format: b.memory_format.to_string(),
         optimizer: b.optimizer.to_string(),
+        step_mode: step_mode.name().into(),
         batch_size: b.batch_size,
         prob: b.prob,
         gmm: b.gmm,
@@ -250,6 +279,18 @@ struct LoopBench<'a> {
     test: ImageSet,
     aug: Arc<Augmenter>,
     pool: Arc<rayon::ThreadPool>,
+    /// With `--cuda-graphs` where a graph can be made: the steps as the method's, through a
+    /// [`Stepper`] each.
+    graphs: Option<Graphs>,
+}
+
+/// The benchmark's two steps as the training method's, each captured as its own graph: plain
+/// cross-entropy (the step alone) and the method's (the loop).
+struct Graphs {
+    plain: (Method, Stepper),
+    method: (Method, Stepper),
+    /// The sums the steps add to, as in training (never read).
+    sums: StepSums,
 }
 
 impl<'a> LoopBench<'a> {
@@ -278,7 +319,9 @@ impl<'a> LoopBench<'a> {
             lower_bound: 0.0,
         };
         // the scorer runs in fp32 whatever --precision says, as in training
-        let scorer = b.gmm.then(|| Model::build(&b.model, classes, b.device)).transpose()?;
+        let image = [train.height, train.width];
+        let scorer = b.gmm.then(|| Model::build_for(&b.model, classes, image, b.device)).transpose()?;
+        let graphs = Graphs::new(b, &method, &gmm, (classes, image), opt.kernel())?;
         Ok(LoopBench {
             b,
             model,
@@ -292,12 +335,28 @@ impl<'a> LoopBench<'a> {
             test,
             aug: Arc::new(Augmenter::new(b.aug, b.n, b.m, 0, dataset)),
             pool: Arc::new(super::data_pool(b.workers)?),
+            graphs,
         })
     }
 
     /// One training step of the method on a batch on the device, its phases timed by `clock`;
     /// without `method`, a plain cross-entropy step with no scorer.
-    fn step(&mut self, x: &Tensor, y: &Tensor, n_ori: i64, method: bool, clock: &mut Clock, t: &mut Phases) {
+    fn step(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        n_ori: i64,
+        method: bool,
+        clock: &mut Clock,
+        t: &mut Phases,
+    ) -> Result<(), EngineError> {
+        if let Some(g) = &mut self.graphs {
+            let (m, stepper) = if method { &mut g.method } else { &mut g.plain };
+            let batch = StepBatch { x: x.shallow_clone(), y: y.shallow_clone(), n_ori };
+            stepper.step(m, &self.model, &mut self.opt, LR, 0, &batch, &mut g.sums)?;
+            clock.lap(&mut t.step);
+            return Ok(());
+        }
         let n = x.size()[0];
         let p = self.scorer.as_ref().filter(|_| method).map(|(scorer, gmm)| {
             let ones = Tensor::ones([n_ori], (Kind::Float, x.device()));
@@ -313,26 +372,27 @@ impl<'a> LoopBench<'a> {
         clock.lap(&mut t.step);
         self.opt.step(LR);
         clock.lap(&mut t.optimizer);
+        Ok(())
     }
 
     /// Images per second of the step alone (no scorer), on one random batch on the device.
-    fn step_alone(&mut self) -> f64 {
+    fn step_alone(&mut self) -> Result<f64, EngineError> {
         let (b, n) = (self.b, self.b.batch_size as i64);
         let x = Tensor::randn([n, 3, 32, 32], (Kind::Float, b.device));
         let x = if self.place.channels_last { x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]) } else { x };
         let y = Tensor::randint(self.classes, [n], (Kind::Int64, b.device));
         let mut clock = Clock { device: b.device, sync: false, last: Instant::now() };
         let mut t = Phases::default();
-        for _ in 0..b.warmup {
-            self.step(&x, &y, n, false, &mut clock, &mut t);
+        for _ in 0..b.warmup() {
+            self.step(&x, &y, n, false, &mut clock, &mut t)?;
         }
         synchronize(b.device);
         let started = Instant::now();
         for _ in 0..b.steps {
-            self.step(&x, &y, n, false, &mut clock, &mut t);
+            self.step(&x, &y, n, false, &mut clock, &mut t)?;
         }
         synchronize(b.device);
-        (b.steps as i64 * n) as f64 / started.elapsed().as_secs_f64()
+        Ok((b.steps as i64 * n) as f64 / started.elapsed().as_secs_f64())
     }
 
     /// The loop: `warmup` untimed steps, then `steps` timed ones through the data pipeline, one
@@ -354,7 +414,7 @@ impl<'a> LoopBench<'a> {
         let (mut started, mut wait_before) = (Instant::now(), Duration::ZERO);
         while let Some(batch) = loader.next_batch() {
             count += 1;
-            if count == b.warmup + 1 {
+            if count == b.warmup() + 1 {
                 synchronize(b.device);
                 (started, wait_before, t, images) = (Instant::now(), loader.wait, Phases::default(), 0);
             }
@@ -364,8 +424,8 @@ impl<'a> LoopBench<'a> {
             images += batch.len();
             loader.recycle(batch);
             clock.lap(&mut t.upload);
-            self.step(&x, &y, n_ori, true, &mut clock, &mut t);
-            if count >= b.warmup + b.steps {
+            self.step(&x, &y, n_ori, true, &mut clock, &mut t)?;
+            if count >= b.warmup() + b.steps {
                 break;
             }
         }
@@ -378,6 +438,30 @@ impl<'a> LoopBench<'a> {
         clock.lap(&mut t.checkpoint);
         synchronize(b.device);
         Ok((images, started.elapsed(), t))
+    }
+}
+
+impl Graphs {
+    /// The two steps through steppers, when `b.cuda_graphs` asks for graphs and they can be
+    /// made; `None` (the eager steps with their phases timed apart) otherwise, or an error
+    /// with `--cuda-graphs on`.
+    fn new(
+        b: &TrainBench,
+        method: &MethodConfig,
+        gmm: &Gmm,
+        (classes, image): (i64, [usize; 2]),
+        kernel: SgdKernel,
+    ) -> Result<Option<Self>, EngineError> {
+        let stepper = || Stepper::new(b.cuda_graphs, b.device, kernel, true).map_err(|e| EngineError::Step(e.into()));
+        let probe = stepper()?;
+        if !probe.will_capture() {
+            return Ok(None);
+        }
+        let plain_config = MethodConfig { smooth_org: 0.0, smooth_aug: 0.0, ..TrainConfig::default().method };
+        let plain = Method::new(&plain_config, b.prob, None, None);
+        let scorer = b.gmm.then(|| Model::build_for(&b.model, classes, image, b.device)).transpose()?;
+        let full = Method::new(method, b.prob, scorer, b.gmm.then(|| gmm.clone()));
+        Ok(Some(Graphs { plain: (plain, probe), method: (full, stepper()?), sums: StepSums::new(b.device) }))
     }
 }
 
@@ -423,6 +507,7 @@ mod tests {
             precision: Precision::Fp32,
             memory_format: MemoryFormat::Nchw,
             optimizer: SgdKernel::Fused,
+            cuda_graphs: CudaGraphs::Auto,
             device: Device::Cpu,
             workers: 1,
             eval_images: 2,
@@ -430,6 +515,7 @@ mod tests {
         };
         let r = bench_train(&b, &mut crate::progress::Silent).unwrap();
         assert_eq!((r.loop_images, r.eval_images, r.optimizer.as_str()), (2, 2, "fused"));
+        assert_eq!(r.step_mode, "eager", "--cuda-graphs auto on the CPU: eager steps, phases timed apart");
         assert!(r.step_images_per_sec > 0.0 && r.loop_images_per_sec > 0.0);
         for (name, s) in r.seconds.named() {
             assert!(s > 0.0 || name == "data wait", "{name} not timed: {:?}", r.seconds);

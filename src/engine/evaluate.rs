@@ -121,8 +121,8 @@ pub fn evaluate_weights(
     config.validate()?;
     let paths = RunPaths::new(&config.run.logdir, &config.run.tag, config.run.save.as_deref());
     let setup = Setup::new(&config.data, config.run.seed, config.run.gpu, config.run.workers, progress)?;
-    let mut model =
-        Model::build(&config.model.model, setup.num_classes(), setup.device)?.with_precision(config.model.precision);
+    let mut model = Model::build_for(&config.model.model, setup.num_classes(), setup.image_size(), setup.device)?
+        .with_precision(config.model.precision);
     model.load(&paths.weights).map_err(|source| EngineError::OnlyEval { path: paths.weights.clone(), source })?;
     let to = setup.placement(false);
     let report = EvalSets::new(config, &setup, to)?.evaluate(&model);

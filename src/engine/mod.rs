@@ -21,7 +21,7 @@ use crate::config::ConfigError;
 use crate::data::DataError;
 use crate::device::DeviceError;
 use crate::io::{FileError, LockError};
-use crate::method::{GmmError, MethodError};
+use crate::method::{GmmError, MethodError, StepError};
 use crate::model::ModelError;
 use crate::report::ReportError;
 use std::path::PathBuf;
@@ -46,6 +46,9 @@ pub enum EngineError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Method(#[from] MethodError),
+    /// `--cuda-graphs on` with no graph, or a graph that failed to replay.
+    #[error(transparent)]
+    Step(#[from] StepError),
     #[error(transparent)]
     Gmm(#[from] GmmError),
     #[error(transparent)]

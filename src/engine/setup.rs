@@ -44,6 +44,11 @@ impl Setup {
         Ok(Setup { device, dataset, train, pool: Arc::new(data_pool(workers)?) })
     }
 
+    /// The [height, width] of the dataset's images.
+    pub fn image_size(&self) -> [usize; 2] {
+        [self.train.height, self.train.width]
+    }
+
     /// Number of classes of the dataset.
     pub fn num_classes(&self) -> i64 {
         self.dataset.num_classes() as i64

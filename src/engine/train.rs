@@ -8,13 +8,13 @@ use super::evaluate::{EvalReport, EvalSets};
 use super::logged::{open_events, Logged};
 use super::{preflight, resolve_tag, EngineError, RunPaths, Setup};
 use crate::augment::Augmenter;
-use crate::config::{MemoryFormat, TrainConfig};
-use crate::method::{load_pretrained, pretrained_path, Gmm, Method, StepBatch, StepSums};
+use crate::config::{FairComparison, MemoryFormat, TrainConfig};
+use crate::method::{load_pretrained, pretrained_path, Gmm, Method, StepBatch, StepSums, Stepper};
 use crate::model::Model;
 use crate::optim::Sgd;
-use crate::pipeline::{shown_view, EpochPlan, Placement, Views};
+use crate::pipeline::{shown_view, EpochPlan, Loader, Placement, Views};
 use crate::progress::{Progress, Unit};
-use crate::report::{self, EpochMetrics, EpochRecord, RgbImage, SampleViews, Summary};
+use crate::report::{self, EpochMetrics, EpochRecord, RgbImage, SampleViews, StepMode, Summary};
 use crate::schedule::Schedule;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -78,14 +78,20 @@ pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<S
     let mut events = open_events(&paths.dir, meta.epoch, observer)?;
     let mut writer = Writer::default();
     let mut partial = meta.partial.take();
-    let mut last = None;
+    let (mut last, mut next) = (None, None);
     for epoch in meta.epoch + 1..=epochs {
         let started = Instant::now();
         let lr = learner.schedule.lr_at(epoch);
-        let trained = match trainer.epoch(&mut learner, epoch, lr, partial.take(), &mut writer, observer)? {
+        let resume = partial.take();
+        let loader = next.take().unwrap_or_else(|| trainer.loader(epoch, resume.as_ref().map_or(0, |p| p.batches)));
+        let start = EpochStart { epoch, lr, loader, resume };
+        let trained = match trainer.epoch(&mut learner, start, &mut writer, observer)? {
             EpochEnd::Trained(t) => t,
             EpochEnd::Stopped(p) => return Err(learner.interrupted(&paths, &meta, p, &mut writer, observer)),
         };
+        // the next epoch's first batches are made while this one is evaluated and recorded
+        let stopping = config.run.stop_after.is_some_and(|n| epoch >= n);
+        next = (epoch < epochs && !stopping).then(|| trainer.loader(epoch + 1, 0));
         let eval_started = Instant::now();
         let eval = eval_sets.evaluate_until(&learner.model, &|| observer.stop_requested());
         let Some(eval) = eval else {
@@ -179,20 +185,25 @@ fn finished_summary(
     Ok(summary)
 }
 
-/// The model being trained, its optimizer and its learning-rate schedule.
+/// The model being trained, its optimizer, its learning-rate schedule and how its steps run
+/// (eagerly or as CUDA graph replays).
 struct Learner {
     model: Model,
     opt: Sgd,
     schedule: Schedule,
+    stepper: Stepper,
 }
 
 impl Learner {
     /// A freshly initialised model (seeded by `--seed`) with SGD and the reference's schedule.
     fn new(config: &TrainConfig, setup: &Setup) -> Result<Self, EngineError> {
         let o = &config.optim;
-        let model = Model::build(&config.model.model, setup.num_classes(), setup.device)?
+        let model = Model::build_for(&config.model.model, setup.num_classes(), setup.image_size(), setup.device)?
             .with_precision(config.model.precision);
         let opt = Sgd::new(&model.vs, 0.9, o.weight_decay, o.nesterov);
+        let static_step = config.method.fair_comparison == FairComparison::Disable;
+        let stepper = Stepper::new(config.run.cuda_graphs, setup.device, opt.kernel(), static_step)
+            .map_err(|e| EngineError::Step(e.into()))?;
         let schedule = Schedule {
             lr: o.lr,
             warm_epoch: o.warm_epoch,
@@ -201,7 +212,7 @@ impl Learner {
             cosine: o.cosine,
             warm: o.warm,
         };
-        Ok(Learner { model, opt, schedule })
+        Ok(Learner { model, opt, schedule, stepper })
     }
 
     /// Where the run stands: fresh, or resumed from the checkpoint of a run with the same
@@ -337,8 +348,9 @@ fn prepare_method(
     let path = pretrained_path(&r.logdir, &r.tag, r.save.as_deref(), m.pretrained.as_deref());
     progress.note(&format!("pretrained baseline: {}", path.display()));
     // the scorer and teacher run in fp32 whatever --precision says, as the reference's do
+    let (classes, image) = (setup.num_classes(), setup.image_size());
     let scorer =
-        load_pretrained(&path, &config.model.model, config.data.dataset, setup.num_classes(), &r.tag, setup.device)?;
+        load_pretrained(&path, &config.model.model, config.data.dataset, (classes, image), &r.tag, setup.device)?;
     let gmm = if !m.gmm {
         None
     } else if resuming && paths.gmm.is_file() {
@@ -363,6 +375,8 @@ struct EpochTraining {
     data_wait: Duration,
     /// The sample whose views the logs show: the first of the last batch, as the reference's.
     shown: Option<usize>,
+    /// How the steps ran (at the epoch's end).
+    mode: StepMode,
 }
 
 impl EpochTraining {
@@ -377,6 +391,17 @@ impl EpochTraining {
             data_wait_seconds: self.data_wait.as_secs_f64(),
         }
     }
+}
+
+/// Where an epoch of training starts.
+struct EpochStart {
+    epoch: usize,
+    lr: f64,
+    /// Its batches from the first one still to train on (made ahead while the previous epoch
+    /// was evaluated).
+    loader: Loader,
+    /// Where a stopped run left the epoch.
+    resume: Option<PartialEpoch>,
 }
 
 /// How the training part of an epoch ended.
@@ -421,24 +446,28 @@ impl Trainer<'_> {
         self.plan(1).batches(self.setup.train.len()).len()
     }
 
-    /// Trains epoch `epoch` at learning rate `lr`, from where `resume` left it: every batch of
-    /// original and augmented views through one step of the method. The running loss is read
+    /// The loader of epoch `epoch`'s batches from batch `first` on; it starts making them at once.
+    fn loader(&self, epoch: usize, first: usize) -> Loader {
+        self.setup.loader_from(self.plan(epoch), &self.aug, first)
+    }
+
+    /// Trains epoch `start.epoch` at learning rate `start.lr`, from where `start.resume` left
+    /// it: every batch of `start.loader`, original and augmented views, through one step of the
+    /// method. The running loss is read
     /// every [`STATUS_EVERY`] steps, for the NaN check and the progress status; there too a
     /// failed background write of the previous epoch's files stops the run. Between two steps,
     /// a stop asked by the user ends the epoch early with where it stands.
     fn epoch(
         &self,
         learner: &mut Learner,
-        epoch: usize,
-        lr: f64,
-        resume: Option<PartialEpoch>,
+        start: EpochStart,
         writer: &mut Writer,
         progress: &mut dyn Progress,
     ) -> Result<EpochEnd, EngineError> {
         let started = Instant::now();
         let (config, batch_size, device) = (self.config, self.config.optim.batch_size, self.setup.device);
+        let EpochStart { epoch, lr, mut loader, resume } = start;
         let first = resume.as_ref().map_or(0, |p| p.batches);
-        let mut loader = self.setup.loader_from(self.plan(epoch), &self.aug, first);
         if loader.num_batches == 0 {
             return Err(EngineError::TooFewImages { images: self.setup.train.len(), batch_size });
         }
@@ -467,9 +496,13 @@ impl Trainer<'_> {
             let step = StepBatch { x, y, n_ori: batch.n_ori as i64 };
             shown = batch.indices.first().copied();
             loader.recycle(batch);
-            tch::manual_seed(step_seed(config.run.seed, epoch, done));
-            if self.method.step(&learner.model, &mut learner.opt, lr, &step, &mut sums) {
+            let seed = step_seed(config.run.seed, epoch, done);
+            let Learner { model, opt, stepper, .. } = learner;
+            if stepper.step(&self.method, model, opt, lr, seed, &step, &mut sums)? {
                 steps += 1;
+            }
+            if let Some(note) = stepper.take_note() {
+                progress.note(&note);
             }
             done += 1;
             crate::io::test_point("step");
@@ -491,7 +524,8 @@ impl Trainer<'_> {
             return Err(EngineError::NotANumber { epoch, step: None });
         }
         let data_wait = Duration::from_secs_f64(waited) + loader.wait;
-        Ok(EpochEnd::Trained(EpochTraining { sums, steps, seconds: seconds(started), data_wait, shown }))
+        let mode = learner.stepper.mode();
+        Ok(EpochEnd::Trained(EpochTraining { sums, steps, seconds: seconds(started), data_wait, shown, mode }))
     }
 
     /// The original and augmented view of training sample `index` in epoch `epoch`, made again
@@ -530,6 +564,7 @@ fn epoch_metrics(
         train_seconds: t.seconds,
         data_wait_seconds: t.data_wait.as_secs_f64(),
         eval_seconds: eval_time.as_secs_f64(),
+        step_mode: Some(t.mode),
         gmm: t.sums.gmm_metrics(),
         da: eval.da,
     }

@@ -1,19 +1,22 @@
 //! The ReSmooth method proper, on top of the model and the losses: the GMM on log-losses, the
 //! pretrained scorer that gives p_ID, the detection pass that fits the GMM, and one training
-//! step of the method (criteria, p_ID, `--weighting`, `--fair-comparison`).
+//! step of the method (criteria, p_ID, `--weighting`, `--fair-comparison`), eager or replayed
+//! as a CUDA graph (`--cuda-graphs`).
 
 pub mod detection;
 pub mod gmm;
+pub mod graphed;
 pub mod scorer;
 pub mod step;
 
 pub use detection::{detect, export_views, ood_by_op, ops_text, Detection, ViewRecord, ViewSource, DETECTION_EPOCH};
 pub use gmm::{Gmm, GmmError};
+pub use graphed::{NoGraph, StepError, Stepper};
 pub use scorer::{
     baseline_command, baseline_dir_of_save, baseline_tag, load_pretrained, p_id_tensor, pretrained_path, score,
     BEST_WEIGHTS,
 };
-pub use step::{Method, StepBatch, StepSums, SumsState};
+pub use step::{Method, StepBatch, StepOutputs, StepSums, SumsState};
 
 use crate::io::FileError;
 use crate::model::ModelError;

@@ -49,12 +49,13 @@ pub fn baseline_command(model: &ModelSpec, dataset: DatasetName, tag: &str) -> S
 }
 
 /// Loads the pretrained baseline (the scorer or teacher) in fp32, as the reference's; a missing
-/// or mismatched file is an error naming the path and the command that makes it.
+/// or mismatched file is an error naming the path and the command that makes it. `classes` and
+/// `image` are the dataset's class count and [height, width].
 pub fn load_pretrained(
     path: &Path,
     model: &ModelSpec,
     dataset: DatasetName,
-    num_classes: i64,
+    (classes, image): (i64, [usize; 2]),
     tag: &str,
     device: Device,
 ) -> Result<Model, MethodError> {
@@ -63,7 +64,7 @@ pub fn load_pretrained(
         return Err(MethodError::MissingBaseline { path: path.to_path_buf(), make });
     }
     let baseline = |source| MethodError::Baseline { make: make.clone(), source };
-    let mut m = Model::build(model, num_classes, device).map_err(baseline)?;
+    let mut m = Model::build_for(model, classes, image, device).map_err(baseline)?;
     m.load(path).map_err(baseline)?;
     Ok(m)
 }
@@ -141,7 +142,7 @@ mod tests {
             Path::new("logs/c/r/baseline/best.safetensors"),
             &ModelName::ResNet18.into(),
             DatasetName::Cifar10,
-            10,
+            (10, [32, 32]),
             "c/r/rs",
             Device::Cpu,
         )

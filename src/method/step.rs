@@ -35,6 +35,21 @@ impl StepBatch {
     }
 }
 
+/// What one step of the method leaves on the device for the epoch's sums (detached); under a
+/// CUDA graph, the graph's outputs, overwritten by its next replay.
+pub struct StepOutputs {
+    pub loss: Tensor,
+    pub logits: Tensor,
+    /// The losses of the original and augmented parts.
+    pub parts: [Tensor; 2],
+    /// p_ID after `--weighting`, with a GMM.
+    pub p: Option<Tensor>,
+    /// The views judged OOD (p_ID < 0.5), with a GMM.
+    pub ood: Option<Tensor>,
+    /// The distillation teacher's logits.
+    pub teacher: Option<Tensor>,
+}
+
 /// Per-epoch training sums, kept on the device (read only when reported).
 pub struct StepSums {
     loss: Tensor,
@@ -273,10 +288,27 @@ impl Method {
     /// One optimisation step with learning rate `lr`; returns false when the step was skipped
     /// (a fair-comparison batch with nothing to keep).
     pub fn step(&self, model: &Model, opt: &mut Sgd, lr: f64, batch: &StepBatch, sums: &mut StepSums) -> bool {
-        let p = self.p_id(batch);
         if self.fair != FairComparison::Disable {
-            return self.fair_step(model, opt, lr, batch, p.expect("validated: --fair-comparison needs --gmm"), sums);
+            let p = self.p_id(batch).expect("validated: --fair-comparison needs --gmm");
+            return self.fair_step(model, opt, lr, batch, p, sums);
         }
+        let out = self.compute(model, opt, lr, batch);
+        self.account(&out, batch, sums);
+        true
+    }
+
+    /// Whether every step has the same shapes and no host synchronisation, so that it can be
+    /// captured as a CUDA graph: all but `--fair-comparison`, whose kept count sets a shape.
+    pub fn static_step(&self) -> bool {
+        self.fair == FairComparison::Disable
+    }
+
+    /// The device work of one step (not under `--fair-comparison`): p_ID from the scorer and
+    /// the GMM, the forward pass, the criteria, the backward pass and the SGD update at `lr`.
+    /// No host synchronisation: it can be captured as a CUDA graph (with `lr` already on the
+    /// device, [`Sgd::set_lr`]).
+    pub fn compute(&self, model: &Model, opt: &mut Sgd, lr: f64, batch: &StepBatch) -> StepOutputs {
+        let p = self.p_id(batch);
         let logits = model.forward_t(&batch.x, true);
         let ood = p.as_ref().map(|p| p.lt(0.5));
         let p = p.map(|p| weight_p(&p, self.weighting));
@@ -286,13 +318,16 @@ impl Method {
         opt.zero_grad();
         loss.backward();
         opt.step(lr);
-        let logits = logits.detach();
-        sums.add(&loss, &logits, &batch.y);
-        self.add_samples(&mut sums.samples, &logits, batch, &parts, p.as_ref(), teacher.as_ref());
-        if let Some(ood) = ood {
-            self.add_gmm_sums(sums, &logits, batch, &ood, p.as_ref());
+        StepOutputs { loss: loss.detach(), logits: logits.detach(), parts: parts.map(|t| t.detach()), p, ood, teacher }
+    }
+
+    /// Adds what the step `out` made from `batch` to the epoch's sums (on the device).
+    pub fn account(&self, out: &StepOutputs, batch: &StepBatch, sums: &mut StepSums) {
+        sums.add(&out.loss, &out.logits, &batch.y);
+        self.add_samples(&mut sums.samples, &out.logits, batch, &out.parts, out.p.as_ref(), out.teacher.as_ref());
+        if let Some(ood) = &out.ood {
+            self.add_gmm_sums(sums, &out.logits, batch, ood, out.p.as_ref());
         }
-        true
     }
 
     /// Keeps the per-sample statistics of a step on the device: the part losses, each part's

@@ -77,10 +77,22 @@ impl Model {
         layers::without_init(|| Self::new(name, num_classes, device))
     }
 
-    /// Builds the model `--model` names: one of the reference's (see [`Model::new`]), or the
-    /// module of a TorchScript file with the weights it was saved with, checked once on 3x32x32
-    /// images (see [`TorchScriptNet::check`]).
+    /// [`Model::build_for`] 32x32 images (CIFAR's and SVHN's size).
     pub fn build(spec: &ModelSpec, num_classes: i64, device: Device) -> Result<Self, ModelError> {
+        Self::build_for(spec, num_classes, [32, 32], device)
+    }
+
+    /// Builds the model `--model` names for images of `image` = [height, width]: one of the
+    /// reference's (see [`Model::new`]), or the module of a TorchScript file with the weights it
+    /// was saved with, checked once on 3-channel images of that size (see
+    /// [`TorchScriptNet::check`]), so that a module that cannot take them is refused here rather
+    /// than failing in the middle of a run.
+    pub fn build_for(
+        spec: &ModelSpec,
+        num_classes: i64,
+        image: [usize; 2],
+        device: Device,
+    ) -> Result<Self, ModelError> {
         let path = match spec {
             ModelSpec::Builtin(name) => return Ok(Self::new(*name, num_classes, device)),
             ModelSpec::TorchScript(path) => path,
@@ -96,7 +108,7 @@ impl Model {
         let net = TorchScriptNet::load(path, device)
             .map_err(|e| failed(format!("not a TorchScript module saved by torch.jit.save: {e}")))?;
         net.register(&vs.root()).map_err(failed)?;
-        net.check(num_classes, device).map_err(failed)?;
+        net.check(num_classes, image, device).map_err(failed)?;
         Ok(Model { spec: spec.clone(), num_classes, vs, compute: Kind::Float, net: Box::new(net) })
     }
 

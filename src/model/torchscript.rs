@@ -146,15 +146,16 @@ impl TorchScriptNet {
 }
 
 impl TorchScriptNet {
-    /// Checks that the module gives `num_classes` logits per image for 3x32x32 images and follows
+    /// Checks that the module gives `num_classes` logits per image for 3-channel images of size
+    /// `image` ([height, width]) and follows
     /// the train/eval mode: in evaluation an image's logits do not depend on the rest of the batch,
     /// and in training its BatchNorm layers (if any) update their statistics. A module traced
     /// with `torch.jit.trace` keeps the mode it was traced in and fails one of these. The
     /// module's buffers are as loaded afterwards.
-    pub fn check(&self, num_classes: i64, device: Device) -> Result<(), String> {
+    pub fn check(&self, num_classes: i64, image: [usize; 2], device: Device) -> Result<(), String> {
         let buffers = self.buffers()?;
         let saved: Vec<Tensor> = buffers.iter().map(|(_, t)| t.copy()).collect();
-        let result = tch::no_grad(|| self.probe(num_classes, device, &buffers));
+        let result = tch::no_grad(|| self.probe(num_classes, image, device, &buffers));
         tch::no_grad(|| {
             for ((_, t), s) in buffers.iter().zip(&saved) {
                 let mut t = t.shallow_clone();
@@ -164,13 +165,20 @@ impl TorchScriptNet {
         result
     }
 
-    fn probe(&self, num_classes: i64, device: Device, buffers: &[(String, Tensor)]) -> Result<(), String> {
+    fn probe(
+        &self,
+        num_classes: i64,
+        [h, w]: [usize; 2],
+        device: Device,
+        buffers: &[(String, Tensor)],
+    ) -> Result<(), String> {
+        let (h, w) = (h as i64, w as i64);
         // fixed, varied images (no random draw, so the run's random streams are untouched)
-        let images = (Tensor::arange(3 * 3 * 32 * 32, (Kind::Float, device)) * 0.37).sin().reshape([3, 3, 32, 32]);
+        let images = (Tensor::arange(3 * 3 * h * w, (Kind::Float, device)) * 0.37).sin().reshape([3, 3, h, w]);
         let (ab, ac) = (images.narrow(0, 0, 2), Tensor::cat(&[images.narrow(0, 0, 1), images.narrow(0, 2, 1)], 0));
         let logits = self
             .try_forward(&ab, false)
-            .map_err(|e| format!("its forward fails on a batch of two 3x32x32 images: {e}"))?;
+            .map_err(|e| format!("its forward fails on a batch of two 3x{h}x{w} images, the dataset's size: {e}"))?;
         if logits.size() != [2, num_classes] {
             return Err(format!(
                 "its forward gives shape {:?} for 2 images, not [2, {num_classes}]: the dataset has {num_classes} \

@@ -584,6 +584,7 @@ mod tests {
             train_seconds: 60.0,
             data_wait_seconds: 1.0,
             eval_seconds: 5.0,
+            step_mode: None,
             gmm: None,
             da: None,
         }

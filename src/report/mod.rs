@@ -45,6 +45,27 @@ pub struct EvalMetrics {
     pub top5: f64,
 }
 
+/// How the training steps of an epoch ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepMode {
+    /// One launch per op.
+    Eager,
+    /// Replays of a captured CUDA graph (`--cuda-graphs`; the first epoch's first steps, the
+    /// warm-up before the capture, ran eagerly).
+    CudaGraph,
+}
+
+impl StepMode {
+    /// The spelling in metrics files.
+    pub fn name(self) -> &'static str {
+        match self {
+            StepMode::Eager => "eager",
+            StepMode::CudaGraph => "cuda-graph",
+        }
+    }
+}
+
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EpochMetrics {
@@ -64,6 +85,9 @@ pub struct EpochMetrics {
     /// Time the training loop waited for the data pipeline.
     pub data_wait_seconds: f64,
     pub eval_seconds: f64,
+    /// How the training steps ran (`--cuda-graphs`); absent in runs of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_mode: Option<StepMode>,
     /// With --gmm: accuracy on ID and OOD views, the OOD share of augmented views, the mean smoothing.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub gmm: Option<GmmMetrics>,
@@ -256,6 +280,7 @@ mod tests {
             train_seconds: x,
             data_wait_seconds: x,
             eval_seconds: x,
+            step_mode: None,
             gmm: Some(GmmMetrics { train_top1_id: Some(x), train_top1_ood: None, ood_fraction: x, mean_smooth: x }),
             da: Some(DaMetrics::new(
                 &EvalMetrics { loss: x, top1: x, top5: x },

@@ -1,0 +1,341 @@
+//! `--cuda-graphs`: the method's training step (scorer, forward, criteria, backward, fused SGD)
+//! captured once as a CUDA graph and replayed for every later step, one launch instead of
+//! hundreds. The graph reads each batch from fixed input tensors and the learning rate from the
+//! optimizer's device tensor; the per-step seed is set before each replay, as before each eager
+//! step, so random ops draw what they would eagerly.
+//!
+//! The capture is checked before it is trusted: the batch of the capture step is first trained
+//! on eagerly, the state is put back, and the graph's first replay must make the same update
+//! (to [`UPDATE_TOLERANCE`] of its size) and the same loss. With `--cuda-graphs auto` a capture
+//! that fails or differs leaves the run eager (the eager step's result is kept, so the run goes
+//! on as if graphs were off) and says why; with `on` it is an error.
+
+use super::{Method, StepBatch, StepOutputs, StepSums};
+use crate::config::CudaGraphs;
+use crate::graph::{self, CudaGraph, GraphError};
+use crate::model::Model;
+use crate::optim::{Sgd, SgdKernel};
+use crate::report::StepMode;
+use tch::{Device, Kind, Tensor};
+
+/// Eager steps before the capture: by then cuDNN's autotuner has chosen its algorithms, lazy
+/// initialisation is done and every momentum buffer exists (torch.cuda.graph's advice is a few
+/// warm-up iterations).
+pub const WARMUP_STEPS: usize = 3;
+
+/// The largest difference allowed between the graph's update and the eager step's, per tensor,
+/// as a share of the eager update's largest change (nondeterministic cuDNN reductions differ by
+/// far less; a missing or stale part of the step differs by about 1).
+pub const UPDATE_TOLERANCE: f64 = 1e-2;
+
+/// `--cuda-graphs on` and no graph.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("--cuda-graphs on: {reason}; pass --cuda-graphs auto to fall back to eager steps, or off")]
+pub struct NoGraph {
+    pub reason: String,
+}
+
+/// What can stop a step.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    NoGraph(#[from] NoGraph),
+    /// A captured graph failed to replay.
+    #[error(transparent)]
+    Replay(#[from] GraphError),
+}
+
+/// Runs the training steps of a run, eagerly or as replays of a captured graph.
+pub struct Stepper {
+    setting: CudaGraphs,
+    device: Device,
+    state: State,
+    /// What to tell the user about the mode, once.
+    note: Option<String>,
+}
+
+enum State {
+    /// Eager steps; a capture is tried after `warmup` more (`None`: eager for good).
+    Eager {
+        warmup: Option<usize>,
+    },
+    Graph(Box<Captured>),
+}
+
+/// A captured step: the graph, its input batch and its outputs.
+struct Captured {
+    graph: CudaGraph,
+    batch: StepBatch,
+    out: StepOutputs,
+}
+
+impl Stepper {
+    /// The steps `setting` asks for, on `device`, with the optimizer's `kernel`; `static_step`
+    /// says whether every step has the same shapes (not under `--fair-comparison`). Where no
+    /// graph can be made, `auto` runs eagerly (saying why) and `on` is an error.
+    pub fn new(setting: CudaGraphs, device: Device, kernel: SgdKernel, static_step: bool) -> Result<Self, NoGraph> {
+        let why_not = if !device.is_cuda() {
+            Some("no GPU: CUDA graphs replay GPU work".to_string())
+        } else if !graph::built() {
+            Some("this build has no CUDA graphs (the CUDA headers were missing; rerun scripts/setup.sh)".to_string())
+        } else if !static_step {
+            Some("--fair-comparison changes the step's shapes every batch".to_string())
+        } else if kernel != SgdKernel::Fused {
+            Some("the per-parameter SGD step puts the learning rate into its kernels".to_string())
+        } else {
+            None
+        };
+        let (warmup, note) = match (setting, why_not) {
+            (CudaGraphs::Off, _) => (None, None),
+            (CudaGraphs::On, Some(reason)) => return Err(NoGraph { reason }),
+            (CudaGraphs::Auto, Some(reason)) => (None, Some(format!("training steps run eagerly: {reason}"))),
+            (_, None) => (Some(WARMUP_STEPS), None),
+        };
+        Ok(Stepper { setting, device, state: State::Eager { warmup }, note })
+    }
+
+    /// Whether a capture is still to be tried (after the warm-up steps).
+    pub fn will_capture(&self) -> bool {
+        matches!(self.state, State::Eager { warmup: Some(_) })
+    }
+
+    /// How the last step ran.
+    pub fn mode(&self) -> StepMode {
+        match self.state {
+            State::Graph(_) => StepMode::CudaGraph,
+            State::Eager { .. } => StepMode::Eager,
+        }
+    }
+
+    /// What the user should know about the mode since the last call (a capture, a fallback).
+    pub fn take_note(&mut self) -> Option<String> {
+        self.note.take()
+    }
+
+    /// One step of `method` on `batch` at learning rate `lr` with random ops seeded by `seed`;
+    /// returns false when it was skipped (a fair-comparison batch with nothing to keep).
+    #[allow(clippy::too_many_arguments)]
+    pub fn step(
+        &mut self,
+        method: &Method,
+        model: &Model,
+        opt: &mut Sgd,
+        lr: f64,
+        seed: i64,
+        batch: &StepBatch,
+        sums: &mut StepSums,
+    ) -> Result<bool, StepError> {
+        match &mut self.state {
+            State::Graph(c) if c.batch.x.size() == batch.x.size() && c.batch.n_ori == batch.n_ori => {
+                tch::no_grad(|| {
+                    c.batch.x.copy_(&batch.x);
+                    c.batch.y.copy_(&batch.y);
+                });
+                opt.set_lr(lr);
+                tch::manual_seed(seed);
+                c.graph.replay()?;
+                method.account(&c.out, &c.batch, sums);
+                Ok(true)
+            }
+            State::Eager { warmup: Some(0) } => self.capture(method, model, opt, lr, seed, batch, sums),
+            State::Eager { warmup } => {
+                tch::manual_seed(seed);
+                let stepped = method.step(model, opt, lr, batch, sums);
+                if let Some(left) = warmup {
+                    *left -= stepped as usize;
+                }
+                Ok(stepped)
+            }
+            // a batch of another shape than the graph's (none in training: drop_last)
+            State::Graph(_) => {
+                tch::manual_seed(seed);
+                Ok(method.step(model, opt, lr, batch, sums))
+            }
+        }
+    }
+
+    /// Trains on `batch` eagerly, then captures the step on a copy of it from the state before,
+    /// replays it and keeps the graph if it made the eager step's update; otherwise keeps the
+    /// eager step's state (`auto`) or fails (`on`).
+    #[allow(clippy::too_many_arguments)]
+    fn capture(
+        &mut self,
+        method: &Method,
+        model: &Model,
+        opt: &mut Sgd,
+        lr: f64,
+        seed: i64,
+        batch: &StepBatch,
+        sums: &mut StepSums,
+    ) -> Result<bool, StepError> {
+        let live = state_tensors(model, opt);
+        let before = copies(&live);
+        tch::manual_seed(seed);
+        let eager = method.compute(model, opt, lr, batch);
+        let after = copies(&live);
+        restore(&live, &before);
+        opt.set_lr(lr);
+        let inputs = StepBatch { x: batch.x.copy(), y: batch.y.copy(), n_ori: batch.n_ori };
+        let Device::Cuda(index) = self.device else { unreachable!("graphs are tried on a GPU only") };
+        let captured = CudaGraph::capture(index, || method.compute(model, opt, lr, &inputs))
+            .and_then(|(graph, out)| {
+                tch::manual_seed(seed);
+                graph.replay().map(|()| (graph, out))
+            })
+            .map_err(|e| e.to_string())
+            .and_then(|(graph, out)| {
+                let loss = loss_difference(&eager.loss, &out.loss);
+                let update = update_difference(&before, &after, &live);
+                if loss > 1e-3 || update > UPDATE_TOLERANCE {
+                    return Err(format!(
+                        "the graph's first step differs from the eager step on the same batch (loss by {loss:.1e}, \
+                         update by {update:.1e} of its size)"
+                    ));
+                }
+                Ok((graph, out, update))
+            });
+        match captured {
+            Ok((graph, out, update)) => {
+                method.account(&out, &inputs, sums);
+                self.note = Some(format!(
+                    "training steps are replays of a CUDA graph, captured after {WARMUP_STEPS} eager steps; its first \
+                     step made the eager step's update to {update:.1e} of its size"
+                ));
+                self.state = State::Graph(Box::new(Captured { graph, batch: inputs, out }));
+            }
+            Err(reason) => {
+                restore(&live, &after);
+                if self.setting == CudaGraphs::On {
+                    return Err(NoGraph { reason }.into());
+                }
+                method.account(&eager, batch, sums);
+                self.note = Some(format!("training steps run eagerly: {reason}"));
+                self.state = State::Eager { warmup: None };
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Every tensor a step changes: the model's parameters and buffers and the momentum buffers.
+fn state_tensors(model: &Model, opt: &Sgd) -> Vec<Tensor> {
+    let mut all: Vec<Tensor> = model.state_dict().into_values().collect();
+    all.extend(opt.state().into_iter().map(|(_, b)| b));
+    all
+}
+
+/// Copies of `tensors` (detached).
+fn copies(tensors: &[Tensor]) -> Vec<Tensor> {
+    tch::no_grad(|| tensors.iter().map(|t| t.detach().copy()).collect())
+}
+
+/// Writes `values` into `tensors` in place (their memory, which a graph reads, stays).
+fn restore(tensors: &[Tensor], values: &[Tensor]) {
+    tch::no_grad(|| {
+        for (t, v) in tensors.iter().zip(values) {
+            t.detach().copy_(v);
+        }
+    });
+}
+
+/// The relative difference of two scalar losses.
+fn loss_difference(eager: &Tensor, graph: &Tensor) -> f64 {
+    let (e, g) = (eager.double_value(&[]), graph.double_value(&[]));
+    if e == g {
+        return 0.0; // also two equal infinities
+    }
+    (e - g).abs() / e.abs().max(1e-12)
+}
+
+/// The largest difference, over tensors, between the update `now - before` and the eager update
+/// `eager - before`, as a share of the eager update's largest change; a tensor the eager step
+/// left alone must stay within float rounding of its values. NaN counts as infinitely far.
+fn update_difference(before: &[Tensor], eager: &[Tensor], now: &[Tensor]) -> f64 {
+    let max_abs = |t: Tensor| t.abs().max().double_value(&[]);
+    let mut worst = 0.0f64;
+    for ((b, e), n) in before.iter().zip(eager).zip(now) {
+        let (b, e, n) = (b.to_kind(Kind::Double), e.to_kind(Kind::Double), n.to_kind(Kind::Double));
+        let step = max_abs(&e - &b);
+        let off = max_abs(&n - &e);
+        let scale = if step > 0.0 { step } else { 1e-6 * max_abs(e.shallow_clone()).max(1e-12) };
+        let d = off / scale;
+        worst = if d.is_nan() { f64::INFINITY } else { worst.max(d) };
+    }
+    worst
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ModelName, TrainConfig};
+
+    fn tensors(values: &[&[f32]]) -> Vec<Tensor> {
+        values.iter().map(|v| Tensor::from_slice(v)).collect()
+    }
+
+    #[test]
+    fn the_update_check_accepts_rounding_and_refuses_a_missing_or_stale_step() {
+        let before = tensors(&[&[1.0, 2.0], &[5.0]]);
+        let eager = tensors(&[&[0.9, 2.1], &[5.0]]);
+        assert_eq!(update_difference(&before, &eager, &eager), 0.0);
+        let rounded = tensors(&[&[0.9 + 1e-6, 2.1], &[5.0]]);
+        assert!(update_difference(&before, &eager, &rounded) < UPDATE_TOLERANCE);
+        // no update at all, half the update, an update of a tensor the eager step left alone
+        for wrong in [&before, &tensors(&[&[0.95, 2.05], &[5.0]]), &tensors(&[&[0.9, 2.1], &[5.1]])] {
+            assert!(update_difference(&before, &eager, wrong) > UPDATE_TOLERANCE);
+        }
+        let nan = tensors(&[&[f32::NAN, 2.1], &[5.0]]);
+        assert_eq!(update_difference(&before, &eager, &nan), f64::INFINITY);
+        assert!(loss_difference(&Tensor::from(2.0f32), &Tensor::from(2.1f32)) > 1e-3);
+        assert_eq!(loss_difference(&Tensor::from(2.0f32), &Tensor::from(2.0f32)), 0.0);
+    }
+
+    #[test]
+    fn restore_writes_values_into_the_same_memory() {
+        let live = tensors(&[&[1.0, 2.0]]);
+        let address = live[0].data_ptr();
+        let saved = copies(&live);
+        let _ = live[0].shallow_clone().fill_(7.0);
+        restore(&live, &saved);
+        assert_eq!(live[0].data_ptr(), address);
+        assert_eq!(Vec::<f32>::try_from(&live[0]).unwrap(), [1.0, 2.0]);
+    }
+
+    #[test]
+    fn without_a_gpu_auto_steps_eagerly_saying_why_and_on_is_an_error() {
+        let mut auto = Stepper::new(CudaGraphs::Auto, Device::Cpu, SgdKernel::Fused, true).unwrap();
+        assert_eq!(auto.mode(), StepMode::Eager);
+        assert!(auto.take_note().unwrap().contains("no GPU"));
+        assert!(auto.take_note().is_none(), "said once");
+        let err = Stepper::new(CudaGraphs::On, Device::Cpu, SgdKernel::Fused, true).err().unwrap().to_string();
+        assert!(err.contains("--cuda-graphs on") && err.contains("no GPU") && err.contains("auto"), "{err}");
+        let mut off = Stepper::new(CudaGraphs::Off, Device::Cpu, SgdKernel::Fused, true).unwrap();
+        assert!(off.take_note().is_none());
+    }
+
+    #[test]
+    fn eager_steps_of_the_stepper_are_the_methods_steps() {
+        let config = TrainConfig::default();
+        let method = Method::new(&config.method, 0.5, None, None);
+        let run = |use_stepper: bool| {
+            tch::manual_seed(0);
+            let model = Model::new(ModelName::ResNet18, 10, Device::Cpu);
+            let mut opt = Sgd::new(&model.vs, 0.9, 5e-4, true);
+            let mut stepper = Stepper::new(CudaGraphs::Auto, Device::Cpu, SgdKernel::Fused, true).unwrap();
+            let mut sums = StepSums::new(Device::Cpu);
+            for k in 0..2 {
+                tch::manual_seed(100 + k);
+                let x = Tensor::randn([4, 3, 8, 8], (Kind::Float, Device::Cpu));
+                let batch = StepBatch { x, y: Tensor::from_slice(&[0i64, 1, 2, 3]), n_ori: 2 };
+                if use_stepper {
+                    stepper.step(&method, &model, &mut opt, 0.1, 7, &batch, &mut sums).unwrap();
+                } else {
+                    tch::manual_seed(7);
+                    method.step(&model, &mut opt, 0.1, &batch, &mut sums);
+                }
+            }
+            (sums.loss(), model.state_dict().into_values().map(|t| t.sum(Kind::Double).double_value(&[])).sum::<f64>())
+        };
+        assert_eq!(run(true), run(false));
+    }
+}
