@@ -45,10 +45,36 @@ pub enum StepError {
     Replay(#[from] GraphError),
 }
 
+/// A captured graph, replayed once per step.
+trait Replay {
+    fn replay(&self) -> Result<(), GraphError>;
+}
+
+impl Replay for CudaGraph {
+    fn replay(&self) -> Result<(), GraphError> {
+        CudaGraph::replay(self)
+    }
+}
+
+/// How a step's work is captured on CUDA device N: [`cuda_capture`]; the tests put stand-ins
+/// here to drive the check and the fallback on the CPU.
+type Capture = fn(usize, &mut dyn FnMut() -> StepOutputs) -> Result<(Box<dyn Replay>, StepOutputs), GraphError>;
+
+/// Captures `work` as a CUDA graph.
+fn cuda_capture(
+    device: usize,
+    work: &mut dyn FnMut() -> StepOutputs,
+) -> Result<(Box<dyn Replay>, StepOutputs), GraphError> {
+    let (graph, out) = CudaGraph::capture(device, work)?;
+    Ok((Box::new(graph), out))
+}
+
 /// Runs the training steps of a run, eagerly or as replays of a captured graph.
 pub struct Stepper {
     setting: CudaGraphs,
-    device: Device,
+    /// The CUDA device graphs are captured on.
+    device: usize,
+    capture: Capture,
     state: State,
     /// What to tell the user about the mode, once.
     note: Option<String>,
@@ -64,7 +90,7 @@ enum State {
 
 /// A captured step: the graph, its input batch and its outputs.
 struct Captured {
-    graph: CudaGraph,
+    graph: Box<dyn Replay>,
     batch: StepBatch,
     out: StepOutputs,
 }
@@ -91,7 +117,11 @@ impl Stepper {
             (CudaGraphs::Auto, Some(reason)) => (None, Some(format!("training steps run eagerly: {reason}"))),
             (_, None) => (Some(WARMUP_STEPS), None),
         };
-        Ok(Stepper { setting, device, state: State::Eager { warmup }, note })
+        let device = match device {
+            Device::Cuda(index) => index,
+            _ => 0,
+        };
+        Ok(Stepper { setting, device, capture: cuda_capture, state: State::Eager { warmup }, note })
     }
 
     /// Whether a capture is still to be tried (after the warm-up steps).
@@ -137,7 +167,7 @@ impl Stepper {
                 method.account(&c.out, &c.batch, sums);
                 Ok(true)
             }
-            State::Eager { warmup: Some(0) } => self.capture(method, model, opt, lr, seed, batch, sums),
+            State::Eager { warmup: Some(0) } => self.capture_step(method, model, opt, lr, seed, batch, sums),
             State::Eager { warmup } => {
                 tch::manual_seed(seed);
                 let stepped = method.step(model, opt, lr, batch, sums);
@@ -158,7 +188,7 @@ impl Stepper {
     /// replays it and keeps the graph if it made the eager step's update; otherwise keeps the
     /// eager step's state (`auto`) or fails (`on`).
     #[allow(clippy::too_many_arguments)]
-    fn capture(
+    fn capture_step(
         &mut self,
         method: &Method,
         model: &Model,
@@ -176,8 +206,7 @@ impl Stepper {
         restore(&live, &before);
         opt.set_lr(lr);
         let inputs = StepBatch { x: batch.x.copy(), y: batch.y.copy(), n_ori: batch.n_ori };
-        let Device::Cuda(index) = self.device else { unreachable!("graphs are tried on a GPU only") };
-        let captured = CudaGraph::capture(index, || method.compute(model, opt, lr, &inputs))
+        let captured = (self.capture)(self.device, &mut || method.compute(model, opt, lr, &inputs))
             .and_then(|(graph, out)| {
                 tch::manual_seed(seed);
                 graph.replay().map(|()| (graph, out))
@@ -313,29 +342,114 @@ mod tests {
         assert!(off.take_note().is_none());
     }
 
-    #[test]
-    fn eager_steps_of_the_stepper_are_the_methods_steps() {
-        let config = TrainConfig::default();
-        let method = Method::new(&config.method, 0.5, None, None);
-        let run = |use_stepper: bool| {
-            tch::manual_seed(0);
-            let model = Model::new(ModelName::ResNet18, 10, Device::Cpu);
-            let mut opt = Sgd::new(&model.vs, 0.9, 5e-4, true);
-            let mut stepper = Stepper::new(CudaGraphs::Auto, Device::Cpu, SgdKernel::Fused, true).unwrap();
-            let mut sums = StepSums::new(Device::Cpu);
-            for k in 0..2 {
-                tch::manual_seed(100 + k);
-                let x = Tensor::randn([4, 3, 8, 8], (Kind::Float, Device::Cpu));
-                let batch = StepBatch { x, y: Tensor::from_slice(&[0i64, 1, 2, 3]), n_ori: 2 };
-                if use_stepper {
-                    stepper.step(&method, &model, &mut opt, 0.1, 7, &batch, &mut sums).unwrap();
-                } else {
-                    tch::manual_seed(7);
+    /// A replay that does nothing: the stand-in captures below run the work when "capturing".
+    struct Ran;
+
+    impl Replay for Ran {
+        fn replay(&self) -> Result<(), GraphError> {
+            Ok(())
+        }
+    }
+
+    /// A capture that runs the step once: what a correct graph's capture and first replay do.
+    fn runs_once(
+        _: usize,
+        work: &mut dyn FnMut() -> StepOutputs,
+    ) -> Result<(Box<dyn Replay>, StepOutputs), GraphError> {
+        let out = work();
+        Ok((Box::new(Ran), out))
+    }
+
+    /// A broken capture whose replay updates twice.
+    fn runs_twice(
+        _: usize,
+        work: &mut dyn FnMut() -> StepOutputs,
+    ) -> Result<(Box<dyn Replay>, StepOutputs), GraphError> {
+        work();
+        runs_once(0, work)
+    }
+
+    /// A capture refused by CUDA.
+    fn refused(_: usize, _: &mut dyn FnMut() -> StepOutputs) -> Result<(Box<dyn Replay>, StepOutputs), GraphError> {
+        Err(GraphError { stage: "capture", message: "operation not permitted when stream is capturing".into() })
+    }
+
+    /// A stepper that tries a capture with `capture` after the warm-up, whatever the device.
+    fn trying(setting: CudaGraphs, capture: Capture) -> Stepper {
+        Stepper { setting, device: 0, capture, state: State::Eager { warmup: Some(WARMUP_STEPS) }, note: None }
+    }
+
+    /// Fixed, varied values of `shape` (no draw from libtorch's generator, which the tests
+    /// running beside this one share).
+    fn fixed(shape: &[i64], phase: f64) -> Tensor {
+        let n: i64 = shape.iter().product();
+        (Tensor::arange(n, (Kind::Double, Device::Cpu)) * 0.37 + phase).sin().to_kind(Kind::Float).reshape(shape)
+    }
+
+    /// `steps` steps of ResNet-18 on fixed batches, through `stepper` (or the method's own
+    /// eager steps): the mean loss and every weight and buffer, or the first error.
+    fn train(steps: usize, mut stepper: Option<Stepper>) -> Result<(f64, Vec<Tensor>, Option<Stepper>), StepError> {
+        let method = Method::new(&TrainConfig::default().method, 0.5, None, None);
+        let model = Model::new(ModelName::ResNet18, 10, Device::Cpu);
+        tch::no_grad(|| {
+            for (k, t) in model.state_dict().into_values().enumerate() {
+                if t.is_floating_point() {
+                    t.detach().copy_(&(fixed(&t.size(), k as f64) * 0.1));
+                }
+            }
+        });
+        let mut opt = Sgd::new(&model.vs, 0.9, 5e-4, true);
+        let mut sums = StepSums::new(Device::Cpu);
+        for k in 0..steps as i64 {
+            let x = fixed(&[4, 3, 8, 8], k as f64);
+            let batch = StepBatch { x, y: Tensor::from_slice(&[0i64, 1, 2, 3]), n_ori: 2 };
+            match &mut stepper {
+                Some(s) => {
+                    s.step(&method, &model, &mut opt, 0.1, 7 + k, &batch, &mut sums)?;
+                }
+                None => {
+                    tch::manual_seed(7 + k);
                     method.step(&model, &mut opt, 0.1, &batch, &mut sums);
                 }
             }
-            (sums.loss(), model.state_dict().into_values().map(|t| t.sum(Kind::Double).double_value(&[])).sum::<f64>())
-        };
-        assert_eq!(run(true), run(false));
+        }
+        Ok((sums.loss(), state_tensors(&model, &opt), stepper))
+    }
+
+    fn same(a: &(f64, Vec<Tensor>, Option<Stepper>), b: &(f64, Vec<Tensor>, Option<Stepper>)) -> bool {
+        a.0 == b.0 && a.1.len() == b.1.len() && a.1.iter().zip(&b.1).all(|(x, y)| x.equal(y))
+    }
+
+    #[test]
+    fn eager_steps_of_the_stepper_are_the_methods_steps() {
+        let auto = Stepper::new(CudaGraphs::Auto, Device::Cpu, SgdKernel::Fused, true).unwrap();
+        assert!(same(&train(2, Some(auto)).unwrap(), &train(2, None).unwrap()));
+    }
+
+    #[test]
+    fn a_capture_that_makes_the_eager_update_is_kept() {
+        let eager = train(WARMUP_STEPS + 1, None).unwrap();
+        let graphed = train(WARMUP_STEPS + 1, Some(trying(CudaGraphs::On, runs_once))).unwrap();
+        assert!(same(&graphed, &eager), "the capture step trains once, on its batch");
+        let mut stepper = graphed.2.unwrap();
+        assert_eq!(stepper.mode(), StepMode::CudaGraph);
+        assert!(stepper.take_note().unwrap().contains("replays of a CUDA graph"));
+    }
+
+    #[test]
+    fn a_capture_that_fails_or_differs_leaves_auto_eager_with_the_eager_result_and_on_failing() {
+        let eager = train(WARMUP_STEPS + 3, None).unwrap();
+        for (capture, why) in [(runs_twice as Capture, "differs from the eager step"), (refused, "not permitted")] {
+            let fallback = train(WARMUP_STEPS + 3, Some(trying(CudaGraphs::Auto, capture))).unwrap();
+            assert!(same(&fallback, &eager), "{why}: the run goes on as an eager run would");
+            let mut stepper = fallback.2.unwrap();
+            assert_eq!(stepper.mode(), StepMode::Eager);
+            let note = stepper.take_note().unwrap();
+            assert!(note.contains("run eagerly") && note.contains(why), "{note}");
+            let Err(err) = train(WARMUP_STEPS + 3, Some(trying(CudaGraphs::On, capture))) else {
+                panic!("--cuda-graphs on accepted a capture that {why}")
+            };
+            assert!(err.to_string().contains("--cuda-graphs on") && err.to_string().contains(why), "{err}");
+        }
     }
 }
