@@ -65,6 +65,12 @@ fn detection_marks_destroyed_views_ood_and_retraining_logs_id_ood_metrics() {
     let export = tmp.path().join("export");
     args.extend(["--aug", "ra", "--N", "1", "--M", "28", "--tag", "syn/res/detect", "--batch-size", "16"]);
     args.extend(["--export", export.to_str().unwrap()]);
+    // a folder another process holds is refused, naming it, before any work
+    let held = resmooth::io::lock_dir(&logs.join("syn/res/detect")).unwrap();
+    let out = resmooth(&args);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("syn/res/detect is in use by another resmooth process"), "{}", text(&out));
+    drop(held);
     let out = resmooth(&args);
     assert!(out.status.success(), "{}", text(&out));
     let report = text(&out);

@@ -22,6 +22,9 @@ pub fn detect(args: DetectArgs) -> Result<()> {
     }
     let data = d.config(None);
     data.check()?;
+    // the folder is this process's while it writes there (a training run may use the same tag)
+    let dir = args.logdir.join(&args.tag);
+    let _lock = resmooth::io::lock_dir(&dir)?;
     let mut terminal = Terminal::stop_on_signals()?;
     let setup = Setup::new(&data, args.seed, args.device.gpu, args.device.workers, &mut terminal)?;
     let path = pretrained_path(&args.logdir, &args.tag, None, args.pretrained.as_deref());
@@ -31,7 +34,6 @@ pub fn detect(args: DetectArgs) -> Result<()> {
     let aug = Arc::new(Augmenter::new(a.aug, a.n, a.m, a.cutout, d.dataset).with_crop_padding(a.crop_padding));
     let started = std::time::Instant::now();
     let det = setup.detect(&scorer, &aug, args.seed, args.batch_size, &mut terminal)?;
-    let dir = args.logdir.join(&args.tag);
     let (gmm, csv) = (dir.join("gmm.json"), dir.join("losses.csv"));
     det.gmm.save(&gmm)?;
     det.write_csv(&csv)?;
