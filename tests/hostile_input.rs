@@ -167,7 +167,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("checkpoint.safetensors");
         let t = |n: i64| Tensor::arange(n, (Kind::Float, Device::Cpu));
-        let snapshot = Snapshot { weights: vec![("w".into(), t(12)), ("b".into(), t(3))], momentum: vec![("w".into(), t(12))] };
+        let snapshot = Snapshot::from_host(vec![("w".into(), t(12)), ("b".into(), t(3))], vec![("w".into(), t(12))]);
         let meta = ResumeMeta::fresh(&resmooth::config::TrainConfig::default());
         snapshot.write_checkpoint(&path, &meta).unwrap();
         let bytes = std::fs::read(&path).unwrap();

@@ -104,34 +104,54 @@ impl ResumeMeta {
     }
 }
 
+/// Tensors by state_dict key.
+type Named = [(String, Tensor)];
+
 /// A host copy of the weights (state_dict) and momentum buffers, taken between two steps and
 /// written while training goes on.
 pub struct Snapshot {
-    pub weights: Vec<(String, Tensor)>,
-    pub momentum: Vec<(String, Tensor)>,
+    weights: Vec<(String, Tensor)>,
+    momentum: Vec<(String, Tensor)>,
+    /// The GPU whose copies into `weights` and `momentum` may still be in flight.
+    copying: Option<Device>,
 }
 
 impl Snapshot {
-    /// Copies the state of `model` and `opt` to host memory.
+    /// Copies the state of `model` and `opt` to host memory without stopping training on a GPU:
+    /// the tensors of each dtype are gathered into one device buffer (one kernel) and copied to
+    /// pinned host memory asynchronously (one transfer); whoever reads the copy waits for it
+    /// ([`Snapshot::host`]), on the background writer's thread. On the CPU the copy is made at once.
     pub fn take(model: &Model, opt: &Sgd) -> Self {
-        // on the CPU `to_device` returns the live tensor itself: copy it
-        let host = |t: &Tensor| {
-            tch::no_grad(|| {
-                let t = if t.device() == Device::Cpu { t.copy() } else { t.to_device(Device::Cpu) };
-                t.contiguous()
-            })
+        let weights: Vec<(String, Tensor)> = model.state_dict().into_iter().collect();
+        let momentum = opt.state();
+        let device = weights.first().map_or(Device::Cpu, |(_, t)| t.device());
+        let mut host = host_copies(weights.iter().chain(&momentum).map(|(_, t)| t)).into_iter();
+        let mut named = |from: Vec<(String, Tensor)>| -> Vec<(String, Tensor)> {
+            from.into_iter().map(|(k, _)| (k, host.next().expect("one copy per tensor"))).collect()
         };
-        Snapshot {
-            weights: model.state_dict().iter().map(|(k, v)| (k.clone(), host(v))).collect(),
-            momentum: opt.state().iter().map(|(k, v)| (k.clone(), host(v))).collect(),
+        let (weights, momentum) = (named(weights), named(momentum));
+        Snapshot { weights, momentum, copying: device.is_cuda().then_some(device) }
+    }
+
+    /// A snapshot of weights and momentum buffers already in host memory.
+    pub fn from_host(weights: Vec<(String, Tensor)>, momentum: Vec<(String, Tensor)>) -> Self {
+        Snapshot { weights, momentum, copying: None }
+    }
+
+    /// The host copies of the weights and of the momentum buffers, once they are complete.
+    pub fn host(&self) -> (&Named, &Named) {
+        if let Some(device) = self.copying {
+            crate::device::synchronize(device);
         }
+        (&self.weights, &self.momentum)
     }
 
     /// Writes the checkpoint file of this state and `meta`, with the checksum of both, atomically.
     pub fn write_checkpoint(&self, path: &Path, meta: &ResumeMeta) -> Result<(), ModelError> {
+        let (weights, momentum) = self.host();
         let mut tensors: Vec<(String, Tensor)> =
-            self.weights.iter().map(|(k, v)| (format!("{MODEL}{k}"), v.shallow_clone())).collect();
-        tensors.extend(self.momentum.iter().map(|(k, v)| (format!("{MOMENTUM}{k}"), v.shallow_clone())));
+            weights.iter().map(|(k, v)| (format!("{MODEL}{k}"), v.shallow_clone())).collect();
+        tensors.extend(momentum.iter().map(|(k, v)| (format!("{MOMENTUM}{k}"), v.shallow_clone())));
         let json = serde_json::to_vec(meta).expect("meta serialises");
         tensors.push((META.into(), Tensor::from_slice(&json)));
         tensors.push((CHECKSUM.into(), Tensor::from_slice(checksum(&tensors).as_bytes())));
@@ -150,6 +170,36 @@ fn checksum(tensors: &[(String, Tensor)]) -> String {
         md5.update(Vec::<u8>::try_from(&bytes).unwrap_or_default());
     }
     md5.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Host copies of `tensors` (contiguous, in order, detached from the live ones): per dtype, the
+/// tensors flattened into one buffer on their device and moved to the host in one copy
+/// (asynchronous into pinned memory from a GPU), then viewed back in their shapes.
+fn host_copies<'a>(tensors: impl Iterator<Item = &'a Tensor>) -> Vec<Tensor> {
+    let tensors: Vec<&Tensor> = tensors.collect();
+    let mut groups: Vec<(Kind, Vec<usize>)> = Vec::new();
+    for (i, t) in tensors.iter().enumerate() {
+        match groups.iter_mut().find(|(kind, _)| *kind == t.kind()) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((t.kind(), vec![i])),
+        }
+    }
+    let mut out: Vec<Option<Tensor>> = tensors.iter().map(|_| None).collect();
+    tch::no_grad(|| {
+        for (kind, members) in groups {
+            let flat: Vec<Tensor> = members.iter().map(|&i| tensors[i].reshape([-1])).collect();
+            // `cat` makes a new buffer: on the CPU too the copy is not the live tensors' memory
+            let flat = Tensor::cat(&flat, 0);
+            let host = if flat.device().is_cuda() { flat.to_device_(Device::Cpu, kind, true, false) } else { flat };
+            let mut offset = 0;
+            for &i in &members {
+                let numel = tensors[i].numel() as i64;
+                out[i] = Some(host.narrow(0, offset, numel).view(tensors[i].size().as_slice()));
+                offset += numel;
+            }
+        }
+    });
+    out.into_iter().map(|t| t.expect("every tensor has a dtype group")).collect()
 }
 
 /// Writes model, momentum buffers and `meta` to `path` atomically (waiting for the write).
@@ -235,7 +285,7 @@ pub struct EpochFiles {
 impl EpochFiles {
     fn write(self) -> Result<(), EngineError> {
         for path in self.weights.iter().chain(&self.best) {
-            write_safetensors_atomic(path, &self.snapshot.weights)?;
+            write_safetensors_atomic(path, self.snapshot.host().0)?;
         }
         self.snapshot.write_checkpoint(&self.checkpoint, &self.meta)?;
         if let (Some(path), Some(line)) = (&self.metrics, &self.meta.metrics_line) {
@@ -350,6 +400,31 @@ mod tests {
         assert!(err.contains("damaged") && err.contains("checkpoint.safetensors"), "{err}");
         std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
         assert!(read_meta(&path).unwrap_err().to_string().contains("checkpoint.safetensors"));
+    }
+
+    #[test]
+    fn host_copies_keep_order_dtype_shape_and_values_in_contiguous_memory() {
+        let conv = Tensor::arange(2 * 3 * 2 * 2, (Kind::Float, Device::Cpu)).reshape([2, 3, 2, 2]);
+        let channels_last = conv.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+        assert!(!channels_last.is_contiguous());
+        let tensors = [
+            channels_last,
+            Tensor::from(5i64),
+            Tensor::from_slice(&[0.5f32, -1.0]),
+            Tensor::zeros([0], (Kind::Float, Device::Cpu)),
+            Tensor::from_slice(&[1.5f64]),
+        ];
+        let copies = host_copies(tensors.iter());
+        assert_eq!(copies.len(), tensors.len());
+        for (t, c) in tensors.iter().zip(&copies) {
+            assert_eq!((c.kind(), c.size()), (t.kind(), t.size()));
+            assert!(c.is_contiguous() && c.equal(t), "{t:?}");
+            if t.numel() > 0 {
+                assert_ne!(c.data_ptr(), t.data_ptr(), "a copy, not the live tensor");
+            }
+        }
+        // safetensors takes the copies as they are (row-major)
+        assert!(copies[0].equal(&conv));
     }
 
     #[test]
