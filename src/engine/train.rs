@@ -201,6 +201,7 @@ impl Learner {
         let model = Model::build_for(&config.model.model, setup.num_classes(), setup.image_size(), setup.device)?
             .with_precision(config.model.precision);
         let opt = Sgd::new(&model.vs, 0.9, o.weight_decay, o.nesterov);
+        // --fair-comparison keeps a different number of views each step (and reads it back)
         let static_step = config.method.fair_comparison == FairComparison::Disable;
         let stepper = Stepper::new(config.run.cuda_graphs, setup.device, opt.kernel(), static_step)
             .map_err(|e| EngineError::Step(e.into()))?;
@@ -453,10 +454,10 @@ impl Trainer<'_> {
 
     /// Trains epoch `start.epoch` at learning rate `start.lr`, from where `start.resume` left
     /// it: every batch of `start.loader`, original and augmented views, through one step of the
-    /// method. The running loss is read
-    /// every [`STATUS_EVERY`] steps, for the NaN check and the progress status; there too a
-    /// failed background write of the previous epoch's files stops the run. Between two steps,
-    /// a stop asked by the user ends the epoch early with where it stands.
+    /// method. The running loss is read every [`STATUS_EVERY`] steps, for the NaN check and the
+    /// progress status; there too a failed background write of the previous epoch's files stops
+    /// the run. Between two steps, a stop asked by the user ends the epoch early with where it
+    /// stands.
     fn epoch(
         &self,
         learner: &mut Learner,

@@ -297,12 +297,6 @@ impl Method {
         true
     }
 
-    /// Whether every step has the same shapes and no host synchronisation, so that it can be
-    /// captured as a CUDA graph: all but `--fair-comparison`, whose kept count sets a shape.
-    pub fn static_step(&self) -> bool {
-        self.fair == FairComparison::Disable
-    }
-
     /// The device work of one step (not under `--fair-comparison`): p_ID from the scorer and
     /// the GMM, the forward pass, the criteria, the backward pass and the SGD update at `lr`.
     /// No host synchronisation: it can be captured as a CUDA graph (with `lr` already on the
