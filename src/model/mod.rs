@@ -252,11 +252,6 @@ pub fn write_safetensors_atomic(path: &Path, tensors: &[(String, Tensor)]) -> Re
     })
 }
 
-/// True for floating-point tensors (parameters and running statistics, not counters).
-pub fn is_float(t: &Tensor) -> bool {
-    matches!(t.kind(), Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -200,11 +200,6 @@ pub fn append_metrics_line(path: &Path, line: &str) -> Result<(), ReportError> {
     Ok(append_line(path, line)?)
 }
 
-/// Appends one epoch to `metrics.jsonl`.
-pub fn append_metrics(path: &Path, m: &EpochMetrics) -> Result<(), ReportError> {
-    append_metrics_line(path, &metrics_line(m))
-}
-
 /// Reads `metrics.jsonl`.
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, ReportError> {
     read(path)?.lines().filter(|l| !l.trim().is_empty()).map(|l| parse(path, l)).collect()
