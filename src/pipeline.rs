@@ -2,7 +2,8 @@
 //! the training step through a bounded queue, then moved to the device once per batch and
 //! normalised there.
 
-use crate::augment::{fill_cutout, Applied, Augmenter};
+use crate::augment::cutout::fill_cutout;
+use crate::augment::{Applied, Augmenter};
 use crate::data::{ImageSet, Normalisation};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;

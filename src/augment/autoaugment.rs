@@ -181,7 +181,7 @@ impl AutoAugment {
                 let m = if signed && !signs[i] { -m } else { m };
                 apply_op(op, m, img, h, w, scratch);
                 std::mem::swap(img, scratch);
-                applied.push(AppliedOp { name: op.name(), value: m as f32 });
+                applied.push(AppliedOp { name: op.into(), value: m as f32 });
             }
         }
         applied

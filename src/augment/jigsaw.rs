@@ -1,5 +1,5 @@
-//! The negative augmentations of Table 2 and cutout: jigsaw (the 2x2 patches of the view put back
-//! in a uniformly drawn non-identity order), rotation by 90, 180 or 270 degrees, and the cutout box.
+//! `--aug jigsaw`, a negative augmentation of Table 2: the 2x2 patches of the view put back in a
+//! uniformly drawn non-identity order.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -36,33 +36,6 @@ pub fn jigsaw(img: &mut [u8], h: usize, w: usize, perm: [usize; 4]) {
             let d = ((dy + y) * w + dx) * 3;
             let s = ((sy + y) * w + sx) * 3;
             img[d..d + pw * 3].copy_from_slice(&src[s..s + pw * 3]);
-        }
-    }
-}
-
-/// The reference's `--aug rotate` angle: 90, 180 or 270 degrees, uniformly.
-pub fn draw_quarter_turn(rng: &mut ChaCha8Rng) -> f64 {
-    [90.0, 180.0, 270.0][rng.random_range(0..3)]
-}
-
-/// The reference's cutout box of side `len` on an `h` x `w` view: a centre drawn uniformly over
-/// the pixels, the square `[c - len/2, c + len/2)` clipped at the borders; `[y0, y1, x0, x1)`.
-pub fn draw_cutout(len: usize, h: usize, w: usize, rng: &mut ChaCha8Rng) -> [u16; 4] {
-    let y = rng.random_range(0..h) as isize;
-    let x = rng.random_range(0..w) as isize;
-    let half = (len / 2) as isize;
-    let clip = |v: isize, n: usize| v.clamp(0, n as isize) as u16;
-    [clip(y - half, h), clip(y + half, h), clip(x - half, w), clip(x + half, w)]
-}
-
-/// Sets every pixel of the cutout box `[y0, y1, x0, x1)` of an HWC image `w` pixels wide to
-/// `value` (one entry per channel): zeros of a mask, or a colour on uint8 images.
-pub fn fill_cutout<T: Copy>(img: &mut [T], w: usize, cutout: [u16; 4], value: &[T]) {
-    let c = value.len();
-    let [y0, y1, x0, x1] = cutout.map(usize::from);
-    for y in y0..y1 {
-        for px in img[(y * w + x0) * c..(y * w + x1) * c].chunks_exact_mut(c) {
-            px.copy_from_slice(value);
         }
     }
 }
@@ -117,50 +90,5 @@ mod tests {
             let (y, x) = (p / w, p % w);
             assert_eq!(img[p * 3] as usize, 3 - (y / 2 * 2 + x / 3));
         }
-    }
-
-    #[test]
-    fn cutout_fills_its_box_only() {
-        let mut mask = vec![1u8; 4 * 5];
-        fill_cutout(&mut mask, 5, [1, 3, 2, 4], &[0]);
-        assert_eq!(mask, [1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1]);
-        let mut rgb = vec![9u8; 2 * 2 * 3];
-        fill_cutout(&mut rgb, 2, [0, 1, 1, 2], &[1, 2, 3]);
-        assert_eq!(rgb, [9, 9, 9, 1, 2, 3, 9, 9, 9, 9, 9, 9]);
-    }
-
-    #[test]
-    fn cutout_is_clipped_at_the_borders() {
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let (mut clipped, mut full) = (0usize, 0usize);
-        for _ in 0..5000 {
-            let [y0, y1, x0, x1] = draw_cutout(16, 32, 32, &mut rng);
-            assert!(y0 < y1 && x0 < x1 && y1 <= 32 && x1 <= 32);
-            assert!(y1 - y0 <= 16 && x1 - x0 <= 16 && y1 - y0 >= 8 && x1 - x0 >= 8);
-            if y1 - y0 == 16 && x1 - x0 == 16 {
-                full += 1;
-            } else {
-                clipped += 1;
-            }
-        }
-        // unclipped needs the centre in 8..=24 on both axes: (17/32)^2 = 28% of the draws
-        assert!(full.abs_diff(1411) < 150 && clipped + full == 5000, "{clipped} {full}");
-        // a centre at the corner gives the clipped 8x8 corner box
-        let mut seen_corner = false;
-        for _ in 0..20_000 {
-            seen_corner |= draw_cutout(16, 32, 32, &mut rng) == [0, 8, 0, 8];
-        }
-        assert!(seen_corner);
-    }
-
-    #[test]
-    fn quarter_turns_are_uniform() {
-        let mut rng = ChaCha8Rng::seed_from_u64(2);
-        let mut c = HashMap::new();
-        for _ in 0..3000 {
-            *c.entry(draw_quarter_turn(&mut rng) as u32).or_insert(0usize) += 1;
-        }
-        assert_eq!(c.len(), 3);
-        assert!(c.values().all(|&n| n.abs_diff(1000) < 100), "{c:?}");
     }
 }

@@ -4,17 +4,18 @@
 pub mod autoaugment;
 pub mod color;
 mod crop;
+pub mod cutout;
 pub mod filters;
 pub mod geometry;
 pub mod jigsaw;
 pub mod ops;
 pub mod randaugment;
+pub mod rotation;
 pub mod severe;
 
 pub use autoaugment::AutoAugment;
 pub use crop::CropFlip;
-pub use jigsaw::fill_cutout;
-pub use ops::Op;
+pub use ops::{Op, OpName};
 pub use randaugment::RandAugment;
 pub use severe::SevereAugment;
 
@@ -28,7 +29,7 @@ pub const BLUR_SIGMA: (f64, f64) = (0.6, 2.0);
 /// One operation applied to an augmented view, with the value it was applied with.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AppliedOp {
-    pub name: &'static str,
+    pub name: OpName,
     pub value: f32,
 }
 
@@ -131,10 +132,10 @@ impl Augmenter {
                 aa.apply(&mut img, h, w, &mut scratch, rng)
             }
             AugKind::Rotate => {
-                let angle = jigsaw::draw_quarter_turn(rng);
+                let angle = rotation::draw_quarter_turn(rng);
                 img.resize(n, 0);
                 geometry::rotate(src, h, w, angle, &mut img);
-                vec![AppliedOp { name: "Rotate", value: angle as f32 }]
+                vec![AppliedOp { name: Op::Rotate.into(), value: angle as f32 }]
             }
             AugKind::Severe(sa) => {
                 start(&mut img, &mut scratch);
@@ -145,28 +146,28 @@ impl Augmenter {
                 let sigma = rng.random_range(BLUR_SIGMA.0..BLUR_SIGMA.1);
                 img.resize(n, 0);
                 filters::gaussian_blur(src, h, w, sigma, &mut img);
-                vec![AppliedOp { name: "GaussianBlur", value: sigma as f32 }]
+                vec![AppliedOp { name: OpName::GaussianBlur, value: sigma as f32 }]
             }
             AugKind::Sobel => {
                 img.resize(n, 0);
                 filters::sobel(src, h, w, &mut img);
-                vec![AppliedOp { name: "Sobel", value: 0.0 }]
+                vec![AppliedOp { name: OpName::Sobel, value: 0.0 }]
             }
         };
         let mut applied = Applied { ops, cutout: None };
         self.original_view(if img.is_empty() { src } else { &img }, h, w, rng, out);
         if self.kind == AugKind::Vertical {
             filters::flip_vertical(&mut out[..n], h, w);
-            applied.ops.push(AppliedOp { name: "VerticalFlip", value: 1.0 });
+            applied.ops.push(AppliedOp { name: OpName::VerticalFlip, value: 1.0 });
         }
         if self.kind == AugKind::Jigsaw {
             let perm = jigsaw::draw_permutation(rng);
             jigsaw::jigsaw(&mut out[..n], h, w, perm);
             let code = perm.iter().fold(0, |acc, &p| acc * 10 + p);
-            applied.ops.push(AppliedOp { name: "Jigsaw", value: code as f32 });
+            applied.ops.push(AppliedOp { name: OpName::Jigsaw, value: code as f32 });
         }
         if self.cutout > 0 {
-            applied.cutout = Some(jigsaw::draw_cutout(self.cutout, h, w, rng));
+            applied.cutout = Some(cutout::draw_cutout(self.cutout, h, w, rng));
         }
         applied
     }

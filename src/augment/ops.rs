@@ -1,5 +1,7 @@
 //! The image operations of RandAugment and AutoAugment, by name, each applied with an explicit
-//! value exactly as the reference's op functions pass it to Pillow (signs already chosen).
+//! value exactly as the reference's op functions pass it to Pillow (signs already chosen); and
+//! [`OpName`], every name an augmented view records as applied, spelled once for the files that
+//! write and read them.
 
 use super::{color, geometry};
 
@@ -69,20 +71,6 @@ impl Op {
         Op::ALL.into_iter().find(|op| op.name().eq_ignore_ascii_case(name))
     }
 
-    /// What `value` means for this op (for `--help` and error messages).
-    pub fn value_meaning(self) -> &'static str {
-        match self {
-            Op::Identity | Op::AutoContrast | Op::Invert | Op::Equalize => "ignored",
-            Op::ShearX | Op::ShearY => "shear coefficient (reference range +-0.3)",
-            Op::TranslateX => "shift as a fraction of the width (reference range +-0.45)",
-            Op::TranslateY => "shift as a fraction of the height (reference range +-0.45)",
-            Op::Rotate => "degrees counter-clockwise (reference range +-30)",
-            Op::Solarize => "threshold: values >= it are inverted (0..=256)",
-            Op::Posterize => "bits kept, int(value) (4..=8)",
-            Op::Color | Op::Brightness | Op::Sharpness | Op::Contrast => "enhancement factor (1 = unchanged)",
-        }
-    }
-
     /// Writes `op(src, value)` into `out` (both HWC `h` x `w`): Pillow's pixels for the reference's
     /// `Op(img, value)` without its random sign flip.
     pub fn apply(self, src: &[u8], h: usize, w: usize, value: f64, out: &mut [u8]) {
@@ -108,6 +96,75 @@ impl Op {
     }
 }
 
+/// What an augmented view records as applied: one of the image ops, or a step of a policy that
+/// is not one of them. Its spelling is what `losses.csv`, the detection report, the HTML report
+/// and `augment preview` show, and what `losses.csv` is read back by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpName {
+    /// An image op (RandAugment, AutoAugment, SevereAugment's geometric ops, `--aug rotate`).
+    Op(Op),
+    /// `--aug jigsaw`; the value is the permutation's digits (`2301`).
+    Jigsaw,
+    /// `--aug blur`; the value is sigma.
+    GaussianBlur,
+    /// `--aug sobel`.
+    Sobel,
+    /// `--aug vertical`.
+    VerticalFlip,
+    /// SevereAugment's grey square (value `v`). The box of `--cutout` is written under the same
+    /// name, with `y0:y1,x0:x1` for its value.
+    Cutout,
+}
+
+/// A name that is none of [`OpName`]'s.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("unknown op '{0}'")]
+pub struct UnknownOp(pub String);
+
+impl OpName {
+    /// The steps of policies that are not image ops.
+    pub const STEPS: [OpName; 5] =
+        [OpName::Jigsaw, OpName::GaussianBlur, OpName::Sobel, OpName::VerticalFlip, OpName::Cutout];
+
+    /// Every name, the image ops first.
+    pub fn all() -> impl Iterator<Item = OpName> {
+        Op::ALL.into_iter().map(OpName::Op).chain(Self::STEPS)
+    }
+
+    /// The spelling in files and on screen (the reference's op names where it has them).
+    pub fn name(self) -> &'static str {
+        match self {
+            OpName::Op(op) => op.name(),
+            OpName::Jigsaw => "Jigsaw",
+            OpName::GaussianBlur => "GaussianBlur",
+            OpName::Sobel => "Sobel",
+            OpName::VerticalFlip => "VerticalFlip",
+            OpName::Cutout => "Cutout",
+        }
+    }
+}
+
+impl From<Op> for OpName {
+    fn from(op: Op) -> Self {
+        OpName::Op(op)
+    }
+}
+
+impl std::str::FromStr for OpName {
+    type Err = UnknownOp;
+
+    /// The name spelled exactly `s` (as [`OpName::name`] writes it).
+    fn from_str(s: &str) -> Result<Self, UnknownOp> {
+        OpName::all().find(|n| n.name() == s).ok_or_else(|| UnknownOp(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for OpName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +176,21 @@ mod tests {
             assert_eq!(Op::from_name(&op.name().to_lowercase()), Some(op));
         }
         assert_eq!(Op::from_name("Cutout"), None);
+    }
+
+    #[test]
+    fn every_applied_name_reads_back_and_the_spellings_are_distinct() {
+        let names: Vec<OpName> = OpName::all().collect();
+        assert_eq!(names.len(), 20);
+        for n in &names {
+            assert_eq!(n.name().parse::<OpName>(), Ok(*n));
+            assert_eq!(n.to_string(), n.name());
+        }
+        let spellings: std::collections::HashSet<&str> = names.iter().map(|n| n.name()).collect();
+        assert_eq!(spellings.len(), names.len());
+        assert_eq!("Rotate".parse::<OpName>(), Ok(OpName::Op(Op::Rotate)));
+        assert_eq!("GaussianBlur".parse::<OpName>(), Ok(OpName::GaussianBlur));
+        assert_eq!("rotate".parse::<OpName>(), Err(UnknownOp("rotate".into())), "files are read as written");
     }
 
     #[test]

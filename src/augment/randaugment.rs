@@ -60,7 +60,7 @@ impl RandAugment {
             op.apply(img, h, w, v, scratch);
             std::mem::swap(img, scratch);
         }
-        ops.iter().map(|&(op, v)| AppliedOp { name: op.name(), value: v as f32 }).collect()
+        ops.iter().map(|&(op, v)| AppliedOp { name: op.into(), value: v as f32 }).collect()
     }
 }
 

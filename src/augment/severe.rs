@@ -3,13 +3,11 @@
 //! each with the value `M / 10 * (max - min) + min` (M in 0..=10); the geometric ops flip their
 //! sign with probability 0.5. Applied before the crop, as `--aug severe`.
 
-use super::ops::Op;
+use super::cutout::cutout_abs;
+use super::ops::{Op, OpName};
 use super::AppliedOp;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-
-/// The colour the reference's `CutoutAbs` paints its square with.
-pub const CUTOUT_COLOUR: [u8; 3] = [125, 123, 114];
 
 /// One op of the severe list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,27 +49,6 @@ pub fn severe_value(k: usize, m: usize) -> f64 {
     (m as f64 / 10.0) * (max - min) + min
 }
 
-/// The reference's `CutoutAbs(img, sqrt(v) * width)` with the centre draws `x_draw`, `y_draw`
-/// already made: the square `[x0, x1] x [y0, y1]` (inclusive, as Pillow's `rectangle` fills it)
-/// with `x0 = int(max(0, x_draw - side / 2))`, `x1 = min(w, x0 + side)` truncated, clipped to
-/// the image; `v <= 0` paints nothing.
-pub fn cutout(img: &mut [u8], h: usize, w: usize, v: f64, x_draw: f64, y_draw: f64) {
-    if v <= 0.0 {
-        return;
-    }
-    let side = v.sqrt() * w as f64;
-    let x0 = (x_draw - side / 2.0).max(0.0) as usize;
-    let y0 = (y_draw - side / 2.0).max(0.0) as usize;
-    let x1 = ((x0 as f64 + side).min(w as f64) as usize).min(w - 1);
-    let y1 = ((y0 as f64 + side).min(h as f64) as usize).min(h - 1);
-    // Pillow fills nothing from a corner past the image
-    for y in (y0..=y1).filter(|_| x0 < w) {
-        for px in img[(y * w + x0) * 3..(y * w + x1 + 1) * 3].chunks_exact_mut(3) {
-            px.copy_from_slice(&CUTOUT_COLOUR);
-        }
-    }
-}
-
 impl SevereAugment {
     /// Draws the ops (all picks first, as `random.choices`), then each op's sign or cutout
     /// centre in order. The reference draws the centre with `np.random.uniform(w)`, which is
@@ -103,11 +80,11 @@ impl SevereAugment {
                 Drawn::Geometric(op, v) => {
                     op.apply(img, h, w, v, scratch);
                     std::mem::swap(img, scratch);
-                    AppliedOp { name: op.name(), value: v as f32 }
+                    AppliedOp { name: op.into(), value: v as f32 }
                 }
                 Drawn::Cutout { v, x, y } => {
-                    cutout(img, h, w, v, x, y);
-                    AppliedOp { name: "Cutout", value: v as f32 }
+                    cutout_abs(img, h, w, v, x, y);
+                    AppliedOp { name: OpName::Cutout, value: v as f32 }
                 }
             })
             .collect()
@@ -154,23 +131,5 @@ mod tests {
         // 20,000 draws over 5 ops: 4,000 each, sd ~ 57
         assert!(count.values().all(|&c| c.abs_diff(4000) < 250), "{count:?}");
         assert!((neg as f64 / signed as f64 - 0.5).abs() < 0.02);
-    }
-
-    #[test]
-    fn cutout_paints_an_inclusive_clipped_square() {
-        let (h, w) = (6, 8);
-        let mut img = vec![0u8; h * w * 3];
-        // side sqrt(0.0625) * 8 = 2: x0 = int(5.0 - 1) = 4, x1 = 6; y0 = int(2.5 - 1) = 1, y1 = 3
-        cutout(&mut img, h, w, 0.0625, 5.0, 2.5);
-        let painted: Vec<(usize, usize)> =
-            (0..h * w).filter(|p| img[p * 3] == CUTOUT_COLOUR[0]).map(|p| (p / w, p % w)).collect();
-        let want: Vec<(usize, usize)> = (1..=3).flat_map(|y| (4..=6).map(move |x| (y, x))).collect();
-        assert_eq!(painted, want);
-        let mut all = vec![0u8; h * w * 3];
-        cutout(&mut all, h, w, 1.0, 1.0, 1.0);
-        assert!(all.chunks(3).all(|p| p == CUTOUT_COLOUR));
-        let mut none = vec![0u8; h * w * 3];
-        cutout(&mut none, h, w, 0.0, 3.0, 3.0);
-        assert!(none.iter().all(|&v| v == 0));
     }
 }

@@ -5,7 +5,7 @@
 use super::Terminal;
 use crate::cli::{ApplyArgs, AugmentArgs, AugmentCommand, PreviewArgs, Source};
 use anyhow::{bail, Context, Result};
-use resmooth::augment::{Applied, Augmenter, Op};
+use resmooth::augment::{Applied, Augmenter, Op, OpName};
 use resmooth::config::{check_magnitude, DataConfig, DatasetName, TrainConfig};
 use resmooth::data::{self, synthetic_set, ImageSet, Normalisation};
 use resmooth::pipeline::shown_view;
@@ -68,11 +68,13 @@ pub fn load_source(s: &Source, count: usize) -> Result<(ImageSet, Normalisation,
     Ok((set, norm, aug))
 }
 
-/// How a preview label names one applied op.
-fn label(name: &str, value: f32) -> String {
+/// How a preview label names one applied op: ops whose value means nothing by name alone.
+fn label(name: OpName, value: f32) -> String {
     match name {
-        "AutoContrast" | "Invert" | "Equalize" | "Identity" | "Sobel" | "VerticalFlip" => name.to_string(),
-        "Jigsaw" => format!("{name} {value:04}"),
+        OpName::Op(Op::AutoContrast | Op::Invert | Op::Equalize | Op::Identity)
+        | OpName::Sobel
+        | OpName::VerticalFlip => name.to_string(),
+        OpName::Jigsaw => format!("{name} {value:04}"),
         _ => format!("{name} {}", (value * 1000.0).round() / 1000.0),
     }
 }
@@ -80,7 +82,7 @@ fn label(name: &str, value: f32) -> String {
 fn labels(a: &Applied) -> Vec<String> {
     let mut out: Vec<String> = a.ops.iter().map(|o| label(o.name, o.value)).collect();
     if let Some([y0, y1, x0, x1]) = a.cutout {
-        out.push(format!("Cutout {y0}:{y1},{x0}:{x1}"));
+        out.push(format!("{} {y0}:{y1},{x0}:{x1}", OpName::Cutout));
     }
     out
 }
@@ -141,7 +143,11 @@ mod tests {
 
     #[test]
     fn labels_name_ops_and_cutout() {
-        let a = Applied { ops: vec![AppliedOp { name: "ShearX", value: -0.28 }], cutout: Some([0, 8, 3, 19]) };
+        let a = Applied { ops: vec![AppliedOp { name: Op::ShearX.into(), value: -0.28 }], cutout: Some([0, 8, 3, 19]) };
         assert_eq!(labels(&a), vec!["ShearX -0.28".to_string(), "Cutout 0:8,3:19".to_string()]);
+        let steps =
+            [(OpName::Op(Op::Invert), 0.0), (OpName::Jigsaw, 123.0), (OpName::Cutout, 0.25), (OpName::Sobel, 0.0)];
+        let a = Applied { ops: steps.map(|(name, value)| AppliedOp { name, value }).to_vec(), cutout: None };
+        assert_eq!(labels(&a), ["Invert", "Jigsaw 0123", "Cutout 0.25", "Sobel"]);
     }
 }

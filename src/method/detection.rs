@@ -3,7 +3,7 @@
 //! OOD report, and the views exported as DAOOD/DAID trees.
 
 use super::{score, Gmm, MethodError};
-use crate::augment::{Applied, AppliedOp, Augmenter, Op};
+use crate::augment::{Applied, AppliedOp, Augmenter, OpName};
 use crate::data::{ImageSet, Normalisation};
 use crate::model::Model;
 use crate::pipeline::{shown_view, EpochPlan, Loader, Placement, Views};
@@ -149,11 +149,12 @@ pub fn export_views(
     Ok((ood, views.len() - ood))
 }
 
-/// The ops of a view as `losses.csv` writes them: `ShearX(-0.28) Invert(0) Cutout(0:8,3:19)`.
+/// The ops of a view as `losses.csv` writes them: `ShearX(-0.28) Invert(0) Cutout(0:8,3:19)`
+/// (the `--cutout` box last, its value `y0:y1,x0:x1`).
 pub fn ops_text(a: &Applied) -> String {
     let mut parts: Vec<String> = a.ops.iter().map(|o| format!("{}({})", o.name, o.value)).collect();
     if let Some([y0, y1, x0, x1]) = a.cutout {
-        parts.push(format!("Cutout({y0}:{y1},{x0}:{x1})"));
+        parts.push(format!("{}({y0}:{y1},{x0}:{x1})", OpName::Cutout));
     }
     parts.join(" ")
 }
@@ -242,7 +243,7 @@ pub fn ood_by_op(records: &[ViewRecord]) -> Vec<OpRow> {
         let ood = usize::from(r.p_id < 0.5);
         let mut names: Vec<String> = r.applied.ops.iter().map(|o| format!("{} |{}|", o.name, o.value.abs())).collect();
         if r.applied.cutout.is_some() {
-            names.push("Cutout".into());
+            names.push(OpName::Cutout.to_string());
         }
         names.sort();
         names.dedup();
@@ -257,11 +258,6 @@ pub fn ood_by_op(records: &[ViewRecord]) -> Vec<OpRow> {
     rows
 }
 
-/// The names of the ops a view can record, to read them back from text.
-fn op_name(name: &str) -> Option<&'static str> {
-    Op::ALL.into_iter().map(Op::name).chain(["Jigsaw"]).find(|n| *n == name)
-}
-
 /// The ops of a `losses.csv` line (see `ops_text`) back as what was applied.
 fn parse_applied(text: &str) -> Result<Applied, String> {
     let mut applied = Applied::default();
@@ -270,7 +266,9 @@ fn parse_applied(text: &str) -> Result<Applied, String> {
             .strip_suffix(')')
             .and_then(|t| t.split_once('('))
             .ok_or_else(|| format!("op '{token}' is not NAME(VALUE)"))?;
-        if name == "Cutout" {
+        let name = name.parse::<OpName>().map_err(|e| e.to_string())?;
+        // the `--cutout` box has a box for its value; SevereAugment's square a number
+        if name == OpName::Cutout && value.contains(':') {
             let b: Vec<u16> = value
                 .split([':', ','])
                 .map(str::parse)
@@ -279,7 +277,6 @@ fn parse_applied(text: &str) -> Result<Applied, String> {
             let [y0, y1, x0, x1] = b[..] else { return Err(format!("bad cutout box '{value}'")) };
             applied.cutout = Some([y0, y1, x0, x1]);
         } else {
-            let name = op_name(name).ok_or_else(|| format!("unknown op '{name}'"))?;
             let value = value.parse().map_err(|_| format!("bad value in '{token}'"))?;
             applied.ops.push(AppliedOp { name, value });
         }
@@ -314,6 +311,7 @@ fn parse_record(line: &str) -> Result<ViewRecord, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::augment::Op;
 
     fn record(index: usize, original: bool, ops: Vec<AppliedOp>, cutout: Option<[u16; 4]>, p_id: f64) -> ViewRecord {
         let applied = Applied { ops, cutout };
@@ -322,12 +320,18 @@ mod tests {
 
     #[test]
     fn losses_csv_reads_back_what_it_wrote_and_names_a_bad_line() {
-        let op = |name, value| AppliedOp { name, value };
+        let op = |name: Op, value| AppliedOp { name: name.into(), value };
+        let step = |name, value| AppliedOp { name, value };
         let records = vec![
             record(0, true, vec![], None, 0.99),
-            record(1, false, vec![op("ShearX", -0.28), op("Invert", 0.0)], Some([0, 8, 3, 19]), 0.125),
-            record(2, false, vec![op("Jigsaw", 2301.0)], None, 0.75),
-            record(3, false, vec![op("Rotate", 17.5), op("Posterize", 4.0)], None, 0.25),
+            record(1, false, vec![op(Op::ShearX, -0.28), op(Op::Invert, 0.0)], Some([0, 8, 3, 19]), 0.125),
+            record(2, false, vec![step(OpName::Jigsaw, 2301.0)], None, 0.75),
+            record(3, false, vec![op(Op::Rotate, 17.5), op(Op::Posterize, 4.0)], None, 0.25),
+            // every policy's steps read back, SevereAugment's grey square beside a --cutout box
+            record(4, false, vec![op(Op::TranslateY, 0.5), step(OpName::Cutout, 0.7)], None, 0.25),
+            record(5, false, vec![step(OpName::GaussianBlur, 1.375)], None, 0.25),
+            record(6, false, vec![step(OpName::Sobel, 0.0)], None, 0.25),
+            record(7, false, vec![step(OpName::VerticalFlip, 1.0)], None, 0.25),
         ];
         let gmm = Gmm {
             weights: [0.5, 0.5],
@@ -352,6 +356,7 @@ mod tests {
         let row = |name: &str| rows.iter().find(|r| r.op == name).unwrap_or_else(|| panic!("{name}: {rows:?}"));
         assert_eq!((row("Invert |0|").views, row("Invert |0|").ood), (1, 1));
         assert_eq!((row("Cutout").views, row("Jigsaw |2301|").ood), (1, 0));
+        assert_eq!((row("Cutout |0.7|").views, row("GaussianBlur |1.375|").ood), (1, 1));
         assert_eq!(rows.last().unwrap().op, "Jigsaw |2301|", "the most OOD first");
         std::fs::write(&path, "index,label,view,ops,log_loss,p_id\n0,1,augmented,\"Warp(3)\",0.1,0.5\n").unwrap();
         let err = Detection::read_csv(&path).unwrap_err().to_string();
