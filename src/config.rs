@@ -4,7 +4,10 @@
 //! `TrainConfig` is what the library takes; the command line is converted into it once, in
 //! `cli`. It is also what `summary.json` records and, with the fields that do not change what is
 //! computed blanked ([`TrainConfig::identity`]), a checkpoint's resume identity. Both are written
-//! flat, one key per reference flag, in the shape earlier versions wrote.
+//! flat, one key per reference flag, in the shape earlier versions wrote. The flag of each field
+//! (its spelling, and whether the reference has it) is in [`flags`].
+
+pub mod flags;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use std::path::PathBuf;
@@ -26,7 +29,7 @@ pub trait Choice: Copy + Send + Sync + 'static {
 /// Declares an enum for a closed choice: its spellings (the reference's), parsing, display and
 /// serde as those strings.
 macro_rules! choice {
-    ($(#[$doc:meta])* $name:ident, $flag:literal { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident, $flag:expr, { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum $name {
@@ -78,7 +81,7 @@ macro_rules! choice {
 
 choice!(
     /// `--dataset`: the official datasets, or an ImageFolder tree.
-    DatasetName, "--dataset" {
+    DatasetName, flags::DATASET.spelling, {
         Cifar10 = "cifar10",
         Cifar100 = "cifar100",
         Svhn = "svhn",
@@ -91,7 +94,7 @@ choice!(
 
 choice!(
     /// `--aug`: how the augmented view is made.
-    AugName, "--aug" {
+    AugName, flags::AUG.spelling, {
         /// The reference's RandAugment(N, M) before the crop.
         RandAugment = "ra",
         /// torchvision's AutoAugment (CIFAR-10 policy; SVHN's for svhn) before the crop.
@@ -115,7 +118,7 @@ choice!(
 
 choice!(
     /// `--model`: the reference's architectures (its `get_model` names), with its state_dict keys.
-    ModelName, "--model" {
+    ModelName, flags::MODEL.spelling, {
         /// torchvision's ResNet-18 with a 3x3 stride-1 stem and no max-pool.
         ResNet18 = "resnet18",
         /// ImageNet-style bottleneck ResNet-50 (7x7 stem, max-pool).
@@ -198,7 +201,7 @@ impl<'de> Deserialize<'de> for ModelSpec {
 
 choice!(
     /// `--loss`: the criteria of the original and augmented parts.
-    LossName, "--loss" {
+    LossName, flags::LOSS.spelling, {
         LabelSmooth = "LabelSmooth",
         /// The reference's sample-wise smoothing by `1 - p_ID` (needs `--gmm`).
         SampleSmooth = "SampleSmooth",
@@ -209,7 +212,7 @@ choice!(
 
 choice!(
     /// `--weighting`: how p_ID turns into smoothing.
-    Weighting, "--weighting" {
+    Weighting, flags::WEIGHTING.spelling, {
         Regular = "regular",
         /// 1 - p_ID.
         Reverse = "reverse",
@@ -222,7 +225,7 @@ choice!(
 
 choice!(
     /// `--fair-comparison`: train on augmented views only, keeping some of them.
-    FairComparison, "--fair-comparison" {
+    FairComparison, flags::FAIR_COMPARISON.spelling, {
         Mix = "mix",
         /// The views judged OOD.
         Daood = "DAOOD",
@@ -235,7 +238,7 @@ choice!(
 
 choice!(
     /// `--precision` of training and evaluation (the GMM's scorer is always fp32).
-    Precision, "--precision" {
+    Precision, flags::PRECISION.spelling, {
         Fp32 = "fp32",
         /// Mixed: fp32 weights and statistics, bf16 convolutions and matrix products.
         Bf16 = "bf16",
@@ -244,7 +247,7 @@ choice!(
 
 choice!(
     /// `--memory-format` of activations.
-    MemoryFormat, "--memory-format" {
+    MemoryFormat, flags::MEMORY_FORMAT.spelling, {
         Nchw = "nchw",
         ChannelsLast = "channels_last",
     }
@@ -252,7 +255,7 @@ choice!(
 
 choice!(
     /// `--cuda-graphs`: whether the training step is captured as a CUDA graph and replayed.
-    CudaGraphs, "--cuda-graphs" {
+    CudaGraphs, flags::CUDA_GRAPHS.spelling, {
         /// Every step eager (one launch per op).
         Off = "off",
         /// A graph on a GPU where the step allows one, checked against an eager step; eager otherwise.
@@ -265,7 +268,7 @@ choice!(
 choice!(
     /// `--optimizer` of `bench train`: how an SGD step updates the parameters (training always
     /// uses the fused step).
-    SgdKernel, "--optimizer" {
+    SgdKernel, "--optimizer", {
         /// One `_fused_sgd_` call for all parameters, the learning rate on the device.
         Fused = "fused",
         /// Five tensor ops per parameter tensor: the reference implementation.

@@ -595,3 +595,54 @@ fn a_resumed_run_keeps_one_event_per_epoch_and_appends_to_its_log() {
     assert_eq!(log.lines().filter(|l| l.contains("Z epoch ")).count(), 3, "{log}");
     assert!(log.contains("resuming") && log.contains("stopped after epoch 1"), "{log}");
 }
+
+/// The text of the first `<pre>` after `label` on a report page, its HTML entities decoded.
+fn pre_after(html: &str, label: &str) -> String {
+    let from = html.find(label).unwrap_or_else(|| panic!("no {label} on the page")) + label.len();
+    let pre = &html[from..];
+    let (start, end) = (pre.find("<pre>").unwrap() + "<pre>".len(), pre.find("</pre>").unwrap());
+    [("&lt;", "<"), ("&gt;", ">"), ("&quot;", "\""), ("&#39;", "'"), ("&amp;", "&")]
+        .iter()
+        .fold(pre[start..end].to_string(), |text, (entity, c)| text.replace(entity, c))
+}
+
+#[test]
+fn the_reports_command_line_pasted_into_a_shell_resumes_the_same_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    // paths a shell must be given quoted
+    let root = tmp.path().join("my runs/it's");
+    let data = root.join("colours");
+    write_colour_folder(&data, 8, 4, Colours { seed: 5, base: 160, div: 4 });
+    let logs = root.join("logs");
+    let mut args = common::on_folder("train", &data, &logs);
+    // the flags of a run's identity that the report's command line once left out
+    let identity = ["--image-size", "16", "--mean", "0.5,0.45,0.4", "--std", "0.25,0.25,0.3", "--crop-padding", "2"];
+    let session = ["--workers", "1", "--tag", "own/s16", "--epochs", "2", "--batch-size", "8", "--prob", "1.0"];
+    args.extend(identity.iter().chain(&session));
+    let out = resmooth(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = logs.join("own/s16");
+    let out = resmooth(&["report", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let line = pre_after(&std::fs::read_to_string(dir.join("report.html")).unwrap(), "resmooth's:");
+    assert!(line.starts_with("resmooth train ") && line.contains(&identity.join(" ")), "{line}");
+
+    // pasted into a shell, it is the same run (a finished one: nothing left to train)
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_resmooth"));
+    let path = format!("{}:{}", bin.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let pasted = |line: &str| {
+        let out = std::process::Command::new("sh")
+            .args(["-c", line])
+            .env("PATH", &path)
+            .env("OMP_NUM_THREADS", "1")
+            .output()
+            .unwrap();
+        (out.status.success(), text(&out))
+    };
+    let (ok, said) = pasted(&line);
+    assert!(ok && said.contains("is complete (2 epochs)"), "{line}\n{said}");
+    // without one of those flags it is another run, refused on this tag
+    let drifted = line.replace(" --crop-padding 2", "");
+    let (ok, said) = pasted(&drifted);
+    assert!(!ok && said.contains("other flags"), "{drifted}\n{said}");
+}

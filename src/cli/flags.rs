@@ -1,7 +1,10 @@
 //! Flag groups shared by the commands (`#[command(flatten)]`), with the reference's names and
-//! defaults; a command with other defaults changes them where it flattens the group.
+//! defaults; a command with other defaults changes them where it flattens the group. The name of
+//! each flag that sets a field of the configuration comes from the library's flag table
+//! (`resmooth::config::flags`), which the reproduce command line is written from.
 
 use clap::{ArgAction, Args};
+use resmooth::config::flags as flag;
 use resmooth::config::{
     AugName, CudaGraphs, DataConfig, DatasetName, FairComparison, LossName, MemoryFormat, ModelSpec, Precision,
     Weighting,
@@ -30,28 +33,28 @@ fn per_channel(value: &str) -> Result<[f32; 3], String> {
 pub struct DataFlags {
     /// Dataset: cifar10, cifar100, svhn, tiny (Tiny-ImageNet-200 in DATAROOT/tiny-imagenet-200, downloaded
     /// if missing) or imagefolder (DIR/train/<class>/*, DIR/test/<class>/*, JPEG or PNG).
-    #[arg(long, default_value = "cifar10", value_parser = super::choice::<DatasetName>())]
+    #[arg(long = flag::DATASET.long(), default_value = "cifar10", value_parser = super::choice::<DatasetName>())]
     pub dataset: DatasetName,
     /// Folder holding the dataset files.
-    #[arg(long, default_value = "data")]
+    #[arg(long = flag::DATAROOT.long(), default_value = "data")]
     pub dataroot: PathBuf,
     /// Download missing datasets from this URL prefix (serving the official file names) instead of the official hosts.
     #[arg(long, env = resmooth::data::MIRROR_ENV)]
     pub mirror: Option<String>,
     /// Use a seeded, class-stratified subset of this many training images.
-    #[arg(long)]
+    #[arg(long = flag::TRAIN_SIZE.long())]
     pub train_size: Option<usize>,
     /// imagefolder and tiny: resize every image once at load time to S x S (torchvision's
     /// Resize(S) + CenterCrop(S): the shorter side to S with Pillow's antialiased bilinear
     /// resampling, then the centre square). Default: the images' own size, when they all agree.
-    #[arg(long, value_name = "S")]
+    #[arg(long = flag::IMAGE_SIZE.long(), value_name = "S")]
     pub image_size: Option<usize>,
     /// Normalisation mean per channel, R,G,B on [0, 1] (default: the dataset's: the reference's for
     /// cifar10/cifar100/svhn and tiny, an imagefolder's own training images').
-    #[arg(long, value_name = "R,G,B", value_parser = per_channel, allow_hyphen_values = true)]
+    #[arg(long = flag::MEAN.long(), value_name = "R,G,B", value_parser = per_channel, allow_hyphen_values = true)]
     pub mean: Option<[f32; 3]>,
     /// Normalisation standard deviation per channel, R,G,B (default: the dataset's, as --mean).
-    #[arg(long, value_name = "R,G,B", value_parser = per_channel)]
+    #[arg(long = flag::STD.long(), value_name = "R,G,B", value_parser = per_channel)]
     pub std: Option<[f32; 3]>,
 }
 
@@ -78,20 +81,20 @@ pub struct AugFlags {
     /// Augmentation of the augmented view: ra, aa, rotate, jigsaw, default, or the reference's
     /// others: severe (SevereAugment(N, M), M in 0..=10), vertical (flip after the crop), blur
     /// (Gaussian, sigma in 0.6..2) and sobel (edge magnitude).
-    #[arg(long, default_value = "ra", value_parser = super::choice::<AugName>())]
+    #[arg(long = flag::AUG.long(), default_value = "ra", value_parser = super::choice::<AugName>())]
     pub aug: AugName,
     /// RandAugment: number of ops per image.
-    #[arg(long = "N", default_value_t = 3)]
+    #[arg(long = flag::N.long(), default_value_t = 3)]
     pub n: usize,
     /// RandAugment: magnitude, 0..=30.
-    #[arg(long = "M", default_value_t = 5)]
+    #[arg(long = flag::M.long(), default_value_t = 5)]
     pub m: usize,
     /// Cutout square side in pixels (0 = off), applied to the augmented view.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long = flag::CUTOUT.long(), default_value_t = 0)]
     pub cutout: usize,
     /// Zero padding of the random crop of both views, in pixels (default: an eighth of the image
     /// side, the reference's 4 at 32 px and 8 at 64 px).
-    #[arg(long, value_name = "PIXELS")]
+    #[arg(long = flag::CROP_PADDING.long(), value_name = "PIXELS")]
     pub crop_padding: Option<usize>,
 }
 
@@ -102,10 +105,10 @@ pub struct ComputeFlags {
     /// Compute precision of training and evaluation: fp32 (the default, as the reference; cuDNN's
     /// default TF32 convolutions on a GPU) or bf16 (mixed: fp32 weights, bf16 convolutions). The
     /// GMM's scorer always runs in fp32.
-    #[arg(long, default_value = "fp32", value_parser = super::choice::<Precision>())]
+    #[arg(long = flag::PRECISION.long(), default_value = "fp32", value_parser = super::choice::<Precision>())]
     pub precision: Precision,
     /// Memory layout of activations: nchw or channels_last.
-    #[arg(long, default_value = "nchw", value_parser = super::choice::<MemoryFormat>())]
+    #[arg(long = flag::MEMORY_FORMAT.long(), default_value = "nchw", value_parser = super::choice::<MemoryFormat>())]
     pub memory_format: MemoryFormat,
 }
 
@@ -114,7 +117,7 @@ pub struct ComputeFlags {
 #[command(next_help_heading = "Device")]
 pub struct DeviceFlags {
     /// CUDA device index; without a GPU the CPU is used.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long = flag::GPU.long(), default_value_t = 0)]
     pub gpu: usize,
     /// Worker threads of the data pipeline (0 = all cores).
     #[arg(long, default_value_t = 0)]
@@ -124,7 +127,7 @@ pub struct DeviceFlags {
     /// checked against an eager step on the same batch; eager otherwise, saying why) or on (a
     /// graph or an error). Not under --fair-comparison, whose shapes change each step. The
     /// metrics record the mode that ran (step_mode).
-    #[arg(long, default_value = "off", value_parser = super::choice::<CudaGraphs>())]
+    #[arg(long = flag::CUDA_GRAPHS.long(), default_value = "off", value_parser = super::choice::<CudaGraphs>())]
     pub cuda_graphs: CudaGraphs,
 }
 
@@ -133,34 +136,34 @@ pub struct DeviceFlags {
 #[command(next_help_heading = "Optimisation")]
 pub struct OptimFlags {
     /// Number of epochs.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long = flag::EPOCHS.long(), default_value_t = 200)]
     pub epochs: usize,
     /// Base learning rate.
-    #[arg(long, visible_alias = "learning-rate", default_value_t = 0.1)]
+    #[arg(long = flag::LR.long(), visible_alias = "learning-rate", default_value_t = 0.1)]
     pub lr: f64,
     /// Cosine annealing of the learning rate (after warmup). Parsed as the reference's argparse
     /// `type=bool`: any non-empty value, even `False`, means true; only an empty value ('') turns it off.
-    #[arg(long, action = ArgAction::Set, value_parser = python_bool, default_value = "True")]
+    #[arg(long = flag::COSINE.long(), action = ArgAction::Set, value_parser = python_bool, default_value = "True")]
     pub cosine: bool,
     /// Linear warmup to lr x --warm-multiplier over --warm-epoch epochs. Parsed as the reference's
     /// argparse `type=bool`: any non-empty value means true; only '' turns it off.
-    #[arg(long, action = ArgAction::Set, value_parser = python_bool, default_value = "True")]
+    #[arg(long = flag::WARM.long(), action = ArgAction::Set, value_parser = python_bool, default_value = "True")]
     pub warm: bool,
     /// Learning-rate multiplier reached at the end of warmup.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long = flag::WARM_MULTIPLIER.long(), default_value_t = 2.0)]
     pub warm_multiplier: f64,
     /// Warmup length in epochs.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long = flag::WARM_EPOCH.long(), default_value_t = 5)]
     pub warm_epoch: usize,
     /// Mini-batch size (the last partial training batch is dropped).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long = flag::BATCH_SIZE.long(), default_value_t = 256)]
     pub batch_size: usize,
     /// SGD weight decay, applied to every parameter.
-    #[arg(long, visible_alias = "wd", default_value_t = 5e-4)]
+    #[arg(long = flag::WEIGHT_DECAY.long(), visible_alias = "wd", default_value_t = 5e-4)]
     pub weight_decay: f64,
     /// Nesterov momentum. Parsed as the reference's argparse `type=bool`: any non-empty value
     /// means true; only '' gives plain momentum.
-    #[arg(long, action = ArgAction::Set, value_parser = python_bool, default_value = "True")]
+    #[arg(long = flag::NESTEROV.long(), action = ArgAction::Set, value_parser = python_bool, default_value = "True")]
     pub nesterov: bool,
 }
 
@@ -169,42 +172,42 @@ pub struct OptimFlags {
 #[command(next_help_heading = "Method")]
 pub struct MethodFlags {
     /// Fraction of each batch taken from original views (the rest are augmented views).
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long = flag::PROB.long(), default_value_t = 0.2)]
     pub prob: f64,
     /// Fit a Gaussian mixture on the pretrained model's losses and smooth OOD samples more.
-    #[arg(long)]
+    #[arg(long = flag::GMM.long())]
     pub gmm: bool,
     /// How p_ID turns into smoothing: regular, reverse, random or uniform.
-    #[arg(long, default_value = "regular", value_parser = super::choice::<Weighting>())]
+    #[arg(long = flag::WEIGHTING.long(), default_value = "regular", value_parser = super::choice::<Weighting>())]
     pub weighting: Weighting,
     /// Loss: LabelSmooth, SampleSmooth or Distillation.
-    #[arg(long, default_value = "LabelSmooth", value_parser = super::choice::<LossName>())]
+    #[arg(long = flag::LOSS.long(), default_value = "LabelSmooth", value_parser = super::choice::<LossName>())]
     pub loss: LossName,
     /// Label smoothing of original views.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long = flag::SMOOTH_ORG.long(), default_value_t = 0.0)]
     pub smooth_org: f64,
     /// Label smoothing of augmented views (its smoothing term scaled by 1 - p_ID under SampleSmooth).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long = flag::SMOOTH_AUG.long(), default_value_t = 0.0)]
     pub smooth_aug: f64,
     /// Deviation from the reference: SampleSmooth as a normalised smoothed label per sample,
     /// confidence 1 - (1 - p_ID) * eps. The reference (the default) keeps confidence 1 - eps and
     /// scales only the smoothing term by 1 - p_ID.
-    #[arg(long)]
+    #[arg(long = flag::NORMALISED_SAMPLE_SMOOTH.long())]
     pub normalised_sample_smooth: bool,
     /// Distillation: number of teacher classes distilled (-1 = all).
-    #[arg(long = "K", default_value_t = -1, allow_negative_numbers = true)]
+    #[arg(long = flag::K.long(), default_value_t = -1, allow_negative_numbers = true)]
     pub k: i64,
     /// Distillation: weight of the distillation term.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long = flag::LAMDA.long(), default_value_t = 0.5)]
     pub lamda: f64,
     /// Distillation: softmax temperature.
-    #[arg(long = "T", default_value_t = 5.0)]
+    #[arg(long = flag::T.long(), default_value_t = 5.0)]
     pub t: f64,
     /// Train on augmented views only, keeping DAOOD, DAID or mix samples (disable = normal training).
-    #[arg(long, default_value = "disable", value_parser = super::choice::<FairComparison>())]
+    #[arg(long = flag::FAIR_COMPARISON.long(), default_value = "disable", value_parser = super::choice::<FairComparison>())]
     pub fair_comparison: FairComparison,
     /// Pretrained baseline weights for --gmm and Distillation (default: the tag's baseline, its best epoch).
-    #[arg(long)]
+    #[arg(long = flag::PRETRAINED.long())]
     pub pretrained: Option<PathBuf>,
 }
 
@@ -213,16 +216,16 @@ pub struct MethodFlags {
 #[command(next_help_heading = "Run")]
 pub struct RunFlags {
     /// Run name: outputs go to <logdir>/<tag>/ (default: cache-<unix time>).
-    #[arg(long, default_value = "")]
+    #[arg(long = flag::TAG.long(), default_value = "")]
     pub tag: String,
     /// Folder under which each run writes <tag>/.
-    #[arg(long, default_value = "logs")]
+    #[arg(long = flag::LOGDIR.long(), default_value = "logs")]
     pub logdir: PathBuf,
     /// Weights file to write (default <logdir>/<tag>/model.safetensors); with --only-eval, the one to evaluate.
-    #[arg(long)]
+    #[arg(long = flag::SAVE.long())]
     pub save: Option<PathBuf>,
     /// Seed of every random draw (shuffling, crops, augmentations, initialisation).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long = flag::SEED.long(), default_value_t = 0)]
     pub seed: u64,
     /// Start from scratch even if the run's checkpoint exists (it is replaced).
     #[arg(long)]
@@ -233,7 +236,7 @@ pub struct RunFlags {
     /// On a GPU, compute the same numbers on every run: only deterministic algorithms (cuDNN's
     /// and libtorch's; an op without one stops the run, naming itself), no cuDNN autotuning, a
     /// fixed cuBLAS workspace. Slower. CPU runs are reproducible without it.
-    #[arg(long)]
+    #[arg(long = flag::DETERMINISTIC.long())]
     pub deterministic: bool,
 }
 
@@ -242,20 +245,20 @@ pub struct RunFlags {
 #[command(next_help_heading = "Evaluation")]
 pub struct EvalFlags {
     /// Evaluate on a seeded, class-stratified subset of this many test images.
-    #[arg(long)]
+    #[arg(long = flag::TEST_SIZE.long())]
     pub test_size: Option<usize>,
     /// Only evaluate the weights given by --save (or the run's model.safetensors) on the test set.
-    #[arg(long)]
+    #[arg(long = flag::ONLY_EVAL.long())]
     pub only_eval: bool,
     /// Also evaluate, every epoch, on the ImageFolder trees --daood and --daid (augmented views
     /// judged OOD and ID, as `resmooth detect --export DIR` writes them).
-    #[arg(long = "evalDA")]
+    #[arg(long = flag::EVAL_DA.long())]
     pub eval_da: bool,
     /// With --evalDA: the tree of OOD augmented views (<class>/*.png), relative to the working directory as in the reference.
-    #[arg(long, default_value = "DAOOD")]
+    #[arg(long = flag::DAOOD.long(), default_value = "DAOOD")]
     pub daood: PathBuf,
     /// With --evalDA: the tree of ID augmented views.
-    #[arg(long, default_value = "DAID")]
+    #[arg(long = flag::DAID.long(), default_value = "DAID")]
     pub daid: PathBuf,
 }
 
@@ -268,6 +271,6 @@ pub struct ModelFlags {
     /// shakeshake26_2x96d_next), or torchscript:PATH, a module saved by
     /// torch.jit.save(torch.jit.script(model), PATH) that maps normalised NCHW images to logits
     /// (trained in fp32; its BatchNorm statistics are saved with the weights).
-    #[arg(long, default_value = "resnet18", value_parser = |s: &str| s.parse::<ModelSpec>())]
+    #[arg(long = flag::MODEL.long(), default_value = "resnet18", value_parser = |s: &str| s.parse::<ModelSpec>())]
     pub model: ModelSpec,
 }

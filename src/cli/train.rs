@@ -100,6 +100,7 @@ mod tests {
     use super::super::{Cli, Command};
     use clap::Parser;
     use resmooth::config::*;
+    use resmooth::report::reproduce::command_lines;
 
     fn parse(args: &[&str]) -> Result<TrainConfig, String> {
         let mut full = vec!["resmooth", "train"];
@@ -199,6 +200,117 @@ mod tests {
         assert_eq!((c.data.dataset, c.aug.aug, c.data.image_size), (DatasetName::Tiny, AugName::Sobel, None));
         for aug in ["vertical", "blur"] {
             assert_eq!(parse(&["--aug", aug]).unwrap().aug.aug.name(), aug);
+        }
+    }
+
+    /// `line` split into words as a shell splits it: what a user who pastes it runs.
+    fn shell_words(line: &str) -> Vec<String> {
+        let out =
+            std::process::Command::new("sh").arg("-c").arg(format!("printf '%s\\0' {line}")).output().expect("runs sh");
+        assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().split_terminator('\0').map(String::from).collect()
+    }
+
+    /// The configuration that `resmooth train`, given the report's command line of `c`, runs.
+    fn reparsed(c: &TrainConfig) -> TrainConfig {
+        let line = command_lines(c).resmooth;
+        let words = shell_words(&line);
+        assert_eq!(words[..2], ["resmooth", "train"], "{line}");
+        let args: Vec<&str> = words[2..].iter().map(String::as_str).collect();
+        parse(&args).unwrap_or_else(|e| panic!("{line}: {e}"))
+    }
+
+    /// Every field on the command line changed from its default, in two configurations (some
+    /// values exclude others: a TorchScript model runs in fp32, Distillation has no
+    /// --fair-comparison), with spaces and quotes in every path.
+    fn everything_changed() -> [TrainConfig; 2] {
+        let mut a = TrainConfig::default();
+        a.data = DataConfig {
+            dataset: DatasetName::ImageFolder,
+            dataroot: "my data/it's".into(),
+            train_size: Some(40),
+            test_size: Some(20),
+            image_size: Some(48),
+            mean: Some([0.5, -0.25, 0.125]),
+            std: Some([0.2, 0.3, 0.1]),
+            ..a.data
+        };
+        a.aug = AugConfig { aug: AugName::Jigsaw, n: 2, m: 28, cutout: 16, prob: 0.5, crop_padding: Some(2) };
+        a.model.model = ModelSpec::TorchScript("nets/my net.pt".into());
+        a.model.memory_format = MemoryFormat::ChannelsLast;
+        a.optim = OptimConfig {
+            epochs: 3,
+            lr: 0.05,
+            cosine: false,
+            warm: false,
+            warm_multiplier: 1.5,
+            warm_epoch: 1,
+            batch_size: 16,
+            weight_decay: 1e-4,
+            nesterov: false,
+        };
+        a.method = MethodConfig {
+            gmm: true,
+            weighting: Weighting::Reverse,
+            loss: LossName::SampleSmooth,
+            smooth_org: 0.1,
+            smooth_aug: 0.4,
+            normalised_sample_smooth: true,
+            k: 3,
+            lamda: 0.25,
+            t: 2.5,
+            fair_comparison: FairComparison::Daood,
+            pretrained: Some("base line/model.safetensors".into()),
+        };
+        a.run = RunConfig {
+            tag: "folder/res 18/rs".into(),
+            logdir: "my logs".into(),
+            save: Some("out dir/w.safetensors".into()),
+            gpu: 1,
+            seed: 7,
+            deterministic: true,
+            cuda_graphs: CudaGraphs::Auto,
+            only_eval: true,
+            eval_da: true,
+            daood: "DA OOD".into(),
+            daid: "da'id".into(),
+            ..a.run
+        };
+        let mut b = TrainConfig::default();
+        b.data.dataset = DatasetName::Tiny;
+        (b.aug.aug, b.aug.m) = (AugName::Severe, 10);
+        b.model = ModelConfig {
+            model: ModelName::WResNet28x10.into(),
+            precision: Precision::Bf16,
+            memory_format: MemoryFormat::Nchw,
+        };
+        (b.method.loss, b.method.k, b.method.pretrained) = (LossName::Distillation, 5, Some("b.safetensors".into()));
+        (b.run.tag, b.run.cuda_graphs) = ("tiny/w10/kd".into(), CudaGraphs::On);
+        [a, b]
+    }
+
+    #[test]
+    fn the_reports_command_line_parses_back_to_the_same_configuration() {
+        let mut tagged = TrainConfig::default();
+        tagged.run.tag = "cifar10/res18/baseline".into();
+        for c in [TrainConfig::default(), tagged].iter().chain(&everything_changed()) {
+            c.validate().unwrap();
+            assert_eq!(&reparsed(c), c, "{}", command_lines(c).resmooth);
+        }
+        // the configurations above change every field the command line writes
+        let default = serde_json::to_value(TrainConfig::default()).unwrap();
+        let changed: Vec<serde_json::Value> =
+            everything_changed().iter().map(|c| serde_json::to_value(c).unwrap()).collect();
+        for flag in flags::FLAGS {
+            assert!(
+                changed.iter().any(|c| c[flag.key] != default[flag.key]),
+                "{} is never changed: add it to everything_changed()",
+                flag.spelling
+            );
+        }
+        let line = command_lines(&everything_changed()[0]).resmooth;
+        for words in ["--image-size 48 --mean 0.5,-0.25,0.125 --std 0.2,0.3,0.1 --crop-padding 2", "--cosine ''"] {
+            assert!(line.contains(words), "{words}: {line}");
         }
     }
 

@@ -1,7 +1,12 @@
 //! The command lines of a configuration: the reference's `python train.py …` that computes the
-//! same run, and `resmooth train …` with our additions, for the report to show.
+//! same run, and `resmooth train …` with our additions, for the report to show. Both are derived
+//! from the configuration through the flag table of [`crate::config::flags`]: every field that
+//! differs from its default is written, in the spelling clap parses, so a new flag cannot be
+//! left out.
 
+use crate::config::flags::{self, Flag, Form, FLAGS};
 use crate::config::{DatasetName, ModelSpec, TrainConfig};
+use serde_json::Value;
 
 /// A run's command lines and what the reference cannot express of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -9,7 +14,8 @@ pub struct CommandLines {
     /// `python train.py …`: the reference's flags that differ from its defaults, with
     /// `--dataset`, `--tag` and `--gpu` always given.
     pub reference: String,
-    /// `resmooth train …`: the same flags and our additions that differ from their defaults.
+    /// `resmooth train …`: the same flags and our additions that differ from their defaults;
+    /// pasted into a shell, it runs (or resumes) the same run.
     pub resmooth: String,
     /// What of the configuration the reference cannot run as such.
     pub notes: Vec<String>,
@@ -24,108 +30,90 @@ fn word(value: &str) -> String {
     }
 }
 
-/// The reference's argparse `type=bool` value: `''` is the only false.
-fn python_bool(v: bool) -> String {
-    if v {
-        "True".into()
-    } else {
-        "''".into()
+/// A number of the configuration's JSON as clap reads it back: integers as such, `f64`s in
+/// Rust's shortest round-trip form (`0`, `0.0005`).
+fn number(n: &serde_json::Number) -> String {
+    match (n.as_u64(), n.as_i64()) {
+        (Some(u), _) => u.to_string(),
+        (None, Some(i)) => i.to_string(),
+        _ => n.as_f64().expect("a JSON number").to_string(),
     }
+}
+
+/// The words of `flag` for `value` (the field's JSON): none when a switch is off or an
+/// optional value is absent.
+fn words(flag: &Flag, value: &Value) -> Vec<String> {
+    let spelling = flag.spelling.to_string();
+    let text = match (flag.form, value) {
+        (Form::Switch, Value::Bool(true)) => return vec![spelling],
+        (Form::Switch, _) | (_, Value::Null) => return Vec::new(),
+        // the reference's argparse `type=bool`: any non-empty text is true, only '' is false
+        (Form::PythonBool, Value::Bool(b)) => (if *b { "True" } else { "''" }).to_string(),
+        // the per-channel values are f32s
+        (Form::PerChannel, Value::Array(channels)) => channels
+            .iter()
+            .map(|v| (v.as_f64().expect("a per-channel number") as f32).to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        (_, Value::String(s)) => word(s),
+        (_, Value::Number(n)) => number(n),
+        // no flag of the table has another JSON value (its tests check the defaults' forms)
+        (_, v) => word(&v.to_string()),
+    };
+    vec![spelling, text]
 }
 
 /// The command lines of `c`.
 pub fn command_lines(c: &TrainConfig) -> CommandLines {
+    let (now, default) = (flat(c), flat(&TrainConfig::default()));
+    let (mut reference, mut additions) = (Vec::new(), Vec::new());
+    for flag in FLAGS {
+        let value = &now[flag.key];
+        if !flag.always && *value == default[flag.key] {
+            continue;
+        }
+        let words = words(flag, value);
+        if !words.is_empty() {
+            let list = if flag.reference { &mut reference } else { &mut additions };
+            list.push((flag, words.join(" ")));
+        }
+    }
+    let join = |flags: &[(&Flag, String)]| flags.iter().map(|(_, w)| w.as_str()).collect::<Vec<_>>().join(" ");
+    let both: Vec<(&Flag, String)> = reference.iter().chain(&additions).cloned().collect();
+    CommandLines {
+        reference: format!("python train.py {}", join(&reference)),
+        resmooth: format!("resmooth train {}", join(&both)),
+        notes: notes(c, &additions),
+    }
+}
+
+/// The flat JSON of a configuration (one key per field, as `summary.json` holds it).
+fn flat(c: &TrainConfig) -> Value {
+    serde_json::to_value(c).expect("a configuration serialises")
+}
+
+/// What the reference cannot run of `c`, whose resmooth-only flags are `additions`.
+fn notes(c: &TrainConfig, additions: &[(&Flag, String)]) -> Vec<String> {
     let d = TrainConfig::default();
-    let mut flags: Vec<(String, String)> = Vec::new();
-    let mut flag = |name: &str, value: String| flags.push((name.to_string(), value));
-    let (r, a, m, o, me) = (&c.run, &c.aug, &c.model, &c.optim, &c.method);
-    if c.data.dataroot != d.data.dataroot {
-        flag("--dataroot", word(&c.data.dataroot.to_string_lossy()));
-    }
-    flag("--dataset", c.data.dataset.to_string());
-    flag("--tag", word(&r.tag));
-    flag("--gpu", r.gpu.to_string());
-    let mut differ = |name: &str, differs: bool, value: String| {
-        if differs {
-            flags.push((name.to_string(), value));
-        }
-    };
-    differ("--save", r.save.is_some(), r.save.as_ref().map(|s| word(&s.to_string_lossy())).unwrap_or_default());
-    differ("--aug", a.aug != d.aug.aug, a.aug.to_string());
-    differ("--N", a.n != d.aug.n, a.n.to_string());
-    differ("--M", a.m != d.aug.m, a.m.to_string());
-    differ("--cutout", a.cutout != d.aug.cutout, a.cutout.to_string());
-    differ("--prob", a.prob != d.aug.prob, a.prob.to_string());
-    differ("--model", m.model != d.model.model, m.model.to_string());
-    differ("--epochs", o.epochs != d.optim.epochs, o.epochs.to_string());
-    differ("--lr", o.lr != d.optim.lr, o.lr.to_string());
-    differ("--cosine", o.cosine != d.optim.cosine, python_bool(o.cosine));
-    differ("--warm", o.warm != d.optim.warm, python_bool(o.warm));
-    differ("--warm-multiplier", o.warm_multiplier != d.optim.warm_multiplier, o.warm_multiplier.to_string());
-    differ("--warm-epoch", o.warm_epoch != d.optim.warm_epoch, o.warm_epoch.to_string());
-    differ("--batch-size", o.batch_size != d.optim.batch_size, o.batch_size.to_string());
-    differ("--weight-decay", o.weight_decay != d.optim.weight_decay, o.weight_decay.to_string());
-    differ("--nesterov", o.nesterov != d.optim.nesterov, python_bool(o.nesterov));
-    differ("--evalDA", r.eval_da, String::new());
-    differ("--fair-comparison", me.fair_comparison != d.method.fair_comparison, me.fair_comparison.to_string());
-    differ("--gmm", me.gmm, String::new());
-    differ("--weighting", me.weighting != d.method.weighting, me.weighting.to_string());
-    differ("--loss", me.loss != d.method.loss, me.loss.to_string());
-    differ("--smooth-org", me.smooth_org != d.method.smooth_org, me.smooth_org.to_string());
-    differ("--smooth-aug", me.smooth_aug != d.method.smooth_aug, me.smooth_aug.to_string());
-    differ("--K", me.k != d.method.k, me.k.to_string());
-    differ("--lamda", me.lamda != d.method.lamda, me.lamda.to_string());
-    differ("--T", me.t != d.method.t, me.t.to_string());
-    differ(
-        "--pretrained",
-        me.pretrained.is_some(),
-        me.pretrained.as_ref().map(|p| word(&p.to_string_lossy())).unwrap_or_default(),
-    );
-    let join = |flags: &[(String, String)]| {
-        flags
-            .iter()
-            .map(|(f, v)| if v.is_empty() { f.clone() } else { format!("{f} {v}") })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let reference = format!("python train.py {}", join(&flags));
-
-    let mut ours = flags.clone();
-    let mut add = |name: &str, differs: bool, value: String| {
-        if differs {
-            ours.push((name.to_string(), value));
-        }
-    };
-    add("--logdir", r.logdir != d.run.logdir, word(&r.logdir.to_string_lossy()));
-    add("--seed", r.seed != d.run.seed, r.seed.to_string());
-    add("--train-size", c.data.train_size.is_some(), c.data.train_size.map(|n| n.to_string()).unwrap_or_default());
-    add("--test-size", c.data.test_size.is_some(), c.data.test_size.map(|n| n.to_string()).unwrap_or_default());
-    add("--precision", m.precision != d.model.precision, m.precision.to_string());
-    add("--memory-format", m.memory_format != d.model.memory_format, m.memory_format.to_string());
-    add("--normalised-sample-smooth", me.normalised_sample_smooth, String::new());
-    add("--daood", r.eval_da && r.daood != d.run.daood, word(&r.daood.to_string_lossy()));
-    add("--daid", r.eval_da && r.daid != d.run.daid, word(&r.daid.to_string_lossy()));
-    let resmooth = format!("resmooth train {}", join(&ours));
-
     let mut notes = Vec::new();
-    let additions: Vec<&str> =
-        ours[flags.len()..].iter().map(|(f, _)| f.as_str()).filter(|f| *f != "--logdir").collect();
-    if !additions.is_empty() {
-        notes.push(format!("the reference has no {} (resmooth additions)", additions.join(", ")));
+    let named: Vec<&str> = additions.iter().map(|(f, _)| f.spelling).filter(|s| *s != flags::LOGDIR.spelling).collect();
+    if !named.is_empty() {
+        notes.push(format!("the reference has no {} (resmooth additions)", named.join(", ")));
     }
-    if let ModelSpec::TorchScript(_) = m.model {
-        notes.push("the reference has no --model torchscript:PATH".into());
+    if let ModelSpec::TorchScript(_) = c.model.model {
+        notes.push(format!("the reference has no {} {}PATH", flags::MODEL.spelling, ModelSpec::TORCHSCRIPT));
     }
     if c.data.dataset == DatasetName::ImageFolder {
-        notes.push("the reference has no --dataset imagefolder".into());
+        notes.push(format!("the reference has no {} {}", flags::DATASET.spelling, c.data.dataset));
     }
-    if o.warm_multiplier.fract() != 0.0 {
-        notes.push(format!("the reference's --warm-multiplier takes a whole number, not {}", o.warm_multiplier));
+    if c.optim.warm_multiplier.fract() != 0.0 {
+        let (flag, value) = (flags::WARM_MULTIPLIER.spelling, c.optim.warm_multiplier);
+        notes.push(format!("the reference's {flag} takes a whole number, not {value}"));
     }
-    if r.logdir != d.run.logdir {
-        notes.push(format!("the reference writes to logs/{} whatever --logdir says", r.tag));
+    if c.run.logdir != d.run.logdir {
+        notes.push(format!("the reference writes to logs/{} whatever --logdir says", c.run.tag));
     }
-    CommandLines { reference, resmooth, notes }
+    notes
 }
 
 #[cfg(test)]
@@ -174,5 +162,40 @@ mod tests {
         for needle in ["--seed, --train-size", "imagefolder", "--warm-multiplier", "torchscript"] {
             assert!(notes.contains(needle), "{needle}: {notes}");
         }
+    }
+
+    #[test]
+    fn the_image_size_and_normalisation_of_a_run_are_on_its_line() {
+        let mut c = TrainConfig::default();
+        c.data.dataset = DatasetName::ImageFolder;
+        (c.data.image_size, c.aug.crop_padding) = (Some(48), Some(2));
+        (c.data.mean, c.data.std) = (Some([0.5, -0.25, 0.125]), Some([0.2, 0.3, 0.1]));
+        c.run.tag = "own/s48".into();
+        let lines = command_lines(&c);
+        assert!(
+            lines.resmooth.ends_with("--image-size 48 --mean 0.5,-0.25,0.125 --std 0.2,0.3,0.1 --crop-padding 2"),
+            "{}",
+            lines.resmooth
+        );
+        assert!(
+            !lines.reference.contains("--image-size") && !lines.reference.contains("--mean"),
+            "{}",
+            lines.reference
+        );
+        let notes = lines.notes.join("; ");
+        assert!(notes.contains("--image-size, --mean, --std, --crop-padding"), "{notes}");
+    }
+
+    #[test]
+    fn switches_python_bools_and_quoted_paths_are_written_as_clap_reads_them() {
+        let mut c = TrainConfig::default();
+        (c.optim.nesterov, c.run.eval_da, c.run.deterministic) = (false, true, true);
+        (c.run.daood, c.run.tag) = ("it's here".into(), String::new());
+        let lines = command_lines(&c);
+        assert_eq!(
+            lines.resmooth,
+            "resmooth train --dataset cifar10 --tag '' --gpu 0 --nesterov '' --evalDA --daood 'it'\\''s here' --deterministic"
+        );
+        assert_eq!(lines.reference, "python train.py --dataset cifar10 --tag '' --gpu 0 --nesterov '' --evalDA");
     }
 }
