@@ -191,8 +191,8 @@ fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, R
 
 /// The line of `metrics.jsonl` for one epoch (shortest round-trip floats: every value reads
 /// back to the same bits).
-pub fn metrics_line(m: &EpochMetrics) -> String {
-    serde_json::to_string(m).expect("metrics serialise")
+pub fn metrics_line(metrics: &EpochMetrics) -> String {
+    serde_json::to_string(metrics).expect("metrics serialise")
 }
 
 /// Appends one epoch's line (see [`metrics_line`]) to `metrics.jsonl`.
@@ -333,8 +333,8 @@ mod tests {
         /// Every f64 the metrics and summary writers write reads back to the same bits.
         #[test]
         fn written_floats_read_back_to_the_same_bits(x in finite(), e in 1usize..1000) {
-            let m = epoch(e, x);
-            let back: EpochMetrics = serde_json::from_str(&metrics_line(&m)).unwrap();
+            let metrics = epoch(e, x);
+            let back: EpochMetrics = serde_json::from_str(&metrics_line(&metrics)).unwrap();
             prop_assert_eq!(back.test_top1.to_bits(), x.to_bits());
             prop_assert_eq!(back.gmm.unwrap().train_top1_id.unwrap().to_bits(), x.to_bits());
             prop_assert_eq!(back.da.unwrap().daid_top5.to_bits(), x.to_bits());
