@@ -1,6 +1,6 @@
 //! The HTML report of one or more run folders: one self-contained static page (inline SVG plots,
 //! PNG views as data URIs, no script, no external font or style), built from plain data that the
-//! engine gathers from the run folders (`engine::review`).
+//! report workflow gathers from the run folders (`workflow::review`).
 //!
 //! Sections: the comparison of the runs (a table and overlaid curves, with several runs), then
 //! per run: its configuration and command lines, the accuracy, loss and learning-rate curves, ID
@@ -12,6 +12,7 @@ use super::reproduce::command_lines;
 use super::svg::{escape, Chart, Series, Style, CSS};
 use super::tensorboard::HistogramProto;
 use super::{EpochMetrics, Summary};
+use crate::run_folder::{GMM, LOSSES, METRICS, SUMMARY};
 use base64::Engine;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -287,7 +288,10 @@ impl RunReport {
     fn config(&self, out: &mut String, i: usize) {
         let _ = writeln!(out, "<h3 id=\"config-{i}\">Configuration</h3>");
         let Some(s) = &self.summary else {
-            note(out, "no summary.json: the configuration is not known (an unfinished run writes it at its end)");
+            note(
+                out,
+                &format!("no {SUMMARY}: the configuration is not known (an unfinished run writes it at its end)"),
+            );
             return;
         };
         let lines = command_lines(&s.config);
@@ -326,7 +330,7 @@ impl RunReport {
     fn curves(&self, out: &mut String, i: usize) {
         let _ = writeln!(out, "<h3 id=\"curves-{i}\">Training curves</h3>");
         if self.metrics.is_empty() {
-            note(out, "no metrics.jsonl: no epoch has finished");
+            note(out, &format!("no {METRICS}: no epoch has finished"));
             return;
         }
         let m = &self.metrics;
@@ -495,7 +499,7 @@ impl DetectionView {
                 self.magnitude.map(|(m, n)| format!(" RandAugment magnitude M = {m}, N = {n} ops per view.")).unwrap_or_default()
             );
         } else {
-            note(out, "no losses.csv: the scored views are not at hand, only the mixture");
+            note(out, &format!("no {LOSSES}: the scored views are not at hand, only the mixture"));
         }
         if let Some(g) = &self.mixture {
             out.push_str("<table><tr><th class=\"l\">component</th><th>weight</th><th>mean</th><th>variance</th></tr>");
@@ -515,7 +519,7 @@ impl DetectionView {
                 if b.is_empty() { "nowhere".into() } else { b.join(" and ") }
             );
         } else {
-            note(out, "no gmm.json: the fitted mixture is not at hand");
+            note(out, &format!("no {GMM}: the fitted mixture is not at hand"));
         }
         if n_ori + n_aug > 0 {
             out.push_str("<div class=\"plots\">");

@@ -15,6 +15,7 @@
 use super::epoch::{EpochRecord, RgbImage};
 use super::{figure, ReportError};
 use crate::io::{write_atomic, FileError};
+use crate::run_folder::EVENTS_PREFIX;
 use prost::Message;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -221,7 +222,7 @@ pub fn event_files(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     for entry in entries {
         let path = entry.map_err(|e| FileError::new("list", dir, e))?.path();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if name.starts_with("events.out.tfevents.") && !name.ends_with(".partial") {
+        if name.starts_with(EVENTS_PREFIX) && !name.ends_with(".partial") {
             files.push(path);
         }
     }
@@ -282,7 +283,7 @@ impl EventWriter {
         std::fs::create_dir_all(dir).map_err(|e| FileError::new("create", dir, e))?;
         static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("events.out.tfevents.{:010}.{}.{}.{n}", now() as u64, host_name(), std::process::id());
+        let name = format!("{EVENTS_PREFIX}{:010}.{}.{}.{n}", now() as u64, host_name(), std::process::id());
         let path = dir.join(name);
         let file = std::fs::File::create_new(&path).map_err(|e| FileError::new("create", &path, e))?;
         let mut writer = EventWriter { path, file: std::io::BufWriter::new(file) };
