@@ -10,7 +10,7 @@
 
 use super::reproduce::command_lines;
 use super::svg::{escape, Chart, Series, Style, CSS};
-use super::tensorboard::HistogramProto;
+use super::tensorboard::{tags, HistogramProto};
 use super::{EpochMetrics, Summary};
 use crate::run_folder::{GMM, LOSSES, METRICS, SUMMARY};
 use base64::Engine;
@@ -358,10 +358,8 @@ impl RunReport {
     /// epochs, and the last epoch's log-losses of both populations.
     fn loss_parts(&self, out: &mut String) {
         let scalar = |tag: &str| self.scalars.get(tag).filter(|v| v.iter().any(|p| p.1 != 0.0));
-        let parts = [
-            ("original views", "train/3.train_loss_origin", 0),
-            ("augmented views", "train/4.train_loss_augmentation", 1),
-        ];
+        let parts =
+            [("original views", tags::TRAIN_LOSS_ORIGIN, 0), ("augmented views", tags::TRAIN_LOSS_AUGMENTATION, 1)];
         let lines: Vec<Series> = parts
             .iter()
             .filter_map(|(name, tag, colour)| {
@@ -372,8 +370,7 @@ impl RunReport {
         if lines.len() == 2 {
             plot(out, &epochs_chart("Training loss: original vs augmented views", "loss", lines, None));
         }
-        let hists =
-            [("original views", "train/3.log_loss_origin", 0), ("augmented views", "train/4.log_loss_augmentation", 1)];
+        let hists = [("original views", tags::LOG_LOSS_ORIGIN, 0), ("augmented views", tags::LOG_LOSS_AUGMENTATION, 1)];
         let mut epoch = 0;
         let bars: Vec<Series> = hists
             .iter()
