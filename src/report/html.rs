@@ -250,20 +250,13 @@ impl Report {
 }
 
 impl RunReport {
-    /// A short description of what the run trained with.
+    /// A short description of what the run trained with (see [`super::setting`]).
     pub fn setting(&self) -> String {
-        let Some(s) = &self.summary else {
-            return if self.detection.is_some() { "detection pass".into() } else { "-".into() };
-        };
-        let c = &s.config;
-        if c.aug.prob >= 1.0 {
-            return "baseline (originals only)".into();
+        match &self.summary {
+            Some(s) => super::setting(&s.config),
+            None if self.detection.is_some() => "detection pass".into(),
+            None => "-".into(),
         }
-        let mut text = format!("{} N{} M{} prob {}", c.aug.aug, c.aug.n, c.aug.m, c.aug.prob);
-        if c.method.gmm {
-            text += " GMM";
-        }
-        text + &format!(" {} smooth {}", c.method.loss, c.method.smooth_aug)
     }
 
     fn section(&self, out: &mut String, i: usize) {

@@ -118,21 +118,7 @@ pub fn comparison_table(parent: &Path, runs: &[Sibling]) -> String {
     let mut out = format!("runs in {}:\n", parent.display());
     out += &format!("{:<16} {:<44} {:>6} {:>9} {:>9}\n", "run", "setting", "epochs", "last top1", "best top1");
     for Sibling { name, summary: s, .. } in runs {
-        let c = &s.config;
-        let setting = if c.aug.prob >= 1.0 {
-            "baseline (originals only)".to_string()
-        } else {
-            format!(
-                "{} N{} M{} prob {} {}{} smooth {}",
-                c.aug.aug,
-                c.aug.n,
-                c.aug.m,
-                c.aug.prob,
-                if c.method.gmm { "GMM " } else { "" },
-                c.method.loss,
-                c.method.smooth_aug
-            )
-        };
+        let setting = report::setting(&s.config);
         out +=
             &format!("{name:<16} {setting:<44} {:>6} {:>9.4} {:>9.4}\n", s.epochs, s.last_test_top1, s.best_test_top1);
     }
