@@ -1,11 +1,13 @@
 //! resmooth: the ReSmooth training method (Wang et al., IEEE TNNLS 2022) on libtorch.
 //!
 //! The library, from the ground up (each layer imports only those below it):
-//! - `config` (the typed configuration), `io` (atomic files), `progress` (how work reports);
+//! - `config` (the typed configuration), `io` (atomic files), `progress` (how work reports),
+//!   `run_folder` (the files of a run folder, the baseline a run loads, a tag's siblings);
 //! - `data` (datasets as uint8 images) → `augment` (the views) → `pipeline` (batches to the device);
 //! - `model` (the networks), `loss`, `optim`, `schedule`, `device`, `graph` (CUDA graphs); `report` (metrics and summary files);
 //! - `method` (the GMM, the scorer, the detection pass, one step of the method);
-//! - `engine` (setup, evaluation, checkpoints, the epoch loop, benchmarks).
+//! - `engine` (setup, evaluation, checkpoints, the epoch loop, benchmarks);
+//! - `workflow` (`resmooth run`'s baseline-then-method sequence, the HTML report of run folders).
 //!
 //! The `resmooth` binary adds the command line (`cli`, clap) and the commands on top.
 pub mod augment;
@@ -22,4 +24,6 @@ pub mod optim;
 pub mod pipeline;
 pub mod progress;
 pub mod report;
+pub mod run_folder;
 pub mod schedule;
+pub mod workflow;

@@ -9,8 +9,9 @@ use anyhow::{bail, Result};
 use resmooth::augment::Augmenter;
 use resmooth::config::{check_magnitude, AugConfig, TrainConfig};
 use resmooth::engine::Setup;
-use resmooth::method::{export_views, load_pretrained, pretrained_path, ViewSource};
+use resmooth::method::{export_views, load_pretrained, ViewSource};
 use resmooth::report::detect_summary::{write_detect_summary, DetectSummary};
+use resmooth::run_folder::{pretrained_path, RunFolder};
 use std::sync::Arc;
 
 /// Runs `resmooth detect`.
@@ -23,28 +24,29 @@ pub fn detect(args: DetectArgs) -> Result<()> {
     let data = d.config(None);
     data.check()?;
     // the folder is this process's while it writes there (a training run may use the same tag)
-    let dir = args.logdir.join(&args.tag);
-    let _lock = resmooth::io::lock_dir(&dir)?;
+    let folder = RunFolder::new(&args.logdir, &args.tag, None);
+    let _lock = resmooth::io::lock_dir(&folder.dir)?;
     let mut terminal = Terminal::stop_on_signals()?;
     let setup = Setup::new(&data, args.seed, args.device.gpu, args.device.workers, &mut terminal)?;
-    let path = pretrained_path(&args.logdir, &args.tag, None, args.pretrained.as_deref());
+    let config = pass_config(&args);
+    let path = pretrained_path(&config);
     // the scorer runs in fp32, as the reference's
     let input = (setup.num_classes(), setup.image_size());
     let scorer = load_pretrained(&path, &args.model.model, d.dataset, input, &args.tag, setup.device)?;
     let aug = Arc::new(Augmenter::new(a.aug, a.n, a.m, a.cutout, d.dataset).with_crop_padding(a.crop_padding));
     let started = std::time::Instant::now();
     let det = setup.detect(&scorer, &aug, args.seed, args.batch_size, &mut terminal)?;
-    let (gmm, csv) = (dir.join("gmm.json"), dir.join("losses.csv"));
-    det.gmm.save(&gmm)?;
-    det.write_csv(&csv)?;
+    let (gmm, csv) = (&folder.gmm, &folder.losses);
+    det.gmm.save(gmm)?;
+    det.write_csv(csv)?;
     let summary = DetectSummary {
         pretrained: path.clone(),
         views: det.records.len(),
         seconds: started.elapsed().as_secs_f64(),
         device: format!("{:?}", setup.device),
-        config: pass_config(&args),
+        config,
     };
-    write_detect_summary(&dir.join("detect.json"), &summary)?;
+    write_detect_summary(&folder.detect, &summary)?;
     println!("scored {} views with {} in {:.1}s", det.records.len(), path.display(), started.elapsed().as_secs_f64());
     print!("{}", det.report());
     println!("wrote {} and {}", gmm.display(), csv.display());

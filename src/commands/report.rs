@@ -3,15 +3,13 @@
 use super::Terminal;
 use crate::cli::ReportArgs;
 use anyhow::Result;
-use resmooth::engine::review::{write_report, ReportOptions};
+use resmooth::run_folder::REPORT;
+use resmooth::workflow::review::{write_report, ReportOptions};
 use std::path::{Path, PathBuf};
-
-/// The file name of the page.
-pub const REPORT_FILE: &str = "report.html";
 
 /// Runs `resmooth report`.
 pub fn report(args: ReportArgs) -> Result<()> {
-    let out = args.out.clone().unwrap_or_else(|| common_folder(&args.dirs)).join(REPORT_FILE);
+    let out = args.out.clone().unwrap_or_else(|| common_folder(&args.dirs)).join(REPORT);
     let opts = ReportOptions { dataroot: args.dataroot.clone(), views: args.views };
     let page = write_report(&args.dirs, &out, &opts, &mut Terminal::default())?;
     println!("wrote {} ({} runs)", out.display(), page.runs.len());

@@ -435,13 +435,14 @@ mod tests {
         let mut meta = ResumeMeta::fresh(&TrainConfig::default());
         meta.epoch = 1;
         meta.metrics_line = Some("{\"epoch\":1}".into());
+        let run = crate::run_folder::RunFolder::at(dir.path());
         let files = EpochFiles {
             snapshot: Snapshot::take(&model, &opt),
             meta,
-            checkpoint: dir.path().join("checkpoint.safetensors"),
-            weights: Some(dir.path().join("model.safetensors")),
-            best: Some(dir.path().join("best.safetensors")),
-            metrics: Some(dir.path().join("metrics.jsonl")),
+            checkpoint: run.checkpoint.clone(),
+            weights: Some(run.weights.clone()),
+            best: Some(run.best.clone()),
+            metrics: Some(run.metrics.clone()),
         };
         let mut writer = Writer::default();
         writer.submit(files).unwrap();
@@ -451,10 +452,10 @@ mod tests {
         });
         writer.wait().unwrap();
         let mut m2 = Model::new(ModelName::ResNet18, 3, Device::Cpu);
-        m2.load(&dir.path().join("best.safetensors")).unwrap();
+        m2.load(&run.best).unwrap();
         assert!(m2.state_dict()["classifier.weight"].equal(&before));
-        let meta = load(&dir.path().join("checkpoint.safetensors"), &mut m2, &mut opt).unwrap();
+        let meta = load(&run.checkpoint, &mut m2, &mut opt).unwrap();
         assert_eq!(meta.epoch, 1);
-        assert_eq!(std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap(), "{\"epoch\":1}\n");
+        assert_eq!(std::fs::read_to_string(&run.metrics).unwrap(), "{\"epoch\":1}\n");
     }
 }

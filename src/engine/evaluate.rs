@@ -1,7 +1,7 @@
 //! Evaluation: test-view loss and accuracy of a model on a split, the `--evalDA` trees, and
 //! `--only-eval` of saved weights.
 
-use super::{EngineError, RunPaths, Setup};
+use super::{EngineError, Setup};
 use crate::config::TrainConfig;
 use crate::data::{self, Dataset, ImageSet};
 use crate::loss::correct_topk;
@@ -9,6 +9,7 @@ use crate::model::Model;
 use crate::pipeline::{self, Placement};
 use crate::progress::Progress;
 use crate::report::{DaMetrics, EvalMetrics};
+use crate::run_folder::RunFolder;
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
@@ -119,7 +120,7 @@ pub fn evaluate_weights(
     progress: &mut dyn Progress,
 ) -> Result<(PathBuf, EvalReport), EngineError> {
     config.validate()?;
-    let paths = RunPaths::new(&config.run.logdir, &config.run.tag, config.run.save.as_deref());
+    let paths = RunFolder::of(&config.run);
     let setup = Setup::new(&config.data, config.run.seed, config.run.gpu, config.run.workers, progress)?;
     let mut model = Model::build_for(&config.model.model, setup.num_classes(), setup.image_size(), setup.device)?
         .with_precision(config.model.precision);

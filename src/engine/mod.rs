@@ -1,21 +1,19 @@
 //! Running the method: what every command that runs a model shares (device, data, workers), the
-//! evaluation, the resumable checkpoint, the epoch loop of `resmooth train` with its logs, the
-//! benchmarks, and the HTML report of run folders (`review`).
+//! evaluation, the resumable checkpoint, the epoch loop of `resmooth train` with its logs, and the
+//! benchmarks. The files of a run folder are `run_folder`'s; the sequences built on these runs
+//! (`resmooth run`, the report of run folders) are `workflow`'s.
 
 pub mod bench;
 pub mod checkpoint;
 mod evaluate;
 mod logged;
-mod paths;
 mod preflight;
-pub mod review;
 mod setup;
 mod train;
 
 pub use evaluate::{evaluate, evaluate_weights, EvalReport};
-pub use paths::{resolve_tag, RunPaths};
-pub use setup::{data_pool, load_dataset, Setup};
-pub use train::{train, TrainObserver};
+pub use setup::{data_pool, load_dataset, subsets, Setup};
+pub use train::{augmenter, train, TrainObserver};
 
 use crate::config::ConfigError;
 use crate::data::DataError;
@@ -96,7 +94,7 @@ pub enum EngineError {
     #[error("--save {}: {why}", path.display())]
     Save { path: PathBuf, why: String },
     /// `--pretrained` (or the baseline found by the tag) is not a baseline of this dataset.
-    #[error("the pretrained baseline {} {why}; pass the best.safetensors of a baseline run (`resmooth train --dataset {dataset} --prob 1.0`) with --pretrained", path.display())]
+    #[error("the pretrained baseline {} {why}; pass the {} of a baseline run (`resmooth train --dataset {dataset} --prob 1.0`) with --pretrained", path.display(), crate::run_folder::BEST_WEIGHTS)]
     NotABaseline { path: PathBuf, dataset: String, why: String },
     /// The run's checkpoint cannot be read back.
     #[error(
@@ -133,9 +131,6 @@ pub enum EngineError {
     /// The training split is smaller than one batch.
     #[error("the training split has {images} images, fewer than one batch of {batch_size}; lower --batch-size")]
     TooFewImages { images: usize, batch_size: usize },
-    /// A folder given to the report that holds no run.
-    #[error("{} is not a run folder: {reason}", dir.display())]
-    NotARun { dir: PathBuf, reason: String },
     /// The loss diverged.
     #[error("the training loss became NaN in epoch {epoch}{}; lower --lr or check the data", step.map(|s| format!(" (step {s})")).unwrap_or_default())]
     NotANumber { epoch: usize, step: Option<usize> },

@@ -4,11 +4,12 @@
 //! exists and is a baseline of this dataset.
 
 use super::checkpoint;
-use super::{EngineError, RunPaths};
+use super::EngineError;
 use crate::config::TrainConfig;
 use crate::io::{check_writable, free_space, lock_dir, partial_path, DirLock};
-use crate::method::{baseline_command, pretrained_path, MethodError};
+use crate::method::{baseline_command, MethodError};
 use crate::model::Model;
+use crate::run_folder::{pretrained_path, RunFolder, BEST_WEIGHTS, WEIGHTS};
 use std::path::{Path, PathBuf};
 
 /// What a run holds while it trains: the locks of its folders.
@@ -17,14 +18,14 @@ pub(super) struct RunGuard {
 }
 
 /// The folder `--save`'s file is in, when it is not the run folder.
-fn save_dir(paths: &RunPaths) -> Option<PathBuf> {
+fn save_dir(paths: &RunFolder) -> Option<PathBuf> {
     let dir = paths.weights.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     (dir != paths.dir).then(|| dir.to_path_buf())
 }
 
 /// Takes the run folder (and the `--save` folder) for this process and checks, before the data
 /// is loaded, everything about the run's files that can be checked without it.
-pub(super) fn claim(config: &TrainConfig, paths: &RunPaths) -> Result<RunGuard, EngineError> {
+pub(super) fn claim(config: &TrainConfig, paths: &RunFolder) -> Result<RunGuard, EngineError> {
     check_save(config, paths)?;
     check_pretrained(config)?;
     let mut locks = Vec::new();
@@ -46,25 +47,21 @@ pub(super) fn claim(config: &TrainConfig, paths: &RunPaths) -> Result<RunGuard, 
 
 /// Refuses a `--save` that would overwrite a file of this run, the baseline it reads, or the
 /// weights of another run.
-fn check_save(config: &TrainConfig, paths: &RunPaths) -> Result<(), EngineError> {
+fn check_save(config: &TrainConfig, paths: &RunFolder) -> Result<(), EngineError> {
     let Some(save) = &config.run.save else { return Ok(()) };
     let refuse = |why: String| Err(EngineError::Save { path: save.clone(), why });
     if paths.weights == paths.best {
         return refuse(format!(
-            "the best epoch's weights are written as {} beside it; name the file otherwise (e.g. model.safetensors)",
-            crate::method::BEST_WEIGHTS
+            "the best epoch's weights are written as {BEST_WEIGHTS} beside it; name the file otherwise (e.g. {WEIGHTS})"
         ));
     }
     for own in [&paths.checkpoint, &paths.metrics, &paths.summary, &paths.gmm] {
         if paths.weights == *own {
-            return refuse(
-                "is one of the run's own files; name the weights file otherwise (e.g. model.safetensors)".into(),
-            );
+            return refuse(format!("is one of the run's own files; name the weights file otherwise (e.g. {WEIGHTS})"));
         }
     }
     if config.needs_pretrained() {
-        let r = &config.run;
-        let baseline = pretrained_path(&r.logdir, &r.tag, r.save.as_deref(), config.method.pretrained.as_deref());
+        let baseline = pretrained_path(config);
         if [&paths.weights, &paths.best].contains(&&baseline) {
             return refuse(format!("this run would overwrite its own pretrained baseline {}", baseline.display()));
         }
@@ -81,10 +78,11 @@ fn check_save(config: &TrainConfig, paths: &RunPaths) -> Result<(), EngineError>
 
 /// The tag of the run whose files `dir` holds (its summary or checkpoint), if any.
 fn run_tag_in(dir: &Path) -> Option<String> {
-    if let Ok(s) = crate::report::read_summary(&dir.join("summary.json")) {
+    let folder = RunFolder::at(dir);
+    if let Ok(s) = crate::report::read_summary(&folder.summary) {
         return Some(s.config.run.tag);
     }
-    let meta = checkpoint::read_meta(&dir.join("checkpoint.safetensors")).ok()?;
+    let meta = checkpoint::read_meta(&folder.checkpoint).ok()?;
     meta.config.get("tag")?.as_str().map(str::to_string)
 }
 
@@ -95,21 +93,16 @@ fn check_pretrained(config: &TrainConfig) -> Result<(), EngineError> {
     if !config.needs_pretrained() {
         return Ok(());
     }
-    let r = &config.run;
-    let path = pretrained_path(&r.logdir, &r.tag, r.save.as_deref(), config.method.pretrained.as_deref());
+    let path = pretrained_path(config);
     if !path.is_file() {
-        let make = baseline_command(&config.model.model, config.data.dataset, &r.tag);
+        let make = baseline_command(&config.model.model, config.data.dataset, &config.run.tag);
         return Err(MethodError::MissingBaseline { path, make }.into());
     }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let Ok(summary) = crate::report::read_summary(&dir.join("summary.json")) else { return Ok(()) };
+    let baseline = RunFolder::at(path.parent().unwrap_or(Path::new(".")));
+    let Ok(summary) = crate::report::read_summary(&baseline.summary) else { return Ok(()) };
     let (theirs, ours) = (&summary.config, &config.data.dataset);
     let why = if theirs.data.dataset != *ours {
-        format!(
-            "was trained on --dataset {} (its {}), not {ours}",
-            theirs.data.dataset,
-            dir.join("summary.json").display()
-        )
+        format!("was trained on --dataset {} (its {}), not {ours}", theirs.data.dataset, baseline.summary.display())
     } else if theirs.aug.prob < 1.0 || theirs.method.gmm {
         format!(
             "is not a baseline: its run '{}' trained with --prob {}{} (a baseline trains on original views only, --prob 1.0)",
@@ -126,7 +119,7 @@ fn check_pretrained(config: &TrainConfig) -> Result<(), EngineError> {
 /// Checks that the file systems of the run folder and the `--save` folder have room for the
 /// run's files: the weights, the best weights and the checkpoint (weights and momentum), each
 /// with the temporary copy an atomic replacement writes beside it.
-pub(super) fn check_space(paths: &RunPaths, model: &Model) -> Result<(), EngineError> {
+pub(super) fn check_space(paths: &RunFolder, model: &Model) -> Result<(), EngineError> {
     let weights: u64 = model.state_dict().values().map(|t| (t.numel() * t.kind().elt_size_in_bytes()) as u64).sum();
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     // the largest temporary copy (the checkpoint's) plus every file not yet at its full size

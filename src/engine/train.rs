@@ -6,15 +6,16 @@
 use super::checkpoint::{Checkpoint, EpochFiles, PartialEpoch, ResumeMeta, Snapshot, Writer};
 use super::evaluate::{EvalReport, EvalSets};
 use super::logged::{open_events, Logged};
-use super::{preflight, resolve_tag, EngineError, RunPaths, Setup};
+use super::{preflight, EngineError, Setup};
 use crate::augment::Augmenter;
 use crate::config::{FairComparison, MemoryFormat, TrainConfig};
-use crate::method::{load_pretrained, pretrained_path, Gmm, Method, StepBatch, StepSums, Stepper};
+use crate::method::{load_pretrained, Gmm, Method, StepBatch, StepSums, Stepper};
 use crate::model::Model;
 use crate::optim::Sgd;
 use crate::pipeline::{shown_view, EpochPlan, Loader, Placement, Views};
 use crate::progress::{Progress, Unit};
 use crate::report::{self, EpochMetrics, EpochRecord, RgbImage, SampleViews, StepMode, Summary};
+use crate::run_folder::{pretrained_path, resolve_tag, RunFolder};
 use crate::schedule::Schedule;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,7 +42,7 @@ pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<S
     let mut config = config.clone();
     config.run.tag = resolve_tag(&config.run.tag);
     let config = &config;
-    let paths = RunPaths::new(&config.run.logdir, &config.run.tag, config.run.save.as_deref());
+    let paths = RunFolder::of(&config.run);
     let _guard = preflight::claim(config, &paths)?;
     let mut logged = Logged::open(&paths.train_log, config, observer)?;
     let observer = &mut logged;
@@ -166,7 +167,7 @@ fn summary_of(
 /// checkpoint and the summary, the summary rebuilt from the checkpoint (and written).
 fn finished_summary(
     config: &TrainConfig,
-    paths: &RunPaths,
+    paths: &RunFolder,
     meta: &ResumeMeta,
     learner: &Learner,
     setup: &Setup,
@@ -176,10 +177,7 @@ fn finished_summary(
     }
     let last = report::read_metrics(&paths.metrics)?;
     let last_test_top1 = last.last().map_or(f64::NAN, |m| m.test_top1);
-    let r = &config.run;
-    let pretrained = config
-        .needs_pretrained()
-        .then(|| pretrained_path(&r.logdir, &r.tag, r.save.as_deref(), config.method.pretrained.as_deref()));
+    let pretrained = config.needs_pretrained().then(|| pretrained_path(config));
     let summary = summary_of(config, meta, last_test_top1, learner, setup, pretrained);
     report::write_summary(&paths.summary, &summary)?;
     Ok(summary)
@@ -222,7 +220,7 @@ impl Learner {
     fn resume(
         &mut self,
         config: &TrainConfig,
-        paths: &RunPaths,
+        paths: &RunFolder,
         progress: &mut dyn Progress,
     ) -> Result<ResumeMeta, EngineError> {
         let mut meta = ResumeMeta::fresh(config);
@@ -260,7 +258,7 @@ impl Learner {
     /// copy of the state while the next epoch trains.
     fn record(
         &self,
-        paths: &RunPaths,
+        paths: &RunFolder,
         m: &EpochMetrics,
         meta: &mut ResumeMeta,
         writer: &mut Writer,
@@ -289,7 +287,7 @@ impl Learner {
     /// ends the run, saying how to resume.
     fn interrupted(
         &self,
-        paths: &RunPaths,
+        paths: &RunFolder,
         meta: &ResumeMeta,
         p: PartialEpoch,
         writer: &mut Writer,
@@ -323,7 +321,7 @@ impl Learner {
 }
 
 /// The augmentation of the run; a `--prob 1.0` run never draws one (every view is an original).
-pub(super) fn augmenter(config: &TrainConfig) -> Augmenter {
+pub fn augmenter(config: &TrainConfig) -> Augmenter {
     let a = &config.aug;
     let aug =
         if a.prob < 1.0 { Augmenter::new(a.aug, a.n, a.m, a.cutout, config.data.dataset) } else { Augmenter::none() };
@@ -337,7 +335,7 @@ fn prepare_method(
     config: &TrainConfig,
     setup: &Setup,
     aug: &Arc<Augmenter>,
-    paths: &RunPaths,
+    paths: &RunFolder,
     resuming: bool,
     progress: &mut dyn Progress,
 ) -> Result<(Method, Option<PathBuf>), EngineError> {
@@ -346,7 +344,7 @@ fn prepare_method(
         return Ok((Method::new(m, config.aug.prob, None, None), None));
     }
     let r = &config.run;
-    let path = pretrained_path(&r.logdir, &r.tag, r.save.as_deref(), m.pretrained.as_deref());
+    let path = pretrained_path(config);
     progress.note(&format!("pretrained baseline: {}", path.display()));
     // the scorer and teacher run in fp32 whatever --precision says, as the reference's do
     let (classes, image) = (setup.num_classes(), setup.image_size());

@@ -63,10 +63,10 @@ pub enum GmmError {
     #[error("cannot read the GMM from {}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
     /// `gmm.json` is not valid JSON of the expected shape.
-    #[error("{} is not a valid gmm.json", path.display())]
+    #[error("{} is not a valid {}", path.display(), crate::run_folder::GMM)]
     Parse { path: PathBuf, source: serde_json::Error },
     /// `gmm.json` parses but holds parameters no fit can give.
-    #[error("{path} is not a valid gmm.json: {reason}")]
+    #[error("{path} is not a valid {}: {reason}", crate::run_folder::GMM)]
     Invalid { path: PathBuf, reason: String },
 }
 

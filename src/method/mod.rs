@@ -12,10 +12,7 @@ pub mod step;
 pub use detection::{detect, export_views, ood_by_op, ops_text, Detection, ViewRecord, ViewSource, DETECTION_EPOCH};
 pub use gmm::{Gmm, GmmError};
 pub use graphed::{NoGraph, StepError, Stepper};
-pub use scorer::{
-    baseline_command, baseline_dir_of_save, baseline_tag, load_pretrained, p_id_tensor, pretrained_path, score,
-    BEST_WEIGHTS,
-};
+pub use scorer::{baseline_command, load_pretrained, p_id_tensor, score};
 pub use step::{Method, StepBatch, StepOutputs, StepSums, SumsState};
 
 use crate::io::FileError;

@@ -1,44 +1,12 @@
-//! The pretrained baseline as the GMM's scorer (and the distillation teacher): where it is
-//! found, loading it, its per-sample losses, and p_ID of those losses on the device.
+//! The pretrained baseline as the GMM's scorer (and the distillation teacher): loading it (where
+//! it is found is `run_folder`'s), its per-sample losses, and p_ID of those losses on the device.
 
 use super::{Gmm, MethodError};
 use crate::config::{DatasetName, ModelSpec};
 use crate::model::Model;
-use std::path::{Path, PathBuf};
+use crate::run_folder::baseline_tag;
+use std::path::Path;
 use tch::{Device, Kind, Tensor};
-
-/// The tag of a run's baseline by the reference's convention: the last component of the tag
-/// replaced by `baseline` (`cifar10/res18/rs_ra` → `cifar10/res18/baseline`).
-pub fn baseline_tag(tag: &str) -> String {
-    match tag.rsplit_once('/') {
-        Some((parent, _)) => format!("{parent}/baseline"),
-        None => "baseline".to_string(),
-    }
-}
-
-/// The file of a baseline's best-test-epoch weights in its run folder.
-pub const BEST_WEIGHTS: &str = "best.safetensors";
-
-/// The pretrained weights a run uses: `--pretrained`, else the baseline's best-test-epoch
-/// weights, as the reference loads them (its `model.pth` is written only when test top1
-/// improves): `<logdir>/<baseline tag>/best.safetensors`, or, with `--save DIR/RUN/FILE`, the
-/// reference's lookup with the save path's parent folder replaced by `baseline`:
-/// `DIR/baseline/best.safetensors`.
-pub fn pretrained_path(logdir: &Path, tag: &str, save: Option<&Path>, pretrained: Option<&Path>) -> PathBuf {
-    if let Some(p) = pretrained {
-        return p.to_path_buf();
-    }
-    match save {
-        Some(save) => baseline_dir_of_save(save).join(BEST_WEIGHTS),
-        None => logdir.join(baseline_tag(tag)).join(BEST_WEIGHTS),
-    }
-}
-
-/// The baseline's run folder for a run saved at `save` (`DIR/RUN/FILE` → `DIR/baseline`).
-pub fn baseline_dir_of_save(save: &Path) -> PathBuf {
-    let run_dir = save.parent().unwrap_or(Path::new(""));
-    run_dir.parent().unwrap_or(Path::new("")).join("baseline")
-}
 
 /// What to do when the baseline of run `tag` is missing: the command that trains it.
 pub fn baseline_command(model: &ModelSpec, dataset: DatasetName, tag: &str) -> String {
@@ -95,29 +63,6 @@ pub fn p_id_tensor(gmm: &Gmm, loss: &Tensor) -> Tensor {
 mod tests {
     use super::*;
     use crate::config::ModelName;
-
-    #[test]
-    fn baseline_by_the_reference_convention() {
-        assert_eq!(baseline_tag("cifar10/res18/rs_ra"), "cifar10/res18/baseline");
-        assert_eq!(baseline_tag("rs"), "baseline");
-        assert_eq!(
-            pretrained_path(Path::new("logs"), "cifar10/res18/rs_ra", None, None),
-            Path::new("logs/cifar10/res18/baseline/best.safetensors")
-        );
-        assert_eq!(
-            pretrained_path(Path::new("logs"), "x/y", None, Some(Path::new("w.safetensors"))),
-            Path::new("w.safetensors")
-        );
-        // --save moves the lookup as the reference's does: the save path's folder becomes `baseline`
-        assert_eq!(
-            pretrained_path(Path::new("logs"), "x/y", Some(Path::new("ckpt/c10/rs/model.safetensors")), None),
-            Path::new("ckpt/c10/baseline/best.safetensors")
-        );
-        assert_eq!(
-            pretrained_path(Path::new("logs"), "x/y", Some(Path::new("rs/w.safetensors")), None),
-            Path::new("baseline/best.safetensors")
-        );
-    }
 
     #[test]
     fn device_posterior_equals_the_gmm_posterior() {

@@ -1,6 +1,6 @@
 //! The HTML report of one or more run folders: one self-contained static page (inline SVG plots,
 //! PNG views as data URIs, no script, no external font or style), built from plain data that the
-//! engine gathers from the run folders (`engine::review`).
+//! report workflow gathers from the run folders (`workflow::review`).
 //!
 //! Sections: the comparison of the runs (a table and overlaid curves, with several runs), then
 //! per run: its configuration and command lines, the accuracy, loss and learning-rate curves, ID
@@ -10,8 +10,9 @@
 
 use super::reproduce::command_lines;
 use super::svg::{escape, Chart, Series, Style, CSS};
-use super::tensorboard::HistogramProto;
+use super::tensorboard::{tags, HistogramProto};
 use super::{EpochMetrics, Summary};
+use crate::run_folder::{GMM, LOSSES, METRICS, SUMMARY};
 use base64::Engine;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -249,20 +250,13 @@ impl Report {
 }
 
 impl RunReport {
-    /// A short description of what the run trained with.
+    /// A short description of what the run trained with (see [`super::setting`]).
     pub fn setting(&self) -> String {
-        let Some(s) = &self.summary else {
-            return if self.detection.is_some() { "detection pass".into() } else { "-".into() };
-        };
-        let c = &s.config;
-        if c.aug.prob >= 1.0 {
-            return "baseline (originals only)".into();
+        match &self.summary {
+            Some(s) => super::setting(&s.config),
+            None if self.detection.is_some() => "detection pass".into(),
+            None => "-".into(),
         }
-        let mut text = format!("{} N{} M{} prob {}", c.aug.aug, c.aug.n, c.aug.m, c.aug.prob);
-        if c.method.gmm {
-            text += " GMM";
-        }
-        text + &format!(" {} smooth {}", c.method.loss, c.method.smooth_aug)
     }
 
     fn section(&self, out: &mut String, i: usize) {
@@ -287,7 +281,10 @@ impl RunReport {
     fn config(&self, out: &mut String, i: usize) {
         let _ = writeln!(out, "<h3 id=\"config-{i}\">Configuration</h3>");
         let Some(s) = &self.summary else {
-            note(out, "no summary.json: the configuration is not known (an unfinished run writes it at its end)");
+            note(
+                out,
+                &format!("no {SUMMARY}: the configuration is not known (an unfinished run writes it at its end)"),
+            );
             return;
         };
         let lines = command_lines(&s.config);
@@ -326,7 +323,7 @@ impl RunReport {
     fn curves(&self, out: &mut String, i: usize) {
         let _ = writeln!(out, "<h3 id=\"curves-{i}\">Training curves</h3>");
         if self.metrics.is_empty() {
-            note(out, "no metrics.jsonl: no epoch has finished");
+            note(out, &format!("no {METRICS}: no epoch has finished"));
             return;
         }
         let m = &self.metrics;
@@ -354,10 +351,8 @@ impl RunReport {
     /// epochs, and the last epoch's log-losses of both populations.
     fn loss_parts(&self, out: &mut String) {
         let scalar = |tag: &str| self.scalars.get(tag).filter(|v| v.iter().any(|p| p.1 != 0.0));
-        let parts = [
-            ("original views", "train/3.train_loss_origin", 0),
-            ("augmented views", "train/4.train_loss_augmentation", 1),
-        ];
+        let parts =
+            [("original views", tags::TRAIN_LOSS_ORIGIN, 0), ("augmented views", tags::TRAIN_LOSS_AUGMENTATION, 1)];
         let lines: Vec<Series> = parts
             .iter()
             .filter_map(|(name, tag, colour)| {
@@ -368,8 +363,7 @@ impl RunReport {
         if lines.len() == 2 {
             plot(out, &epochs_chart("Training loss: original vs augmented views", "loss", lines, None));
         }
-        let hists =
-            [("original views", "train/3.log_loss_origin", 0), ("augmented views", "train/4.log_loss_augmentation", 1)];
+        let hists = [("original views", tags::LOG_LOSS_ORIGIN, 0), ("augmented views", tags::LOG_LOSS_AUGMENTATION, 1)];
         let mut epoch = 0;
         let bars: Vec<Series> = hists
             .iter()
@@ -495,7 +489,7 @@ impl DetectionView {
                 self.magnitude.map(|(m, n)| format!(" RandAugment magnitude M = {m}, N = {n} ops per view.")).unwrap_or_default()
             );
         } else {
-            note(out, "no losses.csv: the scored views are not at hand, only the mixture");
+            note(out, &format!("no {LOSSES}: the scored views are not at hand, only the mixture"));
         }
         if let Some(g) = &self.mixture {
             out.push_str("<table><tr><th class=\"l\">component</th><th>weight</th><th>mean</th><th>variance</th></tr>");
@@ -515,7 +509,7 @@ impl DetectionView {
                 if b.is_empty() { "nowhere".into() } else { b.join(" and ") }
             );
         } else {
-            note(out, "no gmm.json: the fitted mixture is not at hand");
+            note(out, &format!("no {GMM}: the fitted mixture is not at hand"));
         }
         if n_ori + n_aug > 0 {
             out.push_str("<div class=\"plots\">");

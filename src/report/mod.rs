@@ -181,6 +181,18 @@ pub struct Summary {
     pub config: TrainConfig,
 }
 
+/// A run's setting in one line, as the report's comparison and `resmooth run`'s table show it:
+/// `baseline (originals only)`, or the augmentation, the share of originals and the method
+/// (`ra N2 M28 prob 0 GMM SampleSmooth smooth 0.4`).
+pub fn setting(config: &TrainConfig) -> String {
+    let (a, m) = (&config.aug, &config.method);
+    if a.prob >= 1.0 {
+        return "baseline (originals only)".into();
+    }
+    let gmm = if m.gmm { " GMM" } else { "" };
+    format!("{} N{} M{} prob {}{gmm} {} smooth {}", a.aug, a.n, a.m, a.prob, m.loss, m.smooth_aug)
+}
+
 fn read(path: &Path) -> Result<String, ReportError> {
     Ok(std::fs::read_to_string(path).map_err(|e| FileError::new("read", path, e))?)
 }
@@ -282,6 +294,19 @@ mod tests {
                 &EvalMetrics { loss: x, top1: x, top5: x },
             )),
         }
+    }
+
+    #[test]
+    fn the_setting_line_names_the_augmentation_and_the_method() {
+        let mut c = TrainConfig::default();
+        c.aug.prob = 1.0;
+        assert_eq!(setting(&c), "baseline (originals only)");
+        (c.aug.prob, c.aug.n, c.aug.m) = (0.0, 2, 28);
+        (c.method.gmm, c.method.loss, c.method.smooth_aug) = (true, crate::config::LossName::SampleSmooth, 0.4);
+        assert_eq!(setting(&c), "ra N2 M28 prob 0 GMM SampleSmooth smooth 0.4");
+        (c.aug.aug, c.aug.prob, c.method.gmm, c.method.loss) =
+            (crate::config::AugName::Jigsaw, 0.6, false, crate::config::LossName::LabelSmooth);
+        assert_eq!(setting(&c), "jigsaw N2 M28 prob 0.6 LabelSmooth smooth 0.4");
     }
 
     #[test]

@@ -3,21 +3,84 @@
 //! with masked CRC32C, a writer with the reference's tags, and a reader that checks the framing.
 //!
 //! A run writes `events.out.tfevents.<time>.<host>.<pid>.<n>` into its folder, so the reference's
-//! `logs/<tag>/` and ours sit side by side in one TensorBoard. The reference's tags (see
-//! `train.py`): `train/1.train_acc` (and `_ID`, `_OOD` with a GMM), `train/2.train_loss`,
-//! `train/3.train_loss_origin` (and `_ce`, `_uniform`), `train/4.train_loss_augmentation` (and
-//! `_ce`, `_uniform` or `_kl`), the images `train/1.origin_image`, `train/2.augmented_image` and
-//! the figure `train/3.loss_histogram`, the histogram `train/4.smoothness`, `test/1.test_acc`,
-//! `test/2.test_loss` (and `DAOOD/…`, `DAID/…` with `--evalDA`). Ours: the log-loss histograms
-//! `train/3.log_loss_origin` and `train/4.log_loss_augmentation`, and `resmooth/…` scalars (lr,
-//! top-5, images/s, times, OOD fraction, mean smoothing).
+//! `logs/<tag>/` and ours sit side by side in one TensorBoard. The tags ([`tags`], for the writer
+//! and the report that reads them back) are the reference's (see `train.py`): `train/1.train_acc`
+//! (and `_ID`, `_OOD` with a GMM), `train/2.train_loss`, `train/3.train_loss_origin` (and `_ce`,
+//! `_uniform`), `train/4.train_loss_augmentation` (and `_ce`, `_uniform` or `_kl`), the images
+//! `train/1.origin_image`, `train/2.augmented_image` and the figure `train/3.loss_histogram`, the
+//! histogram `train/4.smoothness`, `test/1.test_acc`, `test/2.test_loss` (and `DAOOD/…`,
+//! `DAID/…` with `--evalDA`); and ours: the log-loss histograms `train/3.log_loss_origin` and
+//! `train/4.log_loss_augmentation`, and `resmooth/…` scalars (lr, top-5, images/s, times, OOD
+//! fraction, mean smoothing).
 
 use super::epoch::{EpochRecord, RgbImage};
 use super::{figure, ReportError};
 use crate::io::{write_atomic, FileError};
+use crate::run_folder::EVENTS_PREFIX;
 use prost::Message;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// The tags a run writes, one constant each: the writer and the report both use these.
+pub mod tags {
+    /// Training top-1 (the reference's).
+    pub const TRAIN_ACC: &str = "train/1.train_acc";
+    /// Training top-1 on the views the GMM judges ID (the reference's).
+    pub const TRAIN_ACC_ID: &str = "train/1.train_acc_ID";
+    /// Training top-1 on the views the GMM judges OOD (the reference's).
+    pub const TRAIN_ACC_OOD: &str = "train/1.train_acc_OOD";
+    /// Training loss (the reference's).
+    pub const TRAIN_LOSS: &str = "train/2.train_loss";
+    /// Loss of the original views; its terms follow as `<tag>_<term>` (the reference's).
+    pub const TRAIN_LOSS_ORIGIN: &str = "train/3.train_loss_origin";
+    /// Loss of the augmented views; its terms follow as `<tag>_<term>` (the reference's).
+    pub const TRAIN_LOSS_AUGMENTATION: &str = "train/4.train_loss_augmentation";
+    /// The original view of the shown sample (the reference's).
+    pub const ORIGIN_IMAGE: &str = "train/1.origin_image";
+    /// The augmented view of the shown sample (the reference's).
+    pub const AUGMENTED_IMAGE: &str = "train/2.augmented_image";
+    /// The figure of both log-loss histograms (the reference's).
+    pub const LOSS_HISTOGRAM: &str = "train/3.loss_histogram";
+    /// The label smoothing of the augmented views, as a histogram (the reference's).
+    pub const SMOOTHNESS: &str = "train/4.smoothness";
+    /// The log-losses of the original views, as a histogram (ours).
+    pub const LOG_LOSS_ORIGIN: &str = "train/3.log_loss_origin";
+    /// The log-losses of the augmented views, as a histogram (ours).
+    pub const LOG_LOSS_AUGMENTATION: &str = "train/4.log_loss_augmentation";
+    /// Test top-1 (the reference's).
+    pub const TEST_ACC: &str = "test/1.test_acc";
+    /// Test loss (the reference's).
+    pub const TEST_LOSS: &str = "test/2.test_loss";
+    /// `--evalDA`: top-1 on the DAOOD tree (the reference's).
+    pub const DAOOD_TEST_ACC: &str = "DAOOD/1.test_acc";
+    /// `--evalDA`: loss on the DAOOD tree (the reference's).
+    pub const DAOOD_TEST_LOSS: &str = "DAOOD/2.test_loss";
+    /// `--evalDA`: top-1 on the DAID tree (the reference's).
+    pub const DAID_TEST_ACC: &str = "DAID/1.test_acc";
+    /// `--evalDA`: loss on the DAID tree (the reference's).
+    pub const DAID_TEST_LOSS: &str = "DAID/2.test_loss";
+    /// The epoch's learning rate (ours).
+    pub const LR: &str = "resmooth/lr";
+    /// Training top-5 (ours).
+    pub const TRAIN_TOP5: &str = "resmooth/train_top5";
+    /// Test top-5 (ours).
+    pub const TEST_TOP5: &str = "resmooth/test_top5";
+    /// Training images per second (ours).
+    pub const IMAGES_PER_SEC: &str = "resmooth/images_per_sec";
+    /// Wall time of the epoch (ours).
+    pub const EPOCH_SECONDS: &str = "resmooth/epoch_seconds";
+    /// Time the training loop waited for data (ours).
+    pub const DATA_WAIT_SECONDS: &str = "resmooth/data_wait_seconds";
+    /// The OOD share of the augmented views (ours).
+    pub const OOD_FRACTION: &str = "resmooth/ood_fraction";
+    /// The mean label smoothing of the augmented views (ours).
+    pub const MEAN_SMOOTH: &str = "resmooth/mean_smooth";
+
+    /// The tag of loss term `term` of the part tagged `part` (`train/3.train_loss_origin_ce`).
+    pub fn term(part: &str, term: &str) -> String {
+        format!("{part}_{term}")
+    }
+}
 
 /// TensorFlow's `Event` (tensorflow/core/util/event.proto), the fields TensorBoard reads here.
 #[derive(Clone, PartialEq, Message)]
@@ -221,7 +284,7 @@ pub fn event_files(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     for entry in entries {
         let path = entry.map_err(|e| FileError::new("list", dir, e))?.path();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if name.starts_with("events.out.tfevents.") && !name.ends_with(".partial") {
+        if name.starts_with(EVENTS_PREFIX) && !name.ends_with(".partial") {
             files.push(path);
         }
     }
@@ -282,7 +345,7 @@ impl EventWriter {
         std::fs::create_dir_all(dir).map_err(|e| FileError::new("create", dir, e))?;
         static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("events.out.tfevents.{:010}.{}.{}.{n}", now() as u64, host_name(), std::process::id());
+        let name = format!("{EVENTS_PREFIX}{:010}.{}.{}.{n}", now() as u64, host_name(), std::process::id());
         let path = dir.join(name);
         let file = std::fs::File::create_new(&path).map_err(|e| FileError::new("create", &path, e))?;
         let mut writer = EventWriter { path, file: std::io::BufWriter::new(file) };
@@ -345,58 +408,61 @@ impl EventWriter {
     pub fn epoch(&mut self, record: &EpochRecord) -> Result<(), ReportError> {
         let m = record.metrics;
         let step = m.epoch;
-        self.scalar(step, "train/1.train_acc", m.train_top1)?;
+        self.scalar(step, tags::TRAIN_ACC, m.train_top1)?;
         if let Some(g) = m.gmm {
-            for (tag, value) in [("train/1.train_acc_ID", g.train_top1_id), ("train/1.train_acc_OOD", g.train_top1_ood)]
-            {
+            for (tag, value) in [(tags::TRAIN_ACC_ID, g.train_top1_id), (tags::TRAIN_ACC_OOD, g.train_top1_ood)] {
                 if let Some(v) = value {
                     self.scalar(step, tag, v)?;
                 }
             }
         }
-        self.scalar(step, "train/2.train_loss", m.train_loss)?;
+        self.scalar(step, tags::TRAIN_LOSS, m.train_loss)?;
         if let Some(s) = record.stats {
             for (prefix, part) in
-                [("train/3.train_loss_origin", &s.origin), ("train/4.train_loss_augmentation", &s.augmentation)]
+                [(tags::TRAIN_LOSS_ORIGIN, &s.origin), (tags::TRAIN_LOSS_AUGMENTATION, &s.augmentation)]
             {
                 self.scalar(step, prefix, part.loss)?;
                 for (name, value) in &part.terms {
-                    self.scalar(step, &format!("{prefix}_{name}"), *value)?;
+                    self.scalar(step, &tags::term(prefix, name), *value)?;
                 }
             }
         }
         if let Some(v) = record.views {
-            self.image(step, "train/1.origin_image", &v.original)?;
-            self.image(step, "train/2.augmented_image", &v.augmented)?;
+            self.image(step, tags::ORIGIN_IMAGE, &v.original)?;
+            self.image(step, tags::AUGMENTED_IMAGE, &v.augmented)?;
         }
         if let Some(s) = record.stats {
             let (origin, augmentation) = (&s.origin.log_losses, &s.augmentation.log_losses);
-            self.image(step, "train/3.loss_histogram", &figure::loss_histogram(origin, augmentation))?;
-            self.histogram(step, "train/3.log_loss_origin", origin)?;
-            self.histogram(step, "train/4.log_loss_augmentation", augmentation)?;
-            self.histogram(step, "train/4.smoothness", &s.smoothing)?;
+            self.image(step, tags::LOSS_HISTOGRAM, &figure::loss_histogram(origin, augmentation))?;
+            self.histogram(step, tags::LOG_LOSS_ORIGIN, origin)?;
+            self.histogram(step, tags::LOG_LOSS_AUGMENTATION, augmentation)?;
+            self.histogram(step, tags::SMOOTHNESS, &s.smoothing)?;
         }
-        self.scalar(step, "test/1.test_acc", m.test_top1)?;
-        self.scalar(step, "test/2.test_loss", m.test_loss)?;
+        self.scalar(step, tags::TEST_ACC, m.test_top1)?;
+        self.scalar(step, tags::TEST_LOSS, m.test_loss)?;
         if let Some(d) = m.da {
-            for (set, top1, loss) in [("DAOOD", d.daood_top1, d.daood_loss), ("DAID", d.daid_top1, d.daid_loss)] {
-                self.scalar(step, &format!("{set}/1.test_acc"), top1)?;
-                self.scalar(step, &format!("{set}/2.test_loss"), loss)?;
+            for (tag, value) in [
+                (tags::DAOOD_TEST_ACC, d.daood_top1),
+                (tags::DAOOD_TEST_LOSS, d.daood_loss),
+                (tags::DAID_TEST_ACC, d.daid_top1),
+                (tags::DAID_TEST_LOSS, d.daid_loss),
+            ] {
+                self.scalar(step, tag, value)?;
             }
         }
         for (tag, value) in [
-            ("resmooth/lr", m.lr),
-            ("resmooth/train_top5", m.train_top5),
-            ("resmooth/test_top5", m.test_top5),
-            ("resmooth/images_per_sec", m.images_per_sec),
-            ("resmooth/epoch_seconds", m.seconds),
-            ("resmooth/data_wait_seconds", m.data_wait_seconds),
+            (tags::LR, m.lr),
+            (tags::TRAIN_TOP5, m.train_top5),
+            (tags::TEST_TOP5, m.test_top5),
+            (tags::IMAGES_PER_SEC, m.images_per_sec),
+            (tags::EPOCH_SECONDS, m.seconds),
+            (tags::DATA_WAIT_SECONDS, m.data_wait_seconds),
         ] {
             self.scalar(step, tag, value)?;
         }
         if let Some(g) = m.gmm {
-            self.scalar(step, "resmooth/ood_fraction", g.ood_fraction)?;
-            self.scalar(step, "resmooth/mean_smooth", g.mean_smooth)?;
+            self.scalar(step, tags::OOD_FRACTION, g.ood_fraction)?;
+            self.scalar(step, tags::MEAN_SMOOTH, g.mean_smooth)?;
         }
         self.flush()
     }

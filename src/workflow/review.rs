@@ -3,12 +3,10 @@
 //! scored from their seeded draws when the training images are at hand, and writes the HTML page.
 //! What is missing or unreadable becomes a note on the page, not a failure.
 
-use super::checkpoint;
-use super::setup::subsets;
-use super::train::augmenter;
-use super::EngineError;
+use super::WorkflowError;
 use crate::config::{AugName, DataConfig, TrainConfig};
 use crate::data::{self, Dataset};
+use crate::engine::{augmenter, checkpoint, subsets, EngineError};
 use crate::io::write_atomic;
 use crate::method::{ood_by_op, ops_text, Detection, Gmm, ViewRecord, DETECTION_EPOCH};
 use crate::pipeline::shown_view;
@@ -18,6 +16,7 @@ use crate::report::html::{DetectionView, Mixture, Report, RunReport, Tile};
 use crate::report::tensorboard::{event_files, read_events, ValueKind, What};
 use crate::report::train_log::utc_stamp;
 use crate::report::{self, ReportError, RgbImage};
+use crate::run_folder::{RunFolder, GMM, LOSSES, RECORDS, SUMMARY};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -30,9 +29,6 @@ pub struct ReportOptions {
     pub views: usize,
 }
 
-/// The files a run folder may hold.
-const RUN_FILES: [&str; 5] = ["summary.json", "metrics.jsonl", "gmm.json", "losses.csv", "detect.json"];
-
 /// Writes the report of the run folders `dirs` to `out` (a file; its folder is made) and
 /// returns the page. A folder that does not exist or holds none of a run's files is an error.
 pub fn write_report(
@@ -40,21 +36,22 @@ pub fn write_report(
     out: &Path,
     opts: &ReportOptions,
     progress: &mut dyn Progress,
-) -> Result<Report, EngineError> {
+) -> Result<Report, WorkflowError> {
     let mut data = DataCache::default();
     let mut runs = Vec::new();
     for dir in dirs {
         if !dir.is_dir() {
-            return Err(EngineError::NotARun { dir: dir.clone(), reason: "it is not a folder".into() });
+            return Err(WorkflowError::NotARun { dir: dir.clone(), reason: "it is not a folder".into() });
         }
-        if !RUN_FILES.iter().any(|f| dir.join(f).is_file()) {
-            return Err(EngineError::NotARun {
+        let folder = RunFolder::at(dir);
+        if !folder.holds_a_run() {
+            return Err(WorkflowError::NotARun {
                 dir: dir.clone(),
-                reason: format!("it holds none of {}", RUN_FILES.join(", ")),
+                reason: format!("it holds none of {}", RECORDS.join(", ")),
             });
         }
         progress.note(&format!("reading {}", dir.display()));
-        runs.push(read_run(dir, opts, &mut data, progress));
+        runs.push(read_run(&folder, opts, &mut data, progress));
     }
     let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
     let report = Report {
@@ -67,18 +64,17 @@ pub fn write_report(
 }
 
 /// A run folder as the page shows it.
-fn read_run(dir: &Path, opts: &ReportOptions, data: &mut DataCache, progress: &mut dyn Progress) -> RunReport {
-    let mut run = RunReport { name: dir.display().to_string(), dir: dir.to_path_buf(), ..RunReport::default() };
-    let summary_path = dir.join("summary.json");
-    if summary_path.is_file() {
-        match report::read_summary(&summary_path) {
+fn read_run(folder: &RunFolder, opts: &ReportOptions, data: &mut DataCache, progress: &mut dyn Progress) -> RunReport {
+    let dir = &folder.dir;
+    let mut run = RunReport { name: dir.display().to_string(), dir: dir.clone(), ..RunReport::default() };
+    if folder.summary.is_file() {
+        match report::read_summary(&folder.summary) {
             Ok(s) => run.summary = Some(s),
             Err(e) => run.notes.push(chain(&e)),
         }
     }
-    let metrics_path = dir.join("metrics.jsonl");
-    if metrics_path.is_file() {
-        match report::read_metrics(&metrics_path) {
+    if folder.metrics.is_file() {
+        match report::read_metrics(&folder.metrics) {
             Ok(m) => run.metrics = m,
             Err(e) => run.notes.push(chain(&e)),
         }
@@ -86,13 +82,13 @@ fn read_run(dir: &Path, opts: &ReportOptions, data: &mut DataCache, progress: &m
     if let Err(e) = read_events_of(dir, &mut run) {
         run.notes.push(chain(&e));
     }
-    let config = run_config(dir, run.summary.as_ref().map(|s| &s.config), &mut run.notes);
+    let config = run_config(folder, run.summary.as_ref().map(|s| &s.config), &mut run.notes);
     if let Some(c) = &config {
         if !c.run.tag.is_empty() {
             run.name = c.run.tag.clone();
         }
     }
-    run.detection = read_detection(dir, config.as_ref(), opts, data, &mut run.notes, progress);
+    run.detection = read_detection(folder, config.as_ref(), opts, data, &mut run.notes, progress);
     run
 }
 
@@ -133,25 +129,24 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 /// What the run ran with: its summary's configuration, else `detect.json`'s, else the identity in
 /// its checkpoint (an unfinished run; without its `--dataroot`).
-fn run_config(dir: &Path, summary: Option<&TrainConfig>, notes: &mut Vec<String>) -> Option<TrainConfig> {
+fn run_config(folder: &RunFolder, summary: Option<&TrainConfig>, notes: &mut Vec<String>) -> Option<TrainConfig> {
     if let Some(c) = summary {
         return Some(c.clone());
     }
-    let detect = dir.join("detect.json");
-    if detect.is_file() {
-        match read_detect_summary(&detect) {
+    if folder.detect.is_file() {
+        match read_detect_summary(&folder.detect) {
             Ok(s) => return Some(s.config),
             Err(e) => notes.push(chain(&e)),
         }
     }
-    let ckpt = dir.join("checkpoint.safetensors");
+    let ckpt = &folder.checkpoint;
     if ckpt.is_file() {
-        match checkpoint::read_meta(&ckpt).map(|m| serde_json::from_value::<TrainConfig>(m.config)) {
+        match checkpoint::read_meta(ckpt).map(|m| serde_json::from_value::<TrainConfig>(m.config)) {
             Ok(Ok(mut c)) => {
                 c.data.dataroot = TrainConfig::default().data.dataroot;
-                notes.push(
-                    "the run has not finished (no summary.json); its configuration comes from its checkpoint".into(),
-                );
+                notes.push(format!(
+                    "the run has not finished (no {SUMMARY}); its configuration comes from its checkpoint"
+                ));
                 return Some(c);
             }
             Ok(Err(e)) => notes.push(format!("{}: the configuration in it cannot be read: {e}", ckpt.display())),
@@ -163,34 +158,33 @@ fn run_config(dir: &Path, summary: Option<&TrainConfig>, notes: &mut Vec<String>
 
 /// The detection pass of a run folder: its `gmm.json` and `losses.csv`, and the grids of views.
 fn read_detection(
-    dir: &Path,
+    folder: &RunFolder,
     config: Option<&TrainConfig>,
     opts: &ReportOptions,
     data: &mut DataCache,
     notes: &mut Vec<String>,
     progress: &mut dyn Progress,
 ) -> Option<DetectionView> {
-    let (gmm_path, csv_path) = (dir.join("gmm.json"), dir.join("losses.csv"));
+    let (gmm_path, csv_path) = (&folder.gmm, &folder.losses);
     if !gmm_path.is_file() && !csv_path.is_file() {
         return None;
     }
     let mut view = DetectionView::default();
     if gmm_path.is_file() {
-        match Gmm::load(&gmm_path) {
+        match Gmm::load(gmm_path) {
             Ok(g) => view.mixture = Some(mixture(&g)),
             Err(e) => notes.push(chain(&e)),
         }
     }
     let records = if csv_path.is_file() {
-        Detection::read_csv(&csv_path).unwrap_or_else(|e| {
+        Detection::read_csv(csv_path).unwrap_or_else(|e| {
             notes.push(chain(&e));
             Vec::new()
         })
     } else {
-        notes.push(
-            "no losses.csv beside gmm.json (runs before this version wrote none): no histogram, op table or views"
-                .into(),
-        );
+        notes.push(format!(
+            "no {LOSSES} beside {GMM} (runs before this version wrote none): no histogram, op table or views"
+        ));
         Vec::new()
     };
     for r in &records {
