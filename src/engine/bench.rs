@@ -18,7 +18,7 @@ use crate::method::graphed::WARMUP_STEPS;
 use crate::method::{p_id_tensor, score, Gmm, Method, StepBatch, StepSums, Stepper};
 use crate::model::Model;
 use crate::optim::Sgd;
-use crate::pipeline::{assemble, Batch, EpochPlan, Loader, Placement, Views};
+use crate::pipeline::{assemble, Batch, EpochPlan, Loader, Placement, Upload, Views};
 use crate::progress::Progress;
 use crate::report::StepMode;
 use serde::Serialize;

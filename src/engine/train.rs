@@ -12,7 +12,7 @@ use crate::config::{FairComparison, MemoryFormat, TrainConfig};
 use crate::method::{load_pretrained, Gmm, Method, StepBatch, StepSums, Stepper};
 use crate::model::Model;
 use crate::optim::Sgd;
-use crate::pipeline::{shown_view, EpochPlan, Loader, Placement, Views};
+use crate::pipeline::{shown_view, EpochPlan, Loader, Placement, Upload, Views};
 use crate::progress::{Progress, Unit};
 use crate::report::{self, EpochMetrics, EpochRecord, RgbImage, SampleViews, StepMode, Summary};
 use crate::run_folder::{pretrained_path, resolve_tag, RunFolder};
