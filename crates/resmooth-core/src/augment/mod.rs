@@ -113,64 +113,85 @@ impl Augmenter {
     /// the jigsaw permutation, the cutout centre. Vertical flips after the crop and flip, as the
     /// reference inserts it at position 2 of its transforms.
     pub fn augmented_view(&self, src: &[u8], h: usize, w: usize, rng: &mut ChaCha8Rng, out: &mut [u8]) -> Applied {
-        let n = h * w * 3;
-        // the policy's ops run on a copy of the source, before the crop
-        let (mut img, mut scratch) = (Vec::new(), Vec::new());
-        let start = |img: &mut Vec<u8>, scratch: &mut Vec<u8>| {
-            img.extend_from_slice(&src[..n]);
-            scratch.resize(n, 0);
-        };
-        let ops = match &self.kind {
-            AugKind::Default | AugKind::Jigsaw | AugKind::Vertical => Vec::new(),
-            AugKind::RandAugment(ra) => {
-                start(&mut img, &mut scratch);
-                let drawn = ra.draw(rng);
-                RandAugment::apply(&drawn, &mut img, h, w, &mut scratch)
-            }
-            AugKind::AutoAugment(aa) => {
-                start(&mut img, &mut scratch);
-                aa.apply(&mut img, h, w, &mut scratch, rng)
-            }
-            AugKind::Rotate => {
-                let angle = rotation::draw_quarter_turn(rng);
-                img.resize(n, 0);
-                geometry::rotate(src, h, w, angle, &mut img);
-                vec![AppliedOp { name: Op::Rotate.into(), value: angle as f32 }]
-            }
-            AugKind::Severe(sa) => {
-                start(&mut img, &mut scratch);
-                let drawn = sa.draw(h, w, rng);
-                SevereAugment::apply(&drawn, &mut img, h, w, &mut scratch)
-            }
-            AugKind::Blur => {
-                let sigma = rng.random_range(BLUR_SIGMA.0..BLUR_SIGMA.1);
-                img.resize(n, 0);
-                filters::gaussian_blur(src, h, w, sigma, &mut img);
-                vec![AppliedOp { name: OpName::GaussianBlur, value: sigma as f32 }]
-            }
-            AugKind::Sobel => {
-                img.resize(n, 0);
-                filters::sobel(src, h, w, &mut img);
-                vec![AppliedOp { name: OpName::Sobel, value: 0.0 }]
-            }
-        };
+        let (img, ops) = self.kind.before_crop(src, h, w, rng).unwrap_or_default();
         let mut applied = Applied { ops, cutout: None };
         self.original_view(if img.is_empty() { src } else { &img }, h, w, rng, out);
-        if self.kind == AugKind::Vertical {
-            filters::flip_vertical(&mut out[..n], h, w);
-            applied.ops.push(AppliedOp { name: OpName::VerticalFlip, value: 1.0 });
-        }
-        if self.kind == AugKind::Jigsaw {
-            let perm = jigsaw::draw_permutation(rng);
-            jigsaw::jigsaw(&mut out[..n], h, w, perm);
-            let code = perm.iter().fold(0, |acc, &p| acc * 10 + p);
-            applied.ops.push(AppliedOp { name: OpName::Jigsaw, value: code as f32 });
-        }
+        self.kind.after_crop(&mut out[..h * w * 3], h, w, rng, &mut applied.ops);
         if self.cutout > 0 {
             applied.cutout = Some(cutout::draw_cutout(self.cutout, h, w, rng));
         }
         applied
     }
+}
+
+impl AugKind {
+    /// The policy's ops before the crop, applied to a copy of `src` (HWC `h` x `w`): the image to
+    /// crop and what was applied; `None` for the policies without such ops (default, jigsaw,
+    /// vertical). A transform of the Python package is this and [`AugKind::after_crop`] alone.
+    pub fn before_crop(
+        &self,
+        src: &[u8],
+        h: usize,
+        w: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Option<(Vec<u8>, Vec<AppliedOp>)> {
+        let n = h * w * 3;
+        Some(match self {
+            AugKind::Default | AugKind::Jigsaw | AugKind::Vertical => return None,
+            AugKind::RandAugment(ra) => {
+                let drawn = ra.draw(rng);
+                in_sequence(src, n, |img, scratch| RandAugment::apply(&drawn, img, h, w, scratch))
+            }
+            AugKind::AutoAugment(aa) => in_sequence(src, n, |img, scratch| aa.apply(img, h, w, scratch, rng)),
+            AugKind::Severe(sa) => {
+                let drawn = sa.draw(h, w, rng);
+                in_sequence(src, n, |img, scratch| SevereAugment::apply(&drawn, img, h, w, scratch))
+            }
+            AugKind::Rotate => {
+                let angle = rotation::draw_quarter_turn(rng);
+                from_src(n, |img| geometry::rotate(src, h, w, angle, img), Op::Rotate.into(), angle)
+            }
+            AugKind::Blur => {
+                let sigma = rng.random_range(BLUR_SIGMA.0..BLUR_SIGMA.1);
+                from_src(n, |img| filters::gaussian_blur(src, h, w, sigma, img), OpName::GaussianBlur, sigma)
+            }
+            AugKind::Sobel => from_src(n, |img| filters::sobel(src, h, w, img), OpName::Sobel, 0.0),
+        })
+    }
+
+    /// The policy's steps after the crop and flip (the vertical flip, the jigsaw permutation) on
+    /// `view` (HWC `h` x `w`) in place, appended to `ops`; nothing for the other policies.
+    pub fn after_crop(&self, view: &mut [u8], h: usize, w: usize, rng: &mut ChaCha8Rng, ops: &mut Vec<AppliedOp>) {
+        if *self == AugKind::Vertical {
+            filters::flip_vertical(view, h, w);
+            ops.push(AppliedOp { name: OpName::VerticalFlip, value: 1.0 });
+        }
+        if *self == AugKind::Jigsaw {
+            let perm = jigsaw::draw_permutation(rng);
+            jigsaw::jigsaw(view, h, w, perm);
+            let code = perm.iter().fold(0, |acc, &p| acc * 10 + p);
+            ops.push(AppliedOp { name: OpName::Jigsaw, value: code as f32 });
+        }
+    }
+}
+
+/// Ops applied one after the other to a copy of the first `n` bytes of `src`, each writing into
+/// the scratch buffer that is then swapped in: the image and the ops `apply` reports.
+fn in_sequence(
+    src: &[u8],
+    n: usize,
+    apply: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>) -> Vec<AppliedOp>,
+) -> (Vec<u8>, Vec<AppliedOp>) {
+    let (mut img, mut scratch) = (src[..n].to_vec(), vec![0u8; n]);
+    let ops = apply(&mut img, &mut scratch);
+    (img, ops)
+}
+
+/// One op that writes a new image of `n` bytes, recorded as `name` with `value`.
+fn from_src(n: usize, write: impl FnOnce(&mut [u8]), name: OpName, value: f64) -> (Vec<u8>, Vec<AppliedOp>) {
+    let mut img = vec![0u8; n];
+    write(&mut img);
+    (img, vec![AppliedOp { name, value: value as f32 }])
 }
 
 #[cfg(test)]
