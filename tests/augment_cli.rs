@@ -73,3 +73,35 @@ fn preview_writes_a_grid_and_bench_reports_pairs_per_second() {
     let rate: f64 = text.split_whitespace().rev().nth(1).unwrap().parse().unwrap();
     assert!(rate > 0.0, "{text}");
 }
+
+#[test]
+fn views_are_the_pipelines_views_of_that_epoch_and_sample() {
+    use resmooth::augment::Augmenter;
+    use resmooth::config::{AugName, DatasetName};
+    use resmooth::data::synthetic_set;
+    use resmooth::pipeline::make_view;
+
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--aug", "ra", "--N", "2", "--M", "28", "--cutout", "8", "--seed", "3", "--epoch", "2"];
+    let out = dir.path().to_str().unwrap();
+    let o = resmooth(&[&["augment", "views", "--index", "1,4", "--out", out][..], &args[..]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let set = synthetic_set(5, 3);
+    let aug = Augmenter::new(AugName::RandAugment, 2, 28, 8, DatasetName::Cifar10);
+    for (line, i) in lines.iter().zip([1usize, 4]) {
+        let mut want = vec![0u8; set.image_bytes()];
+        make_view(&set, &aug, 3, 2, i, true, &mut want);
+        assert_eq!(rgb(&dir.path().join(format!("{i}_original.png"))).2, want);
+        let applied = make_view(&set, &aug, 3, 2, i, false, &mut want).unwrap();
+        assert_eq!(rgb(&dir.path().join(format!("{i}_augmented.png"))).2, want);
+        assert_eq!(line["index"], i);
+        assert_eq!(line["ops"][0][0], applied.ops[0].name.name());
+        assert_eq!(line["ops"].as_array().unwrap().len(), 2);
+        let cutout: Vec<u64> = line["cutout"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        assert_eq!(cutout, applied.cutout.unwrap().map(u64::from));
+    }
+    let o = resmooth(&["augment", "views", "--index", "7", "--dataset", "synthetic", "--out", out]);
+    assert!(o.status.success(), "synthetic makes as many images as the largest index needs");
+}

@@ -8,7 +8,7 @@ mod train;
 
 pub use tools::{
     ApplyArgs, AugmentArgs, AugmentCommand, BenchArgs, BenchAugmentArgs, BenchCommand, BenchTrainArgs, DataAction,
-    DataArgs, DetectArgs, PreviewArgs, ReportArgs, Source,
+    DataArgs, DetectArgs, PreviewArgs, ReportArgs, Source, ViewsArgs,
 };
 pub use train::TrainArgs;
 

@@ -71,6 +71,10 @@ pub enum AugmentCommand {
     Apply(ApplyArgs),
     /// Write a PNG grid of original and augmented training views, labelled with the ops applied.
     Preview(PreviewArgs),
+    /// Write the original and augmented view of chosen training samples in one epoch, exactly as
+    /// `resmooth train` makes them (before normalisation; the cutout box is printed, not
+    /// painted), as PNGs, and print what was applied as JSON lines.
+    Views(ViewsArgs),
 }
 
 /// Flags of `resmooth augment apply`.
@@ -130,6 +134,23 @@ pub struct PreviewArgs {
     pub count: usize,
     /// Output PNG.
     #[arg(long, default_value = "grid.png")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub source: Source,
+}
+
+/// Flags of `resmooth augment views`.
+#[derive(Debug, Args)]
+pub struct ViewsArgs {
+    /// Training sample index, as the dataset is read (before any shuffle); repeat the flag or
+    /// separate indices with commas.
+    #[arg(long = "index", required = true, value_delimiter = ',')]
+    pub indices: Vec<usize>,
+    /// Epoch whose views are made (`resmooth train` counts from 1).
+    #[arg(long, default_value_t = 1)]
+    pub epoch: u64,
+    /// Output folder: INDEX_original.png and INDEX_augmented.png for each index.
+    #[arg(long, default_value = "views")]
     pub out: PathBuf,
     #[command(flatten)]
     pub source: Source,

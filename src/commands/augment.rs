@@ -1,14 +1,15 @@
-//! `resmooth augment apply` (one op, explicit value) and `resmooth augment preview` (a PNG grid of
-//! original and augmented views, labelled with the ops applied); also the image source that
-//! `bench augment` shares.
+//! `resmooth augment apply` (one op, explicit value), `resmooth augment preview` (a PNG grid of
+//! original and augmented views, labelled with the ops applied) and `resmooth augment views`
+//! (chosen samples' views of one epoch as PNGs); also the image source that `bench augment`
+//! shares.
 
 use super::Terminal;
-use crate::cli::{ApplyArgs, AugmentArgs, AugmentCommand, PreviewArgs, Source};
+use crate::cli::{ApplyArgs, AugmentArgs, AugmentCommand, PreviewArgs, Source, ViewsArgs};
 use anyhow::{bail, Context, Result};
 use resmooth::augment::{Applied, Augmenter, Op, OpName};
 use resmooth::config::{check_magnitude, DataConfig, DatasetName, TrainConfig};
 use resmooth::data::{self, synthetic_set, ImageSet, Normalisation};
-use resmooth::pipeline::shown_view;
+use resmooth::pipeline::{make_view, shown_view};
 use resmooth::report::font;
 use std::path::Path;
 
@@ -17,6 +18,7 @@ pub fn augment(args: AugmentArgs) -> Result<()> {
     match args.command {
         AugmentCommand::Apply(a) => apply(&a),
         AugmentCommand::Preview(p) => preview(&p),
+        AugmentCommand::Views(v) => views(&v),
     }
 }
 
@@ -133,6 +135,30 @@ fn preview(p: &PreviewArgs) -> Result<()> {
     }
     write_png(&p.out, gh, gw, grid)?;
     println!("wrote {} ({} images, original | augmented)", p.out.display(), tiles.len());
+    Ok(())
+}
+
+/// The views training makes of the chosen samples, written with `make_view` (the pipeline's own
+/// function), and one JSON line per sample: its index, label, the ops applied and the cutout box.
+fn views(v: &ViewsArgs) -> Result<()> {
+    let largest = v.indices.iter().copied().max().unwrap_or(0);
+    let (set, _, aug) = load_source(&v.source, largest + 1)?;
+    if largest >= set.len() {
+        bail!("--index {largest} is outside the {} training images (0..{})", set.len(), set.len());
+    }
+    std::fs::create_dir_all(&v.out).with_context(|| format!("cannot create {}", v.out.display()))?;
+    let (h, w, seed) = (set.height, set.width, v.source.seed);
+    for &i in &v.indices {
+        let mut original = vec![0u8; set.image_bytes()];
+        make_view(&set, &aug, seed, v.epoch, i, true, &mut original);
+        let mut augmented = vec![0u8; set.image_bytes()];
+        let applied = make_view(&set, &aug, seed, v.epoch, i, false, &mut augmented).unwrap_or_default();
+        write_png(&v.out.join(format!("{i}_original.png")), h, w, original)?;
+        write_png(&v.out.join(format!("{i}_augmented.png")), h, w, augmented)?;
+        let ops: Vec<(&str, f32)> = applied.ops.iter().map(|o| (o.name.name(), o.value)).collect();
+        let line = serde_json::json!({"index": i, "label": set.labels[i], "ops": ops, "cutout": applied.cutout});
+        println!("{line}");
+    }
     Ok(())
 }
 
