@@ -120,9 +120,13 @@ class Loader:
         return len(self._inner)
 
     def __iter__(self):
+        # the epoch starts here, not at the first next(): its batches are made meanwhile
         epoch = self._inner.epoch
         self._inner.start()
         self._inner.set_epoch(epoch + 1)
+        return self._batches()
+
+    def _batches(self):
         while True:
             got = self._inner.next_batch()
             if got is None:
