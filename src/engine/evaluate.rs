@@ -119,7 +119,8 @@ pub fn evaluate_weights(
     progress: &mut dyn Progress,
 ) -> Result<(PathBuf, EvalReport), EngineError> {
     config.validate()?;
-    let paths = RunPaths::new(&config.run.logdir, &config.run.tag, config.run.save.as_deref());
+    let paths =
+        RunPaths::new(&config.run.logdir, &config.run.tag, config.run.save.as_deref()).in_format(config.save_format());
     let setup = Setup::new(&config.data, config.run.seed, config.run.gpu, config.run.workers, progress)?;
     let mut model = Model::build_for(&config.model.model, setup.num_classes(), setup.image_size(), setup.device)?
         .with_precision(config.model.precision);

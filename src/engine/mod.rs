@@ -1,6 +1,7 @@
 //! Running the method: what every command that runs a model shares (device, data, workers), the
 //! evaluation, the resumable checkpoint, the epoch loop of `resmooth train` with its logs, the
-//! benchmarks, and the HTML report of run folders (`review`).
+//! benchmarks, the HTML report of run folders (`review`), and the reference's files: `--save`
+//! read on start (`warm_start`) and weights written as its torch.save checkpoint (`pth_files`).
 
 pub mod bench;
 pub mod checkpoint;
@@ -8,9 +9,11 @@ mod evaluate;
 mod logged;
 mod paths;
 mod preflight;
+pub mod pth_files;
 pub mod review;
 mod setup;
 mod train;
+pub mod warm_start;
 
 pub use evaluate::{evaluate, evaluate_weights, EvalReport};
 pub use paths::{resolve_tag, RunPaths};

@@ -1,5 +1,6 @@
 //! The files of one run, under `<logdir>/<tag>/`.
 
+use crate::config::SaveFormat;
 use std::path::{Path, PathBuf};
 
 /// The files of one run.
@@ -39,6 +40,16 @@ impl RunPaths {
             weights,
             dir,
         }
+    }
+
+    /// These paths with the weights files in `format`: the default `model.safetensors` becomes
+    /// `model.pth`, and the best epoch's file beside the weights is `best.<extension>`.
+    pub fn in_format(mut self, format: SaveFormat) -> Self {
+        if self.weights == self.dir.join("model.safetensors") {
+            self.weights = self.dir.join(format!("model.{}", format.extension()));
+        }
+        self.best = self.weights.with_file_name(format!("best.{}", format.extension()));
+        self
     }
 }
 

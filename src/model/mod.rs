@@ -2,6 +2,7 @@
 
 mod bottleneck;
 mod layers;
+pub mod pth;
 mod resnet;
 pub mod shakeshake;
 mod torchscript;
@@ -29,6 +30,8 @@ pub enum ModelError {
     Read { path: PathBuf, err: String },
     #[error("cannot write {path}: {err}")]
     Write { path: PathBuf, err: String },
+    #[error("cannot read {path} as a PyTorch checkpoint (torch.save): {what}")]
+    Pth { path: PathBuf, what: String },
     #[error(transparent)]
     File(#[from] FileError),
     #[error("{path} does not hold {model} weights for {classes} classes: {what}")]
@@ -169,11 +172,62 @@ impl Model {
         write_safetensors_atomic(path, &tensors)
     }
 
-    /// Loads weights written by [`Model::save`] (or a converted reference checkpoint), checking
-    /// that the keys and shapes are exactly this model's.
+    /// Loads weights written by [`Model::save`], or a PyTorch `.pth` file (a reference
+    /// checkpoint's `model` or `state_dict`, or a bare state_dict, DataParallel's `module.`
+    /// prefixes stripped, see [`pth::read`]), checking that the keys and shapes are exactly this
+    /// model's. The format is told by the file's first bytes.
     pub fn load(&mut self, path: &Path) -> Result<(), ModelError> {
-        let tensors = read_safetensors(path)?;
+        if !path.is_file() {
+            return Err(ModelError::Missing { path: path.to_path_buf(), hint: "no such weights file".into() });
+        }
+        let tensors = match pth::sniff(path) {
+            pth::WeightsFormat::Safetensors => read_safetensors(path)?,
+            _ => pth::strip_module_prefixes(pth::read(path)?.weights()),
+        };
         self.load_from(path, tensors.into_iter().collect())
+    }
+
+    /// The names of the trainable parameters in the order the model made them, which is the
+    /// order of the reference's `model.parameters()` (the indices of its optimizer state).
+    pub fn parameter_names(&self) -> Vec<String> {
+        let named = self.vs.variables();
+        let by_address: std::collections::HashMap<usize, &String> =
+            named.iter().filter(|(_, t)| t.numel() > 0).map(|(k, t)| (t.data_ptr() as usize, k)).collect();
+        let mut ordered: Vec<String> = self
+            .vs
+            .trainable_variables()
+            .iter()
+            .filter_map(|t| by_address.get(&(t.data_ptr() as usize)).map(|k| k.to_string()))
+            .collect();
+        // variables without memory of their own (empty ones) are not told apart by address: after the others
+        let mut rest: Vec<String> =
+            named.iter().filter(|(k, t)| t.requires_grad() && !ordered.contains(k)).map(|(k, _)| k.clone()).collect();
+        rest.sort();
+        ordered.extend(rest);
+        ordered
+    }
+
+    /// The state_dict in the order of the reference's `model.state_dict()`: each module's
+    /// parameters, then its buffers (BatchNorm: running_mean, running_var, num_batches_tracked).
+    pub fn state_dict_ordered(&self) -> Vec<(String, Tensor)> {
+        let mut all = self.state_dict();
+        let module = |k: &str| k.rsplit_once('.').map_or(String::new(), |(m, _)| m.to_string());
+        let params = self.parameter_names();
+        let mut out = Vec::with_capacity(all.len());
+        for (i, p) in params.iter().enumerate() {
+            out.extend(all.remove_entry(p));
+            let m = module(p);
+            if params.get(i + 1).map(|n| module(n)) != Some(m.clone()) {
+                let mut buffers: Vec<String> = all.keys().filter(|k| module(k) == m).cloned().collect();
+                let rank = |k: &String| {
+                    ["running_mean", "running_var", "num_batches_tracked"].iter().position(|b| k.ends_with(b))
+                };
+                buffers.sort_by_key(|k| (rank(k).unwrap_or(3), k.clone()));
+                out.extend(buffers.iter().filter_map(|k| all.remove_entry(k)));
+            }
+        }
+        out.extend(all);
+        out
     }
 
     /// Copies `tensors` (keyed as the state_dict) into the model; `source` names them in errors.
