@@ -112,9 +112,12 @@ fn a_reference_checkpoint_is_read_as_the_reference_reads_it() {
     std::fs::create_dir_all(save.parent().unwrap()).unwrap();
     std::fs::copy(dir.join("model.pth"), &save).unwrap();
     let logs = dir.join("logs");
+    let pretrained = dir.join("model.pth");
     let mut args = common::on_folder("train", &data, &logs);
     args.extend(["--tag", "warm", "--save", s(&save), "--prob", "1.0", "--batch-size", "8", "--epochs", "3"]);
-    args.extend(["--warm-epoch", "1", "--workers", "1"]);
+    // --pretrained takes the reference's file too; with --prob 1.0 the detection pass scores
+    // RandAugment views, as the reference's (its data.py augments whatever --prob is)
+    args.extend(["--warm-epoch", "1", "--workers", "1", "--gmm", "--pretrained", s(&pretrained)]);
     let out = resmooth(&args);
     let log = text(&out);
     assert!(out.status.success(), "{log}");
@@ -127,6 +130,9 @@ fn a_reference_checkpoint_is_read_as_the_reference_reads_it() {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"].as_u64().unwrap())
         .collect();
     assert_eq!(epochs, [2, 3]);
+    let losses = std::fs::read_to_string(logs.join("warm/losses.csv")).unwrap();
+    let augmented: Vec<&str> = losses.lines().filter(|l| l.contains(",augmented,")).collect();
+    assert!(!augmented.is_empty() && augmented.iter().all(|l| !l.contains("\"\"")), "{losses}");
     // the run wrote its weights over --save in the format its name says: PyTorch loads them
     let check = reference(&["check", "resnet18", "3", s(&save), s(&logs.join("warm/checkpoint.safetensors"))]);
     assert!(check.contains("strict=True load, epoch 3"), "{check}");

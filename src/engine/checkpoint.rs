@@ -106,6 +106,8 @@ impl ResumeMeta {
 
 /// Tensors by state_dict key.
 pub type Named = [(String, Tensor)];
+/// Tensors by state_dict key, owned.
+pub type NamedVec = Vec<(String, Tensor)>;
 
 /// A host copy of the weights (state_dict) and momentum buffers, taken between two steps and
 /// written while training goes on.
@@ -289,7 +291,7 @@ impl Checkpoint {
     }
 
     /// The weights (by state_dict key) and the momentum buffers (by parameter key) it holds.
-    pub fn tensors(&self) -> (Vec<(String, Tensor)>, Vec<(String, Tensor)>) {
+    pub fn tensors(&self) -> (NamedVec, NamedVec) {
         let (mut weights, mut momentum) = (Vec::new(), Vec::new());
         for (k, t) in &self.tensors {
             if let Some(key) = k.strip_prefix(MODEL) {

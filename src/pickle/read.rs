@@ -198,7 +198,7 @@ impl<'a> Machine<'a> {
     }
 
     fn pairs(&self, items: Vec<Obj>) -> Result<Vec<(Obj, Obj)>, PickleError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return self.bad("a dict with a key and no value");
         }
         let mut out = Vec::with_capacity(items.len() / 2);
