@@ -212,5 +212,7 @@ fn torchvision_cifar_folders_read_as_the_binary_files() {
         let out = resmooth(&["data", "check", "cifar10", "--dataroot", s(&root)]);
         let log = text(&out);
         assert!(out.status.success() && log.contains("data_batch_1") && log.contains("prepared copy"), "{log}");
+        let out = resmooth(&["data", "info", s(&root)]);
+        assert!(out.status.success() && text(&out).contains("cifar10"), "{}", text(&out));
     }
 }

@@ -7,9 +7,12 @@
 //! turns `collections.OrderedDict`, the type of every state_dict, into None before any resolver
 //! is asked (`readGlobal` in unpickler.cpp), accepts only protocol 2 and knows no numpy
 //! global, so it reads neither a real checkpoint nor torchvision's CIFAR pickles. serde-pickle
-//! 1.2 has no BINPERSID (the opcode of every torch.save tensor) and turns every global it does
-//! not know into one opaque value, without its name, so it can neither rebuild a tensor nor
-//! refuse `posix.system` by name. This reader is a stack machine over the opcodes of protocols
+//! 1.2.0, tried on the same files: "unsupported opcode 'Q'" on every torch.save `data.pkl`
+//! (BINPERSID, the opcode of its tensors), "expected dict, got Global(Other)" on
+//! `OrderedDict()`, and an unknown global either fails without its name ("unresolved global
+//! reference") or, with `replace_unresolved_globals`, is silently replaced by its arguments;
+//! so it can neither rebuild a tensor nor refuse `posix.system` by name. This reader (about 800
+//! lines formatted, no dependency) is a stack machine over the opcodes of protocols
 //! 0 to 5 whose globals are a closed list ([`read`]): a file naming any other (`posix.system`,
 //! `builtins.eval`, a class) is refused with that name before anything else happens.
 
