@@ -1,8 +1,9 @@
 //! resmooth: the ReSmooth training method (Wang et al., IEEE TNNLS 2022) on libtorch.
 //!
 //! The library, from the ground up (each layer imports only those below it):
-//! - `config` (the typed configuration), `io` (atomic files), `progress` (how work reports),
-//!   `run_folder` (the files of a run folder, the baseline a run loads, a tag's siblings);
+//! - `config` (the typed configuration), `io` (atomic files), `pickle` (Python's pickle format,
+//!   read without running anything), `progress` (how work reports), `run_folder` (the files of a
+//!   run folder, the baseline a run loads, a tag's siblings);
 //! - `data` (datasets as uint8 images) → `augment` (the views) → `pipeline` (batches to the device);
 //! - `model` (the networks), `loss`, `optim`, `schedule`, `device`, `graph` (CUDA graphs); `report` (metrics and summary files);
 //! - `method` (the GMM, the scorer, the detection pass, one step of the method);
@@ -21,6 +22,7 @@ pub mod loss;
 pub mod method;
 pub mod model;
 pub mod optim;
+pub mod pickle;
 pub mod pipeline;
 pub mod progress;
 pub mod report;

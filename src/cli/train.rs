@@ -54,7 +54,7 @@ impl TrainArgs {
                 lr: optim.lr,
                 cosine: optim.cosine,
                 warm: optim.warm,
-                warm_multiplier: optim.warm_multiplier,
+                warm_multiplier: f64::from(optim.warm_multiplier),
                 warm_epoch: optim.warm_epoch,
                 batch_size: optim.batch_size,
                 weight_decay: optim.weight_decay,
@@ -77,6 +77,7 @@ impl TrainArgs {
                 tag: run.tag,
                 logdir: run.logdir,
                 save: run.save,
+                save_format: run.save_format,
                 gpu: device.gpu,
                 seed: run.seed,
                 workers: device.workers,
@@ -243,7 +244,7 @@ mod tests {
             lr: 0.05,
             cosine: false,
             warm: false,
-            warm_multiplier: 1.5,
+            warm_multiplier: 3.0,
             warm_epoch: 1,
             batch_size: 16,
             weight_decay: 1e-4,
@@ -286,6 +287,7 @@ mod tests {
         };
         (b.method.loss, b.method.k, b.method.pretrained) = (LossName::Distillation, 5, Some("b.safetensors".into()));
         (b.run.tag, b.run.cuda_graphs) = ("tiny/w10/kd".into(), CudaGraphs::On);
+        b.run.save_format = Some(SaveFormat::Pth);
         [a, b]
     }
 

@@ -1,8 +1,10 @@
-//! Datasets held in memory as uint8 HWC images: CIFAR-10, CIFAR-100 (official binary layouts),
+//! Datasets held in memory as uint8 HWC images: CIFAR-10, CIFAR-100 (official binary layouts, or
+//! torchvision's pickled folders),
 //! SVHN (official .mat files), Tiny-ImageNet (the official zip), downloaded and verified on
 //! demand, and ImageFolder trees of any image size; each with its normalisation.
 
 mod cifar;
+mod cifar_py;
 mod decode;
 mod download;
 mod fetch;

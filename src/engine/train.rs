@@ -6,6 +6,7 @@
 use super::checkpoint::{Checkpoint, EpochFiles, PartialEpoch, ResumeMeta, Snapshot, Writer};
 use super::evaluate::{EvalReport, EvalSets};
 use super::logged::{open_events, Logged};
+use super::warm_start::{evaluate_only, read_save, SaveStart};
 use super::{preflight, EngineError, Setup};
 use crate::augment::Augmenter;
 use crate::config::{FairComparison, MemoryFormat, TrainConfig};
@@ -42,7 +43,7 @@ pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<S
     let mut config = config.clone();
     config.run.tag = resolve_tag(&config.run.tag);
     let config = &config;
-    let paths = RunFolder::of(&config.run);
+    let paths = RunFolder::of(config);
     let _guard = preflight::claim(config, &paths)?;
     let mut logged = Logged::open(&paths.train_log, config, observer)?;
     let observer = &mut logged;
@@ -54,6 +55,11 @@ pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<S
     let mut learner = Learner::new(config, &setup)?;
     preflight::check_space(&paths, &learner.model)?;
     let mut meta = learner.resume(config, &paths, observer)?;
+    let norm = setup.dataset.normalisation;
+    let Learner { model, opt, .. } = &mut learner;
+    if let SaveStart::EvaluateOnly { epoch } = read_save(config, model, opt, &mut meta, norm, observer)? {
+        return evaluate_only(config, &setup, &learner.model, epoch, observer);
+    }
     let epochs = config.optim.epochs;
     if meta.epoch >= epochs {
         observer.note(&format!(
@@ -320,12 +326,12 @@ impl Learner {
     }
 }
 
-/// The augmentation of the run; a `--prob 1.0` run never draws one (every view is an original).
+/// The augmentation of the run, `--prob 1.0` included: its batches hold original views only,
+/// but its detection pass (`--gmm`) scores `--aug` views, as the reference's data.py inserts
+/// RandAugment (or the `--aug` op) into the augmented view whatever `--prob` is.
 pub fn augmenter(config: &TrainConfig) -> Augmenter {
     let a = &config.aug;
-    let aug =
-        if a.prob < 1.0 { Augmenter::new(a.aug, a.n, a.m, a.cutout, config.data.dataset) } else { Augmenter::none() };
-    aug.with_crop_padding(a.crop_padding)
+    Augmenter::new(a.aug, a.n, a.m, a.cutout, config.data.dataset).with_crop_padding(a.crop_padding)
 }
 
 /// The method of the run: loads the pretrained baseline when needed and, with `--gmm`, runs the
