@@ -3,7 +3,7 @@
 //! The library, from the ground up (each layer imports only those below it):
 //! - `config` (the typed configuration), `io` (atomic files), `progress` (how work reports);
 //! - `data` (datasets as uint8 images) → `augment` (the views) → `pipeline` (batches to the device);
-//! - `model` (the networks), `loss`, `optim`, `schedule`, `device`, `graph` (CUDA graphs); `report` (metrics and summary files);
+//! - `model` (the networks), `loss`, `optim`, `schedule`, `device`, `dist` (data-parallel processes), `graph` (CUDA graphs); `report` (metrics and summary files);
 //! - `method` (the GMM, the scorer, the detection pass, one step of the method);
 //! - `engine` (setup, evaluation, checkpoints, the epoch loop, benchmarks).
 //!
@@ -12,6 +12,7 @@ pub mod augment;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod dist;
 pub mod engine;
 pub mod graph;
 pub mod io;

@@ -1,0 +1,640 @@
+//! Data-parallel training over several processes (GPUs, machines): PyTorch's own distributed
+//! engine, c10d, through the C++ shim (src/shim/dist.cpp), in the environment `torchrun` (or
+//! Slurm's srun, or any launcher) gives each process.
+//!
+//! [`Dist`] is this process's place in the group: its rank, the collectives (broadcast from rank
+//! 0, all-reduce, all-gather, barrier), gloo for CPU tensors and NCCL for CUDA ones. [`Reducer`]
+//! is DistributedDataParallel's C++ engine over a [`VarStore`]'s trainable parameters: armed
+//! before a step, it averages their gradients over the ranks bucket by bucket while backward
+//! runs. Every failure (a rank gone, a collective past `--dist-timeout`) is a [`DistError`] that
+//! says what to do, never an abort or a hang.
+
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::sync::Arc;
+use std::time::Duration;
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
+
+/// `--dist-timeout`'s default: how long joining the group or one collective may wait for the
+/// other ranks (DistributedDataParallel's default too).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// DistributedDataParallel's default gradient bucket (`bucket_cap_mb=25`).
+pub const DEFAULT_BUCKET_BYTES: i64 = 25 << 20;
+
+/// The launcher's variables, all set or none.
+const LAUNCH_VARS: [&str; 5] = ["RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"];
+
+/// What the shim's process groups cannot do, or what failed in one.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DistError {
+    /// Some of the launcher's variables are set, not all.
+    #[error(
+        "the launcher's environment is incomplete: {} set but {} missing; set all of RANK, WORLD_SIZE, \
+         LOCAL_RANK, MASTER_ADDR and MASTER_PORT (torchrun does), or none to train in one process",
+        set.join(", "),
+        missing.join(", ")
+    )]
+    PartialEnvironment { set: Vec<&'static str>, missing: Vec<&'static str> },
+    /// A launcher's variable does not hold what it must.
+    #[error("{name}={value:?} in the environment: {expected}")]
+    BadVariable { name: &'static str, value: String, expected: String },
+    /// This build has no process groups (gloo's headers were missing when it was compiled).
+    #[error(
+        "the environment asks for distributed training (RANK {rank} of WORLD_SIZE {world_size}) but this build \
+         of resmooth has no distributed backend: gloo's headers were missing when it was compiled; install \
+         libgloo-dev (apt-get install libgloo-dev) and rerun scripts/setup.sh"
+    )]
+    NoGloo { rank: usize, world_size: usize },
+    /// Training on CUDA needs NCCL, which this build lacks.
+    #[error(
+        "distributed training on CUDA needs NCCL, but this build has none: the NCCL or CUDA headers \
+         (pip packages nvidia-nccl-cu13, nvidia-cuda-cccl) were missing when it was compiled; rerun \
+         scripts/setup.sh, which installs them, or train on the CPU"
+    )]
+    NoNccl,
+    /// `--dist-timeout` is not a usable duration.
+    #[error("--dist-timeout {seconds} s: give a whole number of seconds from 1 to 2^31 ms")]
+    BadTimeout { seconds: f64 },
+    /// Joining the group failed (a rank missing, the address unreachable, the port taken).
+    #[error(
+        "rank {rank} of {world_size} could not join the process group at {addr}:{port}: {message}; check that \
+         every rank was started with the same MASTER_ADDR and MASTER_PORT, that the address is reachable \
+         and the port free (joining waits at most --dist-timeout, {timeout_s} s)"
+    )]
+    Join { rank: usize, world_size: usize, addr: String, port: u16, timeout_s: u64, message: String },
+    /// A collective failed: a rank stopped, or did not answer within the timeout.
+    #[error(
+        "{op} across the ranks failed: {message}; another rank has probably stopped (see its output), or did \
+         not answer within --dist-timeout"
+    )]
+    Collective { op: &'static str, message: String },
+    /// A tensor a collective cannot take.
+    #[error("{op}: {message}")]
+    BadTensor { op: &'static str, message: String },
+}
+
+/// Where this process stands in the launch: what the launcher's environment says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Launch {
+    /// This process's rank, 0..world_size.
+    pub rank: usize,
+    /// How many processes train together.
+    pub world_size: usize,
+    /// This process's rank on its machine: its GPU.
+    pub local_rank: usize,
+    /// The host serving the rendezvous store (rank 0's, or torchrun's agent's).
+    pub master_addr: String,
+    /// Its port.
+    pub master_port: u16,
+    /// Under torchrun's agent (`TORCHELASTIC_USE_AGENT_STORE=True`), which already serves the
+    /// store: the key prefix of this attempt, `/worker/attempt_<TORCHELASTIC_RESTART_COUNT>`.
+    pub agent_store_prefix: Option<String>,
+    /// `GLOO_SOCKET_IFNAME`: the network interfaces gloo uses (empty: the host name's address).
+    pub gloo_interfaces: String,
+}
+
+impl Launch {
+    /// The launch the process environment describes; `None` when none of RANK, WORLD_SIZE,
+    /// LOCAL_RANK, MASTER_ADDR, MASTER_PORT is set (one process, nothing distributed).
+    pub fn from_env() -> Result<Option<Launch>, DistError> {
+        Launch::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`Launch::from_env`] over the variables `var` looks up.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<Launch>, DistError> {
+        let (set, missing): (Vec<&'static str>, Vec<&'static str>) =
+            LAUNCH_VARS.iter().partition(|name| var(name).is_some_and(|v| !v.is_empty()));
+        if set.is_empty() {
+            return Ok(None);
+        }
+        if !missing.is_empty() {
+            return Err(DistError::PartialEnvironment { set, missing });
+        }
+        let number = |name: &'static str, min: usize, max: usize| parse(name, var(name).unwrap_or_default(), min, max);
+        let world_size = number("WORLD_SIZE", 1, u16::MAX as usize)?;
+        let rank = number("RANK", 0, world_size - 1)?;
+        let local_rank = number("LOCAL_RANK", 0, world_size - 1)?;
+        let master_port = number("MASTER_PORT", 1, u16::MAX as usize)? as u16;
+        let master_addr = var("MASTER_ADDR").unwrap_or_default();
+        let agent_store_prefix = (var("TORCHELASTIC_USE_AGENT_STORE").as_deref() == Some("True"))
+            .then(|| format!("/worker/attempt_{}", var("TORCHELASTIC_RESTART_COUNT").unwrap_or_else(|| "0".into())));
+        let gloo_interfaces = var("GLOO_SOCKET_IFNAME").unwrap_or_default();
+        Ok(Some(Launch { rank, world_size, local_rank, master_addr, master_port, agent_store_prefix, gloo_interfaces }))
+    }
+}
+
+/// The whole number `value` of variable `name`, in `min..=max`.
+fn parse(name: &'static str, value: String, min: usize, max: usize) -> Result<usize, DistError> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(DistError::BadVariable {
+            name,
+            value,
+            expected: format!("expected a whole number from {min} to {max}"),
+        }),
+    }
+}
+
+/// How the group is made: the collective timeout and whether training runs on CUDA (then NCCL
+/// carries the CUDA tensors, on GPU LOCAL_RANK).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DistOptions {
+    /// `--dist-timeout`: how long joining or one collective may wait for the other ranks.
+    pub timeout: Duration,
+    /// Train on CUDA device LOCAL_RANK with NCCL, instead of on the CPU with gloo.
+    pub cuda: bool,
+}
+
+impl Default for DistOptions {
+    fn default() -> Self {
+        DistOptions { timeout: DEFAULT_TIMEOUT, cuda: false }
+    }
+}
+
+/// The backends this build has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backends {
+    /// gloo: process groups at all, and CPU tensors.
+    pub gloo: bool,
+    /// NCCL: CUDA tensors.
+    pub nccl: bool,
+}
+
+/// The backends this build of the shim was compiled with.
+pub fn backends() -> Backends {
+    // SAFETY: a plain C function of the shim with no arguments.
+    let bits = unsafe { shim::resmooth_dist_backends() };
+    Backends { gloo: bits & 1 != 0, nccl: bits & 2 != 0 }
+}
+
+impl Backends {
+    /// Whether these backends can run `launch` as `options` asks, or what to install.
+    pub fn check(self, launch: &Launch, options: &DistOptions) -> Result<(), DistError> {
+        if !self.gloo {
+            return Err(DistError::NoGloo { rank: launch.rank, world_size: launch.world_size });
+        }
+        if options.cuda && !self.nccl {
+            return Err(DistError::NoNccl);
+        }
+        Ok(())
+    }
+}
+
+/// The C++ shim (src/shim/dist.cpp, built by build.rs).
+mod shim {
+    use std::ffi::{c_char, c_int, c_void};
+
+    /// `resmooth_dist_config` of dist.cpp.
+    #[repr(C)]
+    pub struct Config {
+        pub master_addr: *const c_char,
+        pub store_prefix: *const c_char,
+        pub gloo_interfaces: *const c_char,
+        pub timeout_ms: i64,
+        pub rank: i32,
+        pub world_size: i32,
+        pub master_port: i32,
+        pub store_server: i32,
+        pub cuda_device: i32,
+    }
+
+    extern "C" {
+        pub fn resmooth_free_error(error: *mut c_char);
+        pub fn resmooth_dist_backends() -> c_int;
+        pub fn resmooth_dist_new(config: *const Config, out: *mut *mut c_void) -> *mut c_char;
+        pub fn resmooth_dist_free(group: *mut c_void);
+        pub fn resmooth_dist_broadcast(
+            group: *mut c_void,
+            tensors: *const *mut c_void,
+            n: usize,
+            src: c_int,
+        ) -> *mut c_char;
+        pub fn resmooth_dist_all_reduce_sum(group: *mut c_void, tensor: *mut c_void) -> *mut c_char;
+        pub fn resmooth_dist_all_gather(group: *mut c_void, input: *const c_void, out: *mut *mut c_void)
+            -> *mut c_char;
+        pub fn resmooth_dist_barrier(group: *mut c_void) -> *mut c_char;
+        pub fn resmooth_dist_reducer_new(
+            group: *mut c_void,
+            params: *const *mut c_void,
+            n: usize,
+            bucket_bytes: i64,
+            out: *mut *mut c_void,
+        ) -> *mut c_char;
+        pub fn resmooth_dist_reducer_prepare(reducer: *mut c_void) -> *mut c_char;
+        pub fn resmooth_dist_reducer_free(reducer: *mut c_void);
+    }
+}
+
+/// The shim's error message, if it returned one.
+fn message(error: *mut c_char) -> Option<String> {
+    if error.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null return is a NUL-terminated string from strdup, released once here.
+    unsafe {
+        let m = CStr::from_ptr(error).to_string_lossy().into_owned();
+        shim::resmooth_free_error(error);
+        Some(m)
+    }
+}
+
+/// The shim's result of collective `op`.
+fn collective(error: *mut c_char, op: &'static str) -> Result<(), DistError> {
+    message(error).map_or(Ok(()), |message| Err(DistError::Collective { op, message }))
+}
+
+/// The shim's process group, shut down when the last [`Dist`] or [`Reducer`] holding it goes.
+struct Group {
+    raw: *mut c_void,
+}
+
+// SAFETY: c10d's ProcessGroup is made to be used from any thread (DDP's autograd hooks call it
+// from the autograd engine's); the pointer is freed once, by the last owner.
+unsafe impl Send for Group {}
+// SAFETY: as above; its collectives take `&self` and c10d serialises them per backend.
+unsafe impl Sync for Group {}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        // SAFETY: `raw` came from resmooth_dist_new and is freed once, here.
+        unsafe { shim::resmooth_dist_free(self.raw) }
+    }
+}
+
+/// This process's place in a group of processes training together, and the group's collectives.
+pub struct Dist {
+    group: Arc<Group>,
+    launch: Launch,
+    device: Device,
+}
+
+impl std::fmt::Debug for Dist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dist").field("launch", &self.launch).field("device", &self.device).finish()
+    }
+}
+
+impl Dist {
+    /// Joins the group the launcher's environment describes; `None` without a launcher (no
+    /// variable of it set). Blocks until every rank has joined, at most `options.timeout`.
+    pub fn from_env(options: &DistOptions) -> Result<Option<Dist>, DistError> {
+        Launch::from_env()?.map(|launch| Dist::join(launch, options)).transpose()
+    }
+
+    /// Joins the group `launch` describes.
+    pub fn join(launch: Launch, options: &DistOptions) -> Result<Dist, DistError> {
+        backends().check(&launch, options)?;
+        let timeout_ms = i64::try_from(options.timeout.as_millis())
+            .ok()
+            .filter(|ms| (1..=i64::from(i32::MAX)).contains(ms))
+            .ok_or(DistError::BadTimeout { seconds: options.timeout.as_secs_f64() })?;
+        let text = |name: &'static str, value: &str| {
+            CString::new(value).map_err(|_| DistError::BadVariable {
+                name,
+                value: value.into(),
+                expected: "expected text without NUL characters".into(),
+            })
+        };
+        let addr = text("MASTER_ADDR", &launch.master_addr)?;
+        let prefix = text("TORCHELASTIC_RESTART_COUNT", launch.agent_store_prefix.as_deref().unwrap_or(""))?;
+        let interfaces = text("GLOO_SOCKET_IFNAME", &launch.gloo_interfaces)?;
+        let device = if options.cuda { Device::Cuda(launch.local_rank) } else { Device::Cpu };
+        let config = shim::Config {
+            master_addr: addr.as_ptr(),
+            store_prefix: prefix.as_ptr(),
+            gloo_interfaces: interfaces.as_ptr(),
+            timeout_ms,
+            rank: launch.rank as i32,
+            world_size: launch.world_size as i32,
+            master_port: i32::from(launch.master_port),
+            store_server: i32::from(launch.rank == 0 && launch.agent_store_prefix.is_none()),
+            cuda_device: if options.cuda { launch.local_rank as i32 } else { -1 },
+        };
+        let mut raw = std::ptr::null_mut();
+        // SAFETY: `config`'s strings outlive the call; `raw` is a valid out-pointer set on success.
+        if let Some(message) = message(unsafe { shim::resmooth_dist_new(&config, &mut raw) }) {
+            return Err(DistError::Join {
+                rank: launch.rank,
+                world_size: launch.world_size,
+                addr: launch.master_addr.clone(),
+                port: launch.master_port,
+                timeout_s: options.timeout.as_secs(),
+                message,
+            });
+        }
+        Ok(Dist { group: Arc::new(Group { raw }), launch, device })
+    }
+
+    /// This process's rank, 0..world_size.
+    pub fn rank(&self) -> usize {
+        self.launch.rank
+    }
+
+    /// How many processes train together.
+    pub fn world_size(&self) -> usize {
+        self.launch.world_size
+    }
+
+    /// This process's rank on its machine.
+    pub fn local_rank(&self) -> usize {
+        self.launch.local_rank
+    }
+
+    /// Whether this is rank 0, the one that writes the run's files.
+    pub fn is_primary(&self) -> bool {
+        self.launch.rank == 0
+    }
+
+    /// The device this rank trains on: CUDA device LOCAL_RANK under NCCL, else the CPU.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// The launch this group was made from.
+    pub fn launch(&self) -> &Launch {
+        &self.launch
+    }
+
+    /// Overwrites `tensors` (the same shapes and kinds on every rank, in the same order) with
+    /// rank 0's, in few messages.
+    pub fn broadcast_(&self, tensors: &[Tensor]) -> Result<(), DistError> {
+        let raw: Vec<*mut c_void> = tensors.iter().map(|t| t.as_ptr() as *mut c_void).collect();
+        // SAFETY: `raw` holds live tensors for the duration of the call; the group is live.
+        collective(unsafe { shim::resmooth_dist_broadcast(self.group.raw, raw.as_ptr(), raw.len(), 0) }, "broadcast")
+    }
+
+    /// Replaces `tensor` with its sum over the ranks (in place, any device).
+    pub fn all_reduce_sum_(&self, tensor: &Tensor) -> Result<(), DistError> {
+        // SAFETY: `tensor` is live for the duration of the call; the group is live.
+        collective(
+            unsafe { shim::resmooth_dist_all_reduce_sum(self.group.raw, tensor.as_ptr() as *mut c_void) },
+            "all-reduce",
+        )
+    }
+
+    /// The sums over the ranks of `values` (the same length on every rank): epoch metrics and
+    /// counts, added exactly in f64.
+    pub fn sum_f64(&self, values: &[f64]) -> Result<Vec<f64>, DistError> {
+        let t = Tensor::from_slice(values);
+        self.all_reduce_sum_(&t)?;
+        Ok(Vec::<f64>::try_from(&t).expect("a 1-D f64 tensor"))
+    }
+
+    /// Every rank's `input` (the same shape on every rank) stacked in rank order: a tensor of
+    /// shape `[world_size, ..input's shape]` on the input's device.
+    pub fn all_gather(&self, input: &Tensor) -> Result<Tensor, DistError> {
+        let mut out = std::ptr::null_mut();
+        // SAFETY: `input` is live for the duration of the call; on success `out` is a new
+        // `at::Tensor*` that `Tensor::from_ptr` takes ownership of.
+        collective(
+            unsafe { shim::resmooth_dist_all_gather(self.group.raw, input.as_ptr() as *const c_void, &mut out) },
+            "all-gather",
+        )?;
+        // SAFETY: as above.
+        Ok(unsafe { Tensor::from_ptr(out as *mut _) })
+    }
+
+    /// Every rank's 1-D `input` (any length, the same kind on every rank) concatenated in rank
+    /// order: the detection pass's losses, each rank having scored its share of the samples.
+    pub fn all_gather_varlen(&self, input: &Tensor) -> Result<Tensor, DistError> {
+        let op = "all-gather";
+        if input.dim() != 1 {
+            return Err(DistError::BadTensor {
+                op,
+                message: format!("expected a 1-D tensor, got shape {:?}", input.size()),
+            });
+        }
+        let len = input.size()[0];
+        let lengths =
+            Vec::<i64>::try_from(&self.all_gather(&Tensor::from_slice(&[len]))?.view([-1])).expect("a 1-D i64 tensor");
+        let longest = lengths.iter().copied().max().unwrap_or(0);
+        if longest == 0 {
+            return Ok(Tensor::zeros([0], (input.kind(), input.device())));
+        }
+        let padded = Tensor::zeros([longest], (input.kind(), input.device()));
+        padded.narrow(0, 0, len).copy_(input);
+        let all = self.all_gather(&padded)?;
+        let parts: Vec<Tensor> = lengths.iter().enumerate().map(|(r, &n)| all.get(r as i64).narrow(0, 0, n)).collect();
+        Ok(Tensor::cat(&parts, 0))
+    }
+
+    /// Returns when every rank has reached it.
+    pub fn barrier(&self) -> Result<(), DistError> {
+        // SAFETY: the group is live.
+        collective(unsafe { shim::resmooth_dist_barrier(self.group.raw) }, "barrier")
+    }
+}
+
+/// DistributedDataParallel's gradient engine (c10d's Reducer) over a [`VarStore`]'s trainable
+/// parameters: after [`Reducer::average_next_backward`], the next backward leaves in every
+/// rank's gradients their mean over the ranks, all-reduced bucket by bucket while backward
+/// still runs.
+pub struct Reducer {
+    raw: *mut c_void,
+    buffers: Vec<Tensor>,
+    group: Arc<Group>,
+}
+
+// SAFETY: the Reducer is used from one thread at a time (its methods take `&mut self`); its
+// autograd hooks run on the autograd engine's threads by c10d's design.
+unsafe impl Send for Reducer {}
+
+impl Reducer {
+    /// Makes every rank's variables (parameters and buffers) rank 0's, as DDP does when it is
+    /// made, then builds the Reducer over the trainable ones (in creation order, the same on
+    /// every rank) with buckets of `bucket_bytes` ([`DEFAULT_BUCKET_BYTES`]). Fails, naming the
+    /// difference, if another rank's model has other shapes.
+    pub fn new(dist: &Dist, vs: &VarStore, bucket_bytes: i64) -> Result<Reducer, DistError> {
+        let params = vs.trainable_variables();
+        let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let buffers: Vec<Tensor> =
+            named.iter().filter(|(_, t)| !t.requires_grad()).map(|(_, t)| t.shallow_clone()).collect();
+        let all: Vec<Tensor> = params.iter().chain(&buffers).map(|t| t.shallow_clone()).collect();
+        let mut raw_params: Vec<*mut c_void> = params.iter().map(|t| t.as_ptr() as *mut c_void).collect();
+        let mut raw = std::ptr::null_mut();
+        // the shapes first, so a different model is named instead of broadcast into
+        // SAFETY: `raw_params` holds live tensors for the call; `raw` is set on success.
+        collective(
+            unsafe {
+                shim::resmooth_dist_reducer_new(
+                    dist.group.raw,
+                    raw_params.as_mut_ptr(),
+                    raw_params.len(),
+                    bucket_bytes,
+                    &mut raw,
+                )
+            },
+            "the gradient reducer's setup",
+        )?;
+        let reducer = Reducer { raw, buffers, group: Arc::clone(&dist.group) };
+        dist.broadcast_(&all)?;
+        Ok(reducer)
+    }
+
+    /// Arms the gradient averaging for the next backward (DDP's forward with gradient sync on).
+    /// Every rank must call it before each step's forward, the same number of times; a backward
+    /// without it keeps this rank's own gradients (DDP's `no_sync`).
+    pub fn average_next_backward(&mut self) -> Result<(), DistError> {
+        // SAFETY: `raw` is a live Reducer.
+        collective(unsafe { shim::resmooth_dist_reducer_prepare(self.raw) }, "the gradient reducer")
+    }
+
+    /// Makes every rank's buffers (BatchNorm's running statistics) rank 0's, as DDP does before
+    /// each forward (`broadcast_buffers=True`), so every rank evaluates and saves the same model.
+    pub fn sync_buffers(&self) -> Result<(), DistError> {
+        if self.buffers.is_empty() {
+            return Ok(());
+        }
+        let dist_raw = self.group.raw;
+        let raw: Vec<*mut c_void> = self.buffers.iter().map(|t| t.as_ptr() as *mut c_void).collect();
+        // SAFETY: the buffers are live for the call; the group is live (held by `self`).
+        collective(unsafe { shim::resmooth_dist_broadcast(dist_raw, raw.as_ptr(), raw.len(), 0) }, "broadcast")
+    }
+}
+
+impl Drop for Reducer {
+    fn drop(&mut self) {
+        // SAFETY: `raw` came from resmooth_dist_reducer_new and is freed once, here, before the
+        // group it uses (held by `self.group`, released after this).
+        unsafe { shim::resmooth_dist_reducer_free(self.raw) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn launch_of(vars: &[(&str, &str)]) -> Result<Option<Launch>, DistError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Launch::from_vars(|name| vars.get(name).cloned())
+    }
+
+    const PLAIN: [(&str, &str); 5] =
+        [("RANK", "1"), ("WORLD_SIZE", "4"), ("LOCAL_RANK", "1"), ("MASTER_ADDR", "node0"), ("MASTER_PORT", "29500")];
+
+    #[test]
+    fn no_launcher_variables_means_one_process() {
+        assert_eq!(launch_of(&[]).unwrap(), None);
+        assert_eq!(launch_of(&[("GLOO_SOCKET_IFNAME", "lo"), ("RANK", "")]).unwrap(), None);
+    }
+
+    #[test]
+    fn a_plain_launcher_environment_is_read_whole() {
+        let launch = launch_of(&PLAIN).unwrap().unwrap();
+        assert_eq!(
+            launch,
+            Launch {
+                rank: 1,
+                world_size: 4,
+                local_rank: 1,
+                master_addr: "node0".into(),
+                master_port: 29500,
+                agent_store_prefix: None,
+                gloo_interfaces: String::new(),
+            }
+        );
+    }
+
+    #[test]
+    fn under_torchrun_the_store_is_the_agents_under_the_attempts_prefix() {
+        let mut vars = PLAIN.to_vec();
+        vars.extend([("TORCHELASTIC_USE_AGENT_STORE", "True"), ("TORCHELASTIC_RESTART_COUNT", "2")]);
+        vars.push(("GLOO_SOCKET_IFNAME", "eth0,eth1"));
+        let launch = launch_of(&vars).unwrap().unwrap();
+        assert_eq!(launch.agent_store_prefix.as_deref(), Some("/worker/attempt_2"));
+        assert_eq!(launch.gloo_interfaces, "eth0,eth1");
+        vars.retain(|(k, _)| *k != "TORCHELASTIC_RESTART_COUNT");
+        assert_eq!(launch_of(&vars).unwrap().unwrap().agent_store_prefix.as_deref(), Some("/worker/attempt_0"));
+    }
+
+    #[test]
+    fn a_half_set_environment_names_what_is_missing() {
+        let err = launch_of(&[("RANK", "0"), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "h")]).unwrap_err();
+        assert_eq!(
+            err,
+            DistError::PartialEnvironment {
+                set: vec!["RANK", "WORLD_SIZE", "MASTER_ADDR"],
+                missing: vec!["LOCAL_RANK", "MASTER_PORT"]
+            }
+        );
+        let text = err.to_string();
+        assert!(text.contains("LOCAL_RANK, MASTER_PORT missing") && text.contains("torchrun"), "{text}");
+    }
+
+    #[test]
+    fn bad_values_are_named_with_what_was_expected() {
+        for (name, value, expected) in [
+            ("RANK", "4", "from 0 to 3"),
+            ("RANK", "-1", "from 0 to 3"),
+            ("WORLD_SIZE", "0", "from 1 to"),
+            ("LOCAL_RANK", "x", "from 0 to 3"),
+            ("MASTER_PORT", "70000", "from 1 to 65535"),
+        ] {
+            let mut vars = PLAIN.to_vec();
+            vars.retain(|(k, _)| *k != name);
+            vars.push((name, value));
+            let err = launch_of(&vars).unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, DistError::BadVariable { name: n, .. } if n == name), "{text}");
+            assert!(text.contains(&format!("{name}=\"{value}\"")) && text.contains(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_build_without_gloo_says_how_to_get_it() {
+        let launch = launch_of(&PLAIN).unwrap().unwrap();
+        let none = Backends { gloo: false, nccl: false };
+        let text = none.check(&launch, &DistOptions::default()).unwrap_err().to_string();
+        assert!(text.contains("install libgloo-dev") && text.contains("rerun scripts/setup.sh"), "{text}");
+        assert!(text.contains("RANK 1 of WORLD_SIZE 4"), "{text}");
+        let cpu_only = Backends { gloo: true, nccl: false };
+        assert_eq!(cpu_only.check(&launch, &DistOptions::default()), Ok(()));
+        let cuda = DistOptions { cuda: true, ..DistOptions::default() };
+        let text = cpu_only.check(&launch, &cuda).unwrap_err().to_string();
+        assert!(
+            text.contains("NCCL") && text.contains("nvidia-cuda-cccl") && text.contains("scripts/setup.sh"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_timeout_libtorch_cannot_hold_is_refused_before_joining() {
+        if !backends().gloo {
+            return; // without gloo the missing backend is the error (tested above)
+        }
+        let launch = launch_of(&PLAIN).unwrap().unwrap();
+        for timeout in [Duration::ZERO, Duration::from_secs(3_000_000)] {
+            let err = Dist::join(launch.clone(), &DistOptions { timeout, cuda: false }).unwrap_err();
+            assert!(matches!(err, DistError::BadTimeout { .. }), "{err}");
+            assert!(err.to_string().contains("--dist-timeout"), "{err}");
+        }
+    }
+
+    #[test]
+    fn joining_an_address_nobody_serves_fails_within_the_timeout_naming_it() {
+        if !backends().gloo {
+            return;
+        }
+        // rank 1 of 2 connects as a client to a port nobody listens on
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let launch = Launch {
+            rank: 1,
+            world_size: 2,
+            local_rank: 1,
+            master_addr: "127.0.0.1".into(),
+            master_port: port,
+            agent_store_prefix: None,
+            gloo_interfaces: "lo".into(),
+        };
+        let start = std::time::Instant::now();
+        let err = Dist::join(launch, &DistOptions { timeout: Duration::from_secs(2), cuda: false }).unwrap_err();
+        let took = start.elapsed();
+        assert!(took < Duration::from_secs(20), "joining took {took:?} with a 2 s timeout");
+        let text = err.to_string();
+        assert!(matches!(err, DistError::Join { .. }), "{text}");
+        assert!(text.contains(&format!("127.0.0.1:{port}")) && text.contains("rank 1 of 2"), "{text}");
+    }
+}
