@@ -72,6 +72,14 @@ pub enum DistError {
     /// A tensor a collective cannot take.
     #[error("{op}: {message}")]
     BadTensor { op: &'static str, message: String },
+    /// `--batch-size` does not split evenly among the ranks.
+    #[error(
+        "--batch-size {batch_size} does not divide among {world_size} ranks: --batch-size is the global batch, \
+         of which every rank takes an equal part so that training is the same as in one process; use a \
+         multiple of {world_size} (e.g. {})",
+        batch_size.div_ceil(*world_size) * world_size
+    )]
+    BatchSplit { batch_size: usize, world_size: usize },
 }
 
 /// Where this process stands in the launch: what the launcher's environment says.
@@ -502,6 +510,75 @@ impl Drop for Reducer {
     }
 }
 
+/// This rank's part of every global batch: `--batch-size` stays the global batch, the epoch's
+/// seeded order and its cut into batches stay those of one process, and rank r takes positions
+/// `r·B/N .. (r+1)·B/N` of each batch. Every view is drawn from (seed, epoch, sample) alone, so
+/// which rank makes it changes nothing; the global batch's first `floor(B·prob)` positions are
+/// its original views, wherever they fall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchShare {
+    /// The global batch size B.
+    pub batch_size: usize,
+    /// This rank.
+    pub rank: usize,
+    /// The number of ranks N.
+    pub world_size: usize,
+}
+
+impl BatchShare {
+    /// Rank `rank` of `world_size`'s share of global batches of `batch_size`; refused (saying
+    /// why) when the batch size does not divide, as equal shares keep every rank's BatchNorm
+    /// batch and step count the same.
+    pub fn new(batch_size: usize, rank: usize, world_size: usize) -> Result<BatchShare, DistError> {
+        assert!(rank < world_size, "rank {rank} of {world_size}");
+        if batch_size == 0 || batch_size % world_size != 0 {
+            return Err(DistError::BatchSplit { batch_size, world_size });
+        }
+        Ok(BatchShare { batch_size, rank, world_size })
+    }
+
+    /// The share of every full batch: B/N.
+    pub fn local_batch_size(&self) -> usize {
+        self.batch_size / self.world_size
+    }
+
+    /// The positions of a batch of `len` samples that are this rank's: B/N of them for a full
+    /// batch; a last partial batch (kept when `drop_last` is off) is split as evenly as it goes.
+    pub fn positions(&self, len: usize) -> std::ops::Range<usize> {
+        shard(len, self.rank, self.world_size)
+    }
+
+    /// This rank's samples of `batch` (a batch of the epoch's plan).
+    pub fn take<'a>(&self, batch: &'a [usize]) -> &'a [usize] {
+        &batch[self.positions(batch.len())]
+    }
+
+    /// How many of this rank's samples of a batch of `len` are original views when the global
+    /// batch's first `n_ori` are.
+    pub fn originals(&self, len: usize, n_ori: usize) -> usize {
+        let mine = self.positions(len);
+        n_ori.clamp(mine.start, mine.end) - mine.start
+    }
+
+    /// The factor that turns a sum over this rank's samples of a part into its share of the
+    /// part's mean over the global batch of `global_count` samples, pre-multiplied by N because
+    /// the Reducer averages the ranks' gradients: Σ_ranks (N / count · Σ_mine) / N = the global
+    /// mean. 0 for an empty part, which counts 0 (as in one process).
+    pub fn mean_weight(&self, global_count: usize) -> f64 {
+        if global_count == 0 {
+            0.0
+        } else {
+            self.world_size as f64 / global_count as f64
+        }
+    }
+}
+
+/// Rank `rank` of `world_size`'s contiguous part of `len` items (the evaluation set, the
+/// detection pass): `len·r/N .. len·(r+1)/N`, so the parts in rank order are the whole in order.
+pub fn shard(len: usize, rank: usize, world_size: usize) -> std::ops::Range<usize> {
+    len * rank / world_size..len * (rank + 1) / world_size
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -598,6 +675,73 @@ mod tests {
             text.contains("NCCL") && text.contains("nvidia-cuda-cccl") && text.contains("scripts/setup.sh"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn ranks_take_equal_consecutive_parts_of_every_global_batch() {
+        let batch: Vec<usize> = (100..112).collect();
+        let shares: Vec<BatchShare> = (0..4).map(|r| BatchShare::new(12, r, 4).unwrap()).collect();
+        assert!(shares.iter().all(|s| s.local_batch_size() == 3));
+        let parts: Vec<&[usize]> = shares.iter().map(|s| s.take(&batch)).collect();
+        assert_eq!(parts[0], &[100, 101, 102]);
+        assert_eq!(parts[3], &[109, 110, 111]);
+        assert_eq!(parts.concat(), batch, "the parts in rank order are the global batch");
+        // a last partial batch of 5 (drop_last off) is split as evenly as it goes
+        let lens: Vec<usize> = shares.iter().map(|s| s.positions(5).len()).collect();
+        assert_eq!(lens, vec![1, 1, 1, 2]);
+        assert_eq!(shares.iter().map(|s| s.take(&batch[..5]).to_vec()).collect::<Vec<_>>().concat(), batch[..5]);
+    }
+
+    #[test]
+    fn a_batch_size_that_does_not_divide_is_refused_saying_why() {
+        let err = BatchShare::new(250, 0, 4).unwrap_err();
+        assert_eq!(err, DistError::BatchSplit { batch_size: 250, world_size: 4 });
+        let text = err.to_string();
+        assert!(text.contains("--batch-size 250 does not divide among 4 ranks") && text.contains("e.g. 252"), "{text}");
+        assert!(BatchShare::new(0, 0, 2).is_err());
+        assert_eq!(BatchShare::new(256, 0, 1).unwrap().local_batch_size(), 256);
+    }
+
+    #[test]
+    fn the_original_views_of_a_global_batch_fall_to_the_ranks_holding_its_first_positions() {
+        // B = 8 over 2 ranks, prob 0.75: positions 0..6 are originals
+        let shares = [BatchShare::new(8, 0, 2).unwrap(), BatchShare::new(8, 1, 2).unwrap()];
+        assert_eq!(shares.map(|s| s.originals(8, 6)), [4, 2]);
+        assert_eq!(shares.map(|s| s.originals(8, 0)), [0, 0]);
+        assert_eq!(shares.map(|s| s.originals(8, 8)), [4, 4]);
+        assert_eq!(shares.map(|s| s.originals(8, 3)), [3, 0]);
+    }
+
+    #[test]
+    fn weighted_rank_sums_average_to_the_global_batch_mean() {
+        // losses of a global batch of 8 whose first 3 are originals, over 4 ranks
+        let losses = [0.5, 1.0, 2.0, 4.0, 0.25, 3.0, 1.5, 0.75];
+        let (n_ori, b) = (3, losses.len());
+        let global_org = losses[..n_ori].iter().sum::<f64>() / n_ori as f64;
+        let global_aug = losses[n_ori..].iter().sum::<f64>() / (b - n_ori) as f64;
+        let averaged = (0..4)
+            .map(|r| {
+                let share = BatchShare::new(b, r, 4).unwrap();
+                let mine = share.positions(b);
+                let (org, aug): (Vec<usize>, Vec<usize>) = mine.clone().partition(|&k| k < n_ori);
+                assert_eq!(org.len(), share.originals(b, n_ori));
+                let sum = |ks: &[usize]| ks.iter().map(|&k| losses[k]).sum::<f64>();
+                share.mean_weight(n_ori) * sum(&org) * 0.3 + share.mean_weight(b - n_ori) * sum(&aug) * 0.7
+            })
+            .sum::<f64>()
+            / 4.0;
+        assert!((averaged - (0.3 * global_org + 0.7 * global_aug)).abs() < 1e-12);
+        assert_eq!(BatchShare::new(8, 0, 4).unwrap().mean_weight(0), 0.0);
+    }
+
+    #[test]
+    fn shards_in_rank_order_are_the_whole() {
+        for (len, world) in [(10, 3), (2, 4), (0, 2), (10_000, 8)] {
+            let parts: Vec<usize> = (0..world).flat_map(|r| shard(len, r, world)).collect();
+            assert_eq!(parts, (0..len).collect::<Vec<_>>());
+            let sizes: Vec<usize> = (0..world).map(|r| shard(len, r, world).len()).collect();
+            assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1, "{sizes:?}");
+        }
     }
 
     #[test]
