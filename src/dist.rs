@@ -230,6 +230,18 @@ mod shim {
             out: *mut *mut c_void,
         ) -> *mut c_char;
         pub fn resmooth_dist_reducer_prepare(reducer: *mut c_void) -> *mut c_char;
+        #[allow(clippy::too_many_arguments)] // one C call, mirrored by BatchNormLayer
+        pub fn resmooth_dist_sync_batch_norm(
+            group: *mut c_void,
+            x: *const c_void,
+            weight: *const c_void,
+            bias: *const c_void,
+            running_mean: *mut c_void,
+            running_var: *mut c_void,
+            momentum: f64,
+            eps: f64,
+            out: *mut *mut c_void,
+        ) -> *mut c_char;
         pub fn resmooth_dist_reducer_free(reducer: *mut c_void);
     }
 }
@@ -432,6 +444,51 @@ impl Dist {
         // SAFETY: the group is live.
         collective(unsafe { shim::resmooth_dist_barrier(self.group.raw) }, "barrier")
     }
+
+    /// `--sync-bn`: BatchNorm of `x` (`[N, C, ...]`) in training mode with the mean and
+    /// variance of every rank's batch together, as torch.nn.SyncBatchNorm, updating `layer`'s
+    /// running statistics with them. Differentiable: backward all-reduces the per-channel sums
+    /// the input's gradient needs. Every rank must call it for the same layers in the same order
+    /// (it is a collective, forward and backward). Evaluation uses the running statistics, as
+    /// without it.
+    pub fn sync_batch_norm(&self, x: &Tensor, layer: &BatchNormLayer) -> Result<Tensor, DistError> {
+        let mut out = std::ptr::null_mut();
+        let ptr = |t: &Tensor| t.as_ptr() as *const c_void;
+        // SAFETY: every tensor is live for the call; on success `out` is a new `at::Tensor*`
+        // that `Tensor::from_ptr` takes ownership of. The group outlives the backward that uses
+        // it only if `self` does: the caller keeps the Dist for the whole run.
+        collective(
+            unsafe {
+                shim::resmooth_dist_sync_batch_norm(
+                    self.group.raw,
+                    ptr(x),
+                    ptr(layer.weight),
+                    ptr(layer.bias),
+                    layer.running_mean.as_ptr() as *mut c_void,
+                    layer.running_var.as_ptr() as *mut c_void,
+                    layer.momentum,
+                    layer.eps,
+                    &mut out,
+                )
+            },
+            "sync BatchNorm",
+        )?;
+        // SAFETY: as above.
+        Ok(unsafe { Tensor::from_ptr(out as *mut _) })
+    }
+}
+
+/// A BatchNorm layer's tensors and settings, for [`Dist::sync_batch_norm`].
+pub struct BatchNormLayer<'a> {
+    /// The per-channel scale (`weight`) and shift (`bias`).
+    pub weight: &'a Tensor,
+    pub bias: &'a Tensor,
+    /// The running statistics, updated in place.
+    pub running_mean: &'a Tensor,
+    pub running_var: &'a Tensor,
+    /// PyTorch's momentum (0.1) and epsilon (1e-5).
+    pub momentum: f64,
+    pub eps: f64,
 }
 
 /// DistributedDataParallel's gradient engine (c10d's Reducer) over a [`VarStore`]'s trainable

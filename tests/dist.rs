@@ -6,7 +6,7 @@
 //! Without gloo's headers the build has no process groups: the tests say so and skip, or fail
 //! when RESMOOTH_REQUIRE_DIST=1 (CI sets it).
 
-use resmooth::dist::{self, Dist, DistOptions, Reducer};
+use resmooth::dist::{self, BatchNormLayer, Dist, DistOptions, Reducer};
 use resmooth::optim::Sgd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -170,6 +170,18 @@ fn under_torchrun_two_ranks_average_gradients() {
 }
 
 #[test]
+fn sync_batch_norm_over_two_ranks_is_batch_norm_over_the_whole_batch_in_one_process() {
+    if !gloo_built() {
+        return;
+    }
+    let ranks = run_ranks("sync-bn", 2, Duration::from_secs(120));
+    for (rank, r) in ranks.iter().enumerate() {
+        assert!(r.status.success(), "rank {rank}: {r}");
+        assert_eq!(r.value(rank, "sync-bn checked"), "outputs, running statistics, gradients", "{r}");
+    }
+}
+
+#[test]
 fn a_rank_that_exits_makes_the_other_fail_in_backward_not_hang() {
     if !gloo_built() {
         return;
@@ -219,6 +231,7 @@ fn rank() {
         "average" => average(&dist),
         "peer-exits" => peer_exits(&dist),
         "peer-silent" => peer_silent(&dist),
+        "sync-bn" => sync_bn(&dist),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -379,4 +392,66 @@ fn peer_silent(dist: &Dist) {
     let err = dist.all_reduce_sum_(&Tensor::ones([4], (Kind::Float, Device::Cpu))).expect_err("nobody answers");
     println!("rank 0 seconds to fail: {:.2}", start.elapsed().as_secs_f64());
     println!("rank 0 all-reduce failed: {}", err.to_string().replace('\n', " "));
+}
+
+/// `--sync-bn` over the ranks, each with its part of a batch of 8, against BatchNorm over the
+/// whole batch in one process: outputs, running statistics, and after DDP's averaging the
+/// gradients of the layer's weight and bias and of a scale before it.
+fn sync_bn(dist: &Dist) {
+    let (rank, world) = (dist.rank() as i64, dist.world_size() as i64);
+    let f32s = (Kind::Float, Device::Cpu);
+    let channel = |v: [f32; 3]| Tensor::from_slice(&v).view([1, 3, 1, 1]);
+    let full = (Tensor::arange(96, f32s).view([8, 3, 2, 2]) * 0.37).sin() * 2.0 + channel([0.5, -1.0, 3.0]);
+    let target = (Tensor::arange(96, f32s).view([8, 3, 2, 2]) * 0.11).cos();
+    let part = 8 / world;
+    let mine = |t: &Tensor| t.narrow(0, rank * part, part);
+
+    let vs = VarStore::new(Device::Cpu);
+    let root = vs.root();
+    let mut scale = root.var("scale", &[1, 3, 1, 1], Init::Const(1.0));
+    let mut weight = root.var("weight", &[3], Init::Const(1.0));
+    let mut bias = root.var("bias", &[3], Init::Const(0.0));
+    tch::no_grad(|| {
+        scale.copy_(&channel([1.5, 0.5, 1.0]));
+        weight.copy_(&Tensor::from_slice(&[1.0f32, 0.5, 2.0]));
+        bias.copy_(&Tensor::from_slice(&[0.1f32, -0.2, 0.3]));
+    });
+    let running_mean = root.zeros_no_train("running_mean", &[3]);
+    let running_var = root.ones_no_train("running_var", &[3]);
+    let mut reducer = Reducer::new(dist, &vs, dist::DEFAULT_BUCKET_BYTES).unwrap_or_else(|e| panic!("{e}"));
+    reducer.average_next_backward().unwrap();
+    let x = mine(&full).copy().set_requires_grad(true);
+    let layer = BatchNormLayer {
+        weight: &weight,
+        bias: &bias,
+        running_mean: &running_mean,
+        running_var: &running_var,
+        momentum: 0.1,
+        eps: 1e-5,
+    };
+    let y = dist.sync_batch_norm(&(&x * &scale), &layer).unwrap_or_else(|e| panic!("{e}"));
+    (&y - mine(&target)).square().mean(Kind::Float).f_backward().unwrap_or_else(|e| panic!("{e}"));
+
+    // one process, the whole batch, libtorch's own BatchNorm
+    let leaf = |t: &Tensor| t.detach().copy().set_requires_grad(true);
+    let (x1, scale1, weight1, bias1) = (leaf(&full), leaf(&scale), leaf(&weight), leaf(&bias));
+    let (mean1, var1) = (Tensor::zeros([3], f32s), Tensor::ones([3], f32s));
+    let y1 =
+        (&x1 * &scale1).batch_norm(Some(&weight1), Some(&bias1), Some(&mean1), Some(&var1), true, 0.1, 1e-5, false);
+    let loss1 = (&y1 - &target).square().mean(Kind::Float);
+    let grads = Tensor::run_backward(&[loss1], &[&x1, &scale1, &weight1, &bias1], false, false);
+
+    let close = |a: &Tensor, b: &Tensor, what: &str| {
+        let d = (a - b).abs().max().double_value(&[]);
+        assert!(d < 1e-5, "rank {rank}: {what} differs by {d}");
+    };
+    close(&y, &mine(&y1), "the output");
+    close(&running_mean, &mean1, "the running mean");
+    close(&running_var, &var1, "the running variance (unbiased, of the whole batch)");
+    close(&scale.grad(), &grads[1], "the gradient of the scale before the layer");
+    close(&weight.grad(), &grads[2], "the gradient of the weight");
+    close(&bias.grad(), &grads[3], "the gradient of the bias");
+    // x's gradient is that of the sum of the ranks' losses, N times that of their mean
+    close(&(x.grad() / world as f64), &mine(&grads[0]), "the gradient of the input");
+    println!("rank {rank} sync-bn checked: outputs, running statistics, gradients");
 }

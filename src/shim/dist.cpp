@@ -81,6 +81,7 @@ char* guarded(F body) {
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/comm.hpp>
 #include <torch/csrc/distributed/c10d/reducer.hpp>
+#include <torch/csrc/autograd/custom_function.h>
 #if RESMOOTH_DIST_NCCL
 #include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
@@ -161,6 +162,100 @@ at::Tensor served(const Group& g, const at::Tensor& t) {
   }
   return out.contiguous();
 }
+
+// The shape that broadcasts a per-channel [C] tensor over an input of `dim` dimensions.
+std::vector<int64_t> channel_shape(int64_t c, int64_t dim) {
+  std::vector<int64_t> shape(dim, 1);
+  shape[1] = c;
+  return shape;
+}
+
+// Every dimension of an input of `dim` dimensions but the channels'.
+std::vector<int64_t> reduced_dims(int64_t dim) {
+  std::vector<int64_t> dims{0};
+  for (int64_t d = 2; d < dim; ++d) {
+    dims.push_back(d);
+  }
+  return dims;
+}
+
+// BatchNorm in training mode with the statistics of every rank's batch, as
+// torch.nn.SyncBatchNorm computes them; libtorch's own kernels for it (batch_norm_stats,
+// batch_norm_gather_stats_with_counts, batch_norm_backward_reduce) exist on CUDA only, so this is
+// written with plain ATen ops, the same on the CPU and on CUDA, in float32 whatever the input's
+// type. Forward: one all-gather of every rank's (count, mean, count·variance), combined exactly
+// (Chan's parallel variance); the running statistics are updated with the unbiased variance of
+// the whole batch. Backward: one all-reduce of (Σ dy, Σ dy·(x-mean)) per channel; the gradient
+// of x is that of the sum of every rank's loss, the gradients of weight and bias are this rank's
+// own (both, as in PyTorch, so that DDP's averaging over the ranks gives the gradient of the mean
+// loss). Every rank must run it in the same order, as any collective.
+struct SyncBatchNorm : public torch::autograd::Function<SyncBatchNorm> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            const at::Tensor& bias, at::Tensor running_mean, at::Tensor running_var,
+                            double momentum, double eps, int64_t group) {
+    const Group& g = *reinterpret_cast<const Group*>(group);
+    TORCH_CHECK(x.dim() >= 2, "sync BatchNorm needs an input of shape [N, C, ...], got ", x.sizes());
+    int64_t c = x.size(1);
+    auto shape = channel_shape(c, x.dim());
+    auto dims = reduced_dims(x.dim());
+    at::Tensor xf = x.to(at::kFloat);
+    double count = static_cast<double>(x.numel() / c);
+    auto [var, mean] = at::var_mean(xf, dims, /*correction=*/0, /*keepdim=*/false);
+    at::Tensor mine = at::cat({at::full({1}, count, xf.options()), mean, var * count});
+    std::vector<at::Tensor> inputs{served(g, mine)};
+    std::vector<std::vector<at::Tensor>> outputs(1);
+    for (int r = 0; r < g.pg->getSize(); ++r) {
+      outputs[0].push_back(at::empty_like(inputs[0]));
+    }
+    g.pg->allgather(outputs, inputs)->wait();
+    at::Tensor all = at::stack(outputs[0]).to(xf.device());
+    at::Tensor counts = all.narrow(1, 0, 1);
+    at::Tensor means = all.narrow(1, 1, c);
+    at::Tensor n = counts.sum();
+    at::Tensor global_mean = (means * counts).sum(0) / n;
+    at::Tensor m2 = all.narrow(1, 1 + c, c).sum(0) + ((means - global_mean).pow(2) * counts).sum(0);
+    at::Tensor invstd = (m2 / n + eps).rsqrt();
+    {
+      at::NoGradGuard no_grad;
+      running_mean.mul_(1 - momentum).add_(global_mean.to(running_mean.scalar_type()) * momentum);
+      at::Tensor unbiased = m2 / (n - 1).clamp_min(1);
+      running_var.mul_(1 - momentum).add_(unbiased.to(running_var.scalar_type()) * momentum);
+    }
+    at::Tensor scale = invstd * weight.to(at::kFloat);
+    at::Tensor y = (xf - global_mean.view(shape)) * scale.view(shape) + bias.to(at::kFloat).view(shape);
+    ctx->save_for_backward({x, weight, global_mean, invstd, n});
+    ctx->saved_data["group"] = group;
+    return y.to(x.scalar_type());
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const Group& g = *reinterpret_cast<const Group*>(ctx->saved_data["group"].toInt());
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &weight = saved[1], &mean = saved[2], &invstd = saved[3], &n = saved[4];
+    int64_t c = x.size(1);
+    auto shape = channel_shape(c, x.dim());
+    auto dims = reduced_dims(x.dim());
+    at::Tensor dy = grad_outputs[0].to(at::kFloat);
+    at::Tensor xmu = x.to(at::kFloat) - mean.view(shape);
+    at::Tensor sum_dy = dy.sum(dims);
+    at::Tensor sum_dy_xmu = (dy * xmu).sum(dims);
+    at::Tensor grad_x;
+    if (ctx->needs_input_grad(0)) {
+      std::vector<at::Tensor> both{served(g, at::cat({sum_dy, sum_dy_xmu}))};
+      g.pg->allreduce(both)->wait();
+      at::Tensor total = both[0].to(dy.device());
+      at::Tensor mean_dy = total.narrow(0, 0, c) / n;
+      at::Tensor mean_dy_xmu = total.narrow(0, c, c) / n;
+      at::Tensor scale = invstd * weight.to(at::kFloat);
+      grad_x = ((dy - mean_dy.view(shape) - xmu * (invstd * invstd * mean_dy_xmu).view(shape)) * scale.view(shape))
+                   .to(x.scalar_type());
+    }
+    at::Tensor grad_weight = (sum_dy_xmu * invstd).to(weight.scalar_type());
+    at::Tensor grad_bias = sum_dy.to(weight.scalar_type());
+    return {grad_x, grad_weight, grad_bias, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
 
 }  // namespace
 
@@ -309,6 +404,20 @@ char* resmooth_dist_reducer_prepare(void* reducer) {
   });
 }
 
+// `*out` = BatchNorm of `x` ([N, C, ...]) in training mode with the statistics of every rank's
+// batch (SyncBatchNorm above), updating the running statistics in place: a new tensor owned by
+// the caller, differentiable with respect to x, weight and bias.
+char* resmooth_dist_sync_batch_norm(void* group, const at::Tensor* x, const at::Tensor* weight, const at::Tensor* bias,
+                                    at::Tensor* running_mean, at::Tensor* running_var, double momentum, double eps,
+                                    at::Tensor** out) {
+  *out = nullptr;
+  return guarded([&] {
+    at::Tensor y = SyncBatchNorm::apply(*x, *weight, *bias, *running_mean, *running_var, momentum, eps,
+                                        reinterpret_cast<int64_t>(group));
+    *out = new at::Tensor(y);
+  });
+}
+
 // Removes the Reducer's hooks and frees it.
 void resmooth_dist_reducer_free(void* reducer) {
   auto* r = static_cast<DdpReducer*>(reducer);
@@ -347,6 +456,11 @@ char* resmooth_dist_reducer_new(void*, at::Tensor* const*, size_t, int64_t, void
   return error_text(kNoGloo);
 }
 char* resmooth_dist_reducer_prepare(void*) { return error_text(kNoGloo); }
+char* resmooth_dist_sync_batch_norm(void*, const at::Tensor*, const at::Tensor*, const at::Tensor*, at::Tensor*,
+                                    at::Tensor*, double, double, at::Tensor** out) {
+  *out = nullptr;
+  return error_text(kNoGloo);
+}
 void resmooth_dist_reducer_free(void*) {}
 }  // extern "C"
 
