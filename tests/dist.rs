@@ -6,7 +6,9 @@
 //! Without gloo's headers the build has no process groups: the tests say so and skip, or fail
 //! when RESMOOTH_REQUIRE_DIST=1 (CI sets it).
 
+use resmooth::config::ModelName;
 use resmooth::dist::{self, BatchNormLayer, Dist, DistOptions, Reducer};
+use resmooth::model::Model;
 use resmooth::optim::Sgd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -214,6 +216,23 @@ fn a_rank_that_stops_answering_makes_the_other_fail_after_the_timeout() {
     assert!(ranks[1].status.success(), "{}", ranks[1]);
 }
 
+/// What the Reducer costs per step on this machine (2 ranks, gloo over loopback): a backward
+/// over ResNet-18's and WRN-28-10's real parameters whose own work is negligible, with and
+/// without averaging. A measurement, not a check: run it with
+/// `cargo test --test dist -- --ignored measure_reducer --nocapture` (the work is libtorch's, optimised in any profile).
+#[test]
+#[ignore = "a measurement, run by hand (docs/DISTRIBUTED.md)"]
+fn measure_reducer_cost_on_loopback() {
+    if !gloo_built() {
+        return;
+    }
+    let ranks = run_ranks("measure", 2, Duration::from_secs(600));
+    for (rank, r) in ranks.iter().enumerate() {
+        assert!(r.status.success(), "rank {rank}: {r}");
+    }
+    print!("{}", ranks[0].stdout);
+}
+
 // ------------------------------------------------------------------------------------------------
 // The ranks: what each process started by the tests above does.
 
@@ -221,7 +240,10 @@ fn a_rank_that_stops_answering_makes_the_other_fail_after_the_timeout() {
 #[test]
 #[ignore = "a rank of the distributed tests, which start it themselves"]
 fn rank() {
-    let scenario = std::env::var("RESMOOTH_DIST_SCENARIO").expect("started by a test with RESMOOTH_DIST_SCENARIO");
+    let Ok(scenario) = std::env::var("RESMOOTH_DIST_SCENARIO") else {
+        eprintln!("`rank` is started by the other tests of tests/dist.rs, with RESMOOTH_DIST_SCENARIO set");
+        return;
+    };
     tch::set_num_threads(1);
     let timeout = if scenario == "average" { Duration::from_secs(60) } else { FAULT_TIMEOUT };
     let dist = Dist::from_env(&DistOptions { timeout, cuda: false })
@@ -232,6 +254,7 @@ fn rank() {
         "peer-exits" => peer_exits(&dist),
         "peer-silent" => peer_silent(&dist),
         "sync-bn" => sync_bn(&dist),
+        "measure" => measure(&dist),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -353,7 +376,7 @@ fn average(dist: &Dist) {
     let err = dist.all_gather_varlen(&Tensor::zeros([2, 2], (Kind::Float, Device::Cpu))).unwrap_err();
     assert!(err.to_string().contains("1-D"), "{err}");
     // buffers follow rank 0 again after they drift
-    tch::no_grad(|| model.running.fill_(10.0 + rank as f64));
+    let _ = tch::no_grad(|| model.running.fill_(10.0 + rank as f64));
     reducer.sync_buffers().unwrap();
     assert_eq!(Vec::<f32>::try_from(&model.running).unwrap(), vec![10.0; 3]);
     dist.barrier().unwrap();
@@ -454,4 +477,48 @@ fn sync_bn(dist: &Dist) {
     // x's gradient is that of the sum of the ranks' losses, N times that of their mean
     close(&(x.grad() / world as f64), &mine(&grads[0]), "the gradient of the input");
     println!("rank {rank} sync-bn checked: outputs, running statistics, gradients");
+}
+
+/// Times 5 backwards over each model's parameters (the median), each gradient made by a
+/// `sum()`, once without averaging and once with the Reducer: the difference is what the
+/// Reducer adds to a step whose backward does not hide it.
+fn measure(dist: &Dist) {
+    tch::set_num_threads(1);
+    for (name, label) in [(ModelName::ResNet18, "resnet18"), (ModelName::WResNet28x10, "wresnet28_10")] {
+        let model = Model::new_uninitialised(name, 10, Device::Cpu);
+        let params = model.vs.trainable_variables();
+        let bytes: i64 = params.iter().map(|p| p.numel() as i64 * 4).sum();
+        let mut reducer = Reducer::new(dist, &model.vs, dist::DEFAULT_BUCKET_BYTES).unwrap();
+        let mut sgd = Sgd::new(&model.vs, 0.9, 5e-4, true);
+        let mut time = |average: bool| {
+            let mut seconds: Vec<f64> = (0..6)
+                .map(|_| {
+                    sgd.zero_grad();
+                    dist.barrier().unwrap();
+                    let start = Instant::now();
+                    if average {
+                        reducer.average_next_backward().unwrap();
+                    }
+                    let loss = params.iter().map(|p| p.sum(Kind::Float)).reduce(|a, b| a + b).unwrap();
+                    loss.f_backward().unwrap();
+                    start.elapsed().as_secs_f64()
+                })
+                .skip(1)
+                .collect();
+            seconds.sort_by(f64::total_cmp);
+            seconds[seconds.len() / 2]
+        };
+        let (local, averaged) = (time(false), time(true));
+        println!(
+            "rank {} {label}: {:.1} MB of fp32 gradients, backward {:.1} ms alone, {:.1} ms averaged over {} ranks \
+             (+{:.1} ms, {:.2} GB/s of gradients)",
+            dist.rank(),
+            bytes as f64 / 1e6,
+            local * 1e3,
+            averaged * 1e3,
+            dist.world_size(),
+            (averaged - local) * 1e3,
+            bytes as f64 / (averaged - local) / 1e9
+        );
+    }
 }
