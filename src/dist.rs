@@ -401,6 +401,18 @@ impl Dist {
         Ok(Vec::<f64>::try_from(&t).expect("a 1-D f64 tensor"))
     }
 
+    /// Means over every rank's samples: from the `means` of this rank's `count` samples, the
+    /// means over all ranks' samples (0 where there are none) and their total count.
+    pub fn mean_over_ranks(&self, means: &[f64], count: usize) -> Result<(Vec<f64>, usize), DistError> {
+        let mut weighted: Vec<f64> = means.iter().map(|m| m * count as f64).collect();
+        weighted.push(count as f64);
+        let sums = self.sum_f64(&weighted)?;
+        let (sums, total) = sums.split_at(means.len());
+        let total = total[0];
+        let means = sums.iter().map(|s| if total > 0.0 { s / total } else { 0.0 }).collect();
+        Ok((means, total as usize))
+    }
+
     /// Every rank's `input` (the same shape on every rank) stacked in rank order: a tensor of
     /// shape `[world_size, ..input's shape]` on the input's device.
     pub fn all_gather(&self, input: &Tensor) -> Result<Tensor, DistError> {
@@ -812,6 +824,33 @@ mod tests {
             assert!(matches!(err, DistError::BadTimeout { .. }), "{err}");
             assert!(err.to_string().contains("--dist-timeout"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_group_of_one_process_joins_alone_and_its_collectives_are_identities() {
+        if !backends().gloo {
+            return;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let launch = Launch {
+            rank: 0,
+            world_size: 1,
+            local_rank: 0,
+            master_addr: "127.0.0.1".into(),
+            master_port: port,
+            agent_store_prefix: None,
+            gloo_interfaces: "lo".into(),
+        };
+        let dist = Dist::join(launch, &DistOptions { timeout: Duration::from_secs(20), cuda: false }).unwrap();
+        assert!(dist.is_primary() && dist.world_size() == 1 && dist.device() == Device::Cpu);
+        let t = Tensor::from_slice(&[1.5f32, -2.0]);
+        dist.all_reduce_sum_(&t).unwrap();
+        assert_eq!(Vec::<f32>::try_from(&t).unwrap(), vec![1.5, -2.0]);
+        assert_eq!(dist.mean_over_ranks(&[0.25, 3.0], 8).unwrap(), (vec![0.25, 3.0], 8));
+        assert_eq!(dist.mean_over_ranks(&[0.25], 0).unwrap(), (vec![0.0], 0));
+        let gathered = dist.all_gather_varlen(&Tensor::from_slice(&[7i64, 8, 9])).unwrap();
+        assert_eq!(Vec::<i64>::try_from(&gathered).unwrap(), vec![7, 8, 9]);
+        dist.barrier().unwrap();
     }
 
     #[test]

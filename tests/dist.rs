@@ -8,8 +8,10 @@
 
 use resmooth::config::ModelName;
 use resmooth::dist::{self, BatchNormLayer, Dist, DistOptions, Reducer};
+use resmooth::method::SumsState;
 use resmooth::model::Model;
 use resmooth::optim::Sgd;
+use resmooth::report::EvalMetrics;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -365,6 +367,13 @@ fn average(dist: &Dist) {
     dist.all_reduce_sum_(&t).unwrap();
     assert_eq!(Vec::<f32>::try_from(&t).unwrap(), vec![3.0, 30.0]);
     assert_eq!(dist.sum_f64(&[0.1 * rank as f64, 7.0]).unwrap(), vec![0.1, 14.0]);
+    // metrics: an evaluation of 3 and 5 images, the epoch's training sums
+    let eval = EvalMetrics { loss: 1.0 + rank as f64, top1: [1.0 / 3.0, 0.6][rank], top5: 1.0 };
+    let whole = eval.over_ranks([3, 5][rank], dist).unwrap();
+    assert!((whole.loss - (3.0 + 5.0 * 2.0) / 8.0).abs() < 1e-12 && (whole.top1 - 0.5).abs() < 1e-12, "{whole:?}");
+    let sums = SumsState { loss: 2.5, c1: 3.0 + rank as f64, c5: 4.0, seen: 4, gmm: Some([rank as f64; 7]) };
+    let summed = sums.summed_over_ranks(dist).unwrap();
+    assert_eq!(summed, SumsState { loss: 5.0, c1: 7.0, c5: 8.0, seen: 8, gmm: Some([1.0; 7]) });
     // all-gathers of different lengths, in rank order, an empty share included
     for lengths in [[2i64, 5], [0, 3], [0, 0]] {
         let mine = Tensor::arange(lengths[rank], (Kind::Float, Device::Cpu)) + 100.0 * rank as f64;
