@@ -600,7 +600,7 @@ impl BatchShare {
     /// batch and step count the same.
     pub fn new(batch_size: usize, rank: usize, world_size: usize) -> Result<BatchShare, DistError> {
         assert!(rank < world_size, "rank {rank} of {world_size}");
-        if batch_size == 0 || batch_size % world_size != 0 {
+        if batch_size == 0 || !batch_size.is_multiple_of(world_size) {
             return Err(DistError::BatchSplit { batch_size, world_size });
         }
         Ok(BatchShare { batch_size, rank, world_size })
