@@ -5,7 +5,7 @@
 //!   read without running anything), `progress` (how work reports), `run_folder` (the files of a
 //!   run folder, the baseline a run loads, a tag's siblings);
 //! - `data` (datasets as uint8 images) → `augment` (the views) → `pipeline` (batches to the device);
-//! - `model` (the networks), `loss`, `optim`, `schedule`, `device`, `graph` (CUDA graphs); `report` (metrics and summary files);
+//! - `model` (the networks), `loss`, `optim`, `schedule`, `device`, `dist` (data-parallel processes), `graph` (CUDA graphs); `report` (metrics and summary files);
 //! - `method` (the GMM, the scorer, the detection pass, one step of the method);
 //! - `engine` (setup, evaluation, checkpoints, the epoch loop, benchmarks);
 //! - `workflow` (`resmooth run`'s baseline-then-method sequence, the HTML report of run folders).
@@ -15,6 +15,7 @@ pub mod augment;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod dist;
 pub mod engine;
 pub mod graph;
 pub mod io;

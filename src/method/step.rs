@@ -4,6 +4,7 @@
 
 use super::{p_id_tensor, score, Gmm};
 use crate::config::{FairComparison, LossName, MethodConfig, Weighting};
+use crate::dist::{Dist, DistError};
 use crate::loss::{correct_topk, weight_p, BatchLoss, Criterion};
 use crate::model::Model;
 use crate::optim::Sgd;
@@ -223,6 +224,24 @@ pub struct SumsState {
     pub seen: usize,
     /// The sums behind [`GmmMetrics`], in the order of [`GmmSums`]' fields.
     pub gmm: Option<[f64; 7]>,
+}
+
+impl SumsState {
+    /// The epoch's sums over every rank's steps, each rank having accounted its share of every
+    /// batch (its loss being its weighted part of the global batch's, `dist::BatchShare::
+    /// mean_weight`): what one process training on the whole batches would have summed.
+    pub fn summed_over_ranks(&self, dist: &Dist) -> Result<SumsState, DistError> {
+        let mut values = vec![self.loss, self.c1, self.c5, self.seen as f64];
+        values.extend(self.gmm.iter().flatten());
+        let sums = dist.sum_f64(&values)?;
+        Ok(SumsState {
+            loss: sums[0],
+            c1: sums[1],
+            c5: sums[2],
+            seen: sums[3] as usize,
+            gmm: self.gmm.map(|_| std::array::from_fn(|i| sums[4 + i])),
+        })
+    }
 }
 
 impl StepSums {
