@@ -8,8 +8,10 @@ use super::evaluate::{EvalReport, EvalSets};
 use super::logged::{open_events, Logged};
 use super::{preflight, resolve_tag, EngineError, RunPaths, Setup};
 use crate::augment::Augmenter;
-use crate::config::{FairComparison, MemoryFormat, TrainConfig};
-use crate::method::{load_pretrained, pretrained_path, Gmm, Method, StepBatch, StepSums, Stepper};
+use crate::config::{FairComparison, MemoryFormat, SgdKernel, TrainConfig};
+use crate::method::{
+    load_pretrained, pretrained_path, Gmm, Method, Net, Step, StepBatch, StepSums, StepTimer, Stepped, Stepper,
+};
 use crate::model::Model;
 use crate::optim::Sgd;
 use crate::pipeline::{shown_view, EpochPlan, Loader, Placement, Views};
@@ -50,7 +52,7 @@ pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<S
         crate::device::set_deterministic();
     }
     tch::manual_seed(config.run.seed as i64);
-    let mut learner = Learner::new(config, &setup)?;
+    let mut learner = Learner::new(config, &setup, SgdKernel::Fused)?;
     preflight::check_space(&paths, &learner.model)?;
     let mut meta = learner.resume(config, &paths, observer)?;
     let epochs = config.optim.epochs;
@@ -187,20 +189,21 @@ fn finished_summary(
 
 /// The model being trained, its optimizer, its learning-rate schedule and how its steps run
 /// (eagerly or as CUDA graph replays).
-struct Learner {
-    model: Model,
-    opt: Sgd,
-    schedule: Schedule,
-    stepper: Stepper,
+pub(super) struct Learner {
+    pub(super) model: Model,
+    pub(super) opt: Sgd,
+    pub(super) schedule: Schedule,
+    pub(super) stepper: Stepper,
 }
 
 impl Learner {
-    /// A freshly initialised model (seeded by `--seed`) with SGD and the reference's schedule.
-    fn new(config: &TrainConfig, setup: &Setup) -> Result<Self, EngineError> {
+    /// A freshly initialised model (from libtorch's generator, seeded by `--seed`) with SGD
+    /// computed by `kernel` (training's is the fused one) and the reference's schedule.
+    pub(super) fn new(config: &TrainConfig, setup: &Setup, kernel: SgdKernel) -> Result<Self, EngineError> {
         let o = &config.optim;
         let model = Model::build_for(&config.model.model, setup.num_classes(), setup.image_size(), setup.device)?
             .with_precision(config.model.precision);
-        let opt = Sgd::new(&model.vs, 0.9, o.weight_decay, o.nesterov);
+        let opt = Sgd::new(&model.vs, 0.9, o.weight_decay, o.nesterov).with_kernel(kernel);
         // --fair-comparison keeps a different number of views each step (and reads it back)
         let static_step = config.method.fair_comparison == FairComparison::Disable;
         let stepper = Stepper::new(config.run.cuda_graphs, setup.device, opt.kernel(), static_step)
@@ -214,6 +217,19 @@ impl Learner {
             warm: o.warm,
         };
         Ok(Learner { model, opt, schedule, stepper })
+    }
+
+    /// One step of `method` on `step`, as training takes it, adding to `sums`; `timer` (the
+    /// benchmark's clock; training passes none) is told as each phase ends.
+    pub(super) fn step(
+        &mut self,
+        method: &Method,
+        step: &Step,
+        sums: &mut StepSums,
+        timer: Option<&mut dyn StepTimer>,
+    ) -> Result<Stepped, EngineError> {
+        let Learner { model, opt, stepper, .. } = self;
+        Ok(stepper.step(method, &mut Net { model, opt }, step, sums, timer)?)
     }
 
     /// Where the run stands: fresh, or resumed from the checkpoint of a run with the same
@@ -415,7 +431,7 @@ enum EpochEnd {
 /// The seed of libtorch's generator for batch `batch` of epoch `epoch`. Seeding each step makes
 /// its random draws (`--weighting random|uniform`) independent of the steps before it, so a run
 /// resumed mid-epoch draws what an uninterrupted one draws.
-fn step_seed(seed: u64, epoch: usize, batch: usize) -> i64 {
+pub(super) fn step_seed(seed: u64, epoch: usize, batch: usize) -> i64 {
     (seed as i64).wrapping_mul(1_000_003).wrapping_add(epoch as i64).wrapping_mul(1_000_003).wrapping_add(batch as i64)
 }
 
@@ -494,15 +510,14 @@ impl Trainer<'_> {
             }
             let Some(batch) = loader.next_batch() else { break };
             let (x, y) = batch.upload(self.place);
-            let step = StepBatch { x, y, n_ori: batch.n_ori as i64 };
+            let seed = step_seed(config.run.seed, epoch, done);
+            let step = Step { batch: StepBatch { x, y, n_ori: batch.n_ori as i64 }, lr, seed };
             shown = batch.indices.first().copied();
             loader.recycle(batch);
-            let seed = step_seed(config.run.seed, epoch, done);
-            let Learner { model, opt, stepper, .. } = learner;
-            if stepper.step(&self.method, model, opt, lr, seed, &step, &mut sums)? {
+            if learner.step(&self.method, &step, &mut sums, None)? == Stepped::Updated {
                 steps += 1;
             }
-            if let Some(note) = stepper.take_note() {
+            if let Some(note) = learner.stepper.take_note() {
                 progress.note(&note);
             }
             done += 1;

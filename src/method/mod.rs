@@ -16,7 +16,7 @@ pub use scorer::{
     baseline_command, baseline_dir_of_save, baseline_tag, load_pretrained, p_id_tensor, pretrained_path, score,
     BEST_WEIGHTS,
 };
-pub use step::{Method, StepBatch, StepOutputs, StepSums, SumsState};
+pub use step::{Method, Net, Step, StepBatch, StepOutputs, StepPhase, StepSums, StepTimer, Stepped, SumsState};
 
 use crate::io::FileError;
 use crate::model::ModelError;
