@@ -6,8 +6,8 @@
 use clap::{ArgAction, Args};
 use resmooth::config::flags as flag;
 use resmooth::config::{
-    AugName, CudaGraphs, DataConfig, DatasetName, FairComparison, LossName, MemoryFormat, ModelSpec, Precision,
-    SaveFormat, Weighting,
+    AugConfig, AugName, CudaGraphs, DataConfig, DatasetName, FairComparison, LossName, MemoryFormat, ModelConfig,
+    ModelSpec, Precision, SaveFormat, Weighting,
 };
 use std::path::PathBuf;
 
@@ -98,6 +98,13 @@ pub struct AugFlags {
     pub crop_padding: Option<usize>,
 }
 
+impl AugFlags {
+    /// The augmentation configuration of these flags, with `prob` original views per batch.
+    pub fn config(&self, prob: f64) -> AugConfig {
+        AugConfig { aug: self.aug, n: self.n, m: self.m, cutout: self.cutout, prob, crop_padding: self.crop_padding }
+    }
+}
+
 /// How the model computes.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Model")]
@@ -110,6 +117,13 @@ pub struct ComputeFlags {
     /// Memory layout of activations: nchw or channels_last.
     #[arg(long = flag::MEMORY_FORMAT.long(), default_value = "nchw", value_parser = super::choice::<MemoryFormat>())]
     pub memory_format: MemoryFormat,
+}
+
+impl ComputeFlags {
+    /// The configuration of `model` computing as these flags say.
+    pub fn config(&self, model: ModelSpec) -> ModelConfig {
+        ModelConfig { model, precision: self.precision, memory_format: self.memory_format }
+    }
 }
 
 /// The device and the data workers.

@@ -5,7 +5,7 @@ use super::flags::{
     AugFlags, ComputeFlags, DataFlags, DeviceFlags, EvalFlags, MethodFlags, ModelFlags, OptimFlags, RunFlags,
 };
 use clap::Args;
-use resmooth::config::{AugConfig, ConfigError, MethodConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig};
+use resmooth::config::{ConfigError, MethodConfig, OptimConfig, RunConfig, TrainConfig};
 
 /// Flags of `resmooth train`, named and defaulted as the reference's.
 #[derive(Debug, Clone, Args)]
@@ -36,19 +36,8 @@ impl TrainArgs {
         let TrainArgs { data, aug, model, compute, optim, method, run, eval, device } = self;
         let config = TrainConfig {
             data: data.config(eval.test_size),
-            aug: AugConfig {
-                aug: aug.aug,
-                n: aug.n,
-                m: aug.m,
-                cutout: aug.cutout,
-                prob: method.prob,
-                crop_padding: aug.crop_padding,
-            },
-            model: ModelConfig {
-                model: model.model,
-                precision: compute.precision,
-                memory_format: compute.memory_format,
-            },
+            aug: aug.config(method.prob),
+            model: compute.config(model.model),
             optim: OptimConfig {
                 epochs: optim.epochs,
                 lr: optim.lr,
