@@ -321,7 +321,8 @@ def epochs_text(n):
 
 def epoch_table(data, title, sides, planned):
     """One row per epoch: top1, seconds and train seconds of each side (label, phase)."""
-    L = ["", "#### " + title, "", "status: " + "; ".join("%s %s" % (label, status_line(data, pid)) for label, pid in sides), ""]
+    statuses = "; ".join("%s %s" % (label, status_line(data, pid)) for label, pid in sides)
+    L = ["", "#### " + title, "", "status: " + statuses, ""]
     heads = ["top1 " + s for s, _ in sides] + ["s " + s for s, _ in sides] + ["train s " + s for s, _ in sides]
     L.append("| epoch | " + " | ".join(heads) + " |")
     L.append("|" + " --- |" * (len(heads) + 1))
@@ -419,10 +420,12 @@ def bf16_criteria(data, records):
                      d <= BF16_GMM_MEANS))
     else:
         rows.append(("GMM means, bf16 against fp32 (each component)", "≤ %g" % BF16_GMM_MEANS,
-                     "not measured (%s; %s)" % (status_line(data, OURS_RESMOOTH), status_line(data, BF16_RESMOOTH)), None))
+                     "not measured (%s; %s)" % (status_line(data, OURS_RESMOOTH), status_line(data, BF16_RESMOOTH)),
+                     None))
     agree, n = views_agreement(records, OURS_RESMOOTH, BF16_RESMOOTH)
     rows.append(("detection views with the same ID/OOD call", "≥ %.1f%%" % (100 * BF16_VIEWS_AGREE),
-                 "%.3f%% of %d" % (100 * agree, n) if agree is not None else "not measured", None if agree is None else agree >= BF16_VIEWS_AGREE))
+                 "%.3f%% of %d" % (100 * agree, n) if agree is not None else "not measured",
+                 None if agree is None else agree >= BF16_VIEWS_AGREE))
     noise = reference_noise(data)
     for label, fp, bf in (("baseline", OURS_BASELINE, BF16_BASELINE), ("ReSmooth", OURS_RESMOOTH, BF16_RESMOOTH)):
         a, b = best_top1(data, fp), best_top1(data, bf)
@@ -456,13 +459,16 @@ def render_fidelity(data, records):
     L += epoch_table(data, "Baseline (`--prob 1.0`), ResNet-18, %s" % epochs_text(ep.get("baseline", "?")), sides_b,
                      ep.get("baseline", "?"))
     L += epoch_table(data, "ReSmooth (`--prob 0.0 --M 28 --N 2 --smooth-aug 0.4 --gmm --loss SampleSmooth`) from "
-                     "each side's own baseline, %s" % epochs_text(ep.get("resmooth", "?")), sides_r, ep.get("resmooth", "?"))
+                     "each side's own baseline, %s" % epochs_text(ep.get("resmooth", "?")), sides_r,
+                     ep.get("resmooth", "?"))
     L += gmm_table(data, [("reference", REF_RESMOOTH), ("ours fp32", OURS_RESMOOTH), ("ours bf16", BF16_RESMOOTH)])
     L += ["", "#### bf16 against fp32 (the follow-up's criteria; defaults are not changed by this script)", ""]
     L += criteria_table(bf16_criteria(data, records))
     L += ["", "The reference's noise: the largest change of its baseline's test top1 between consecutive epochs "
-          "among its last %d. When every row holds, docs/FIDELITY.md may say that bf16 matches fp32 here." % NOISE_EPOCHS]
-    L += epoch_table(data, "WRN-28-10 baseline (`--model wresnet28_10 --prob 1.0`), %s" % epochs_text(ep.get("wrn", "?")),
+          "among its last %d. When every row holds, docs/FIDELITY.md may say that bf16 matches fp32 here."
+          % NOISE_EPOCHS]
+    L += epoch_table(data, "WRN-28-10 baseline (`--model wresnet28_10 --prob 1.0`), %s" % epochs_text(
+                     ep.get("wrn", "?")),
                      [("ref", REF_WRN), ("ours", OURS_WRN)], ep.get("wrn", "?"))
     ids = [REF_BASELINE, OURS_BASELINE, REF_RESMOOTH, OURS_RESMOOTH, BF16_BASELINE, BF16_RESMOOTH, REF_WRN, OURS_WRN]
     L += failed_block(data, [DATA] + ids)
@@ -525,7 +531,8 @@ def ceiling_of(data, key):
 def loop_cell(b):
     if not b:
         return None
-    shares = ", ".join("%s %.0f%%" % (k.replace("_", " "), 100 * v) for k, v in b.get("share", {}).items() if v >= 0.005)
+    shares = ", ".join("%s %.0f%%" % (k.replace("_", " "), 100 * v)
+                       for k, v in b.get("share", {}).items() if v >= 0.005)
     return "%s (%s)" % (rate(b.get("loop_images_per_sec")), shares)
 
 
@@ -593,13 +600,15 @@ def placeholders(data):
         text = "`%s`" % (last[-1] if last else "no output")
     else:
         text = cell(data, INPUT_PIPELINE, None) + (" (%s)" % ph["reason"] if ph and ph.get("reason") else "")
-    L.append("| input pipeline, img/s on all %s cores | %s | `%s` |" % (data["config"].get("cpus", "?"), text, INPUT_PIPELINE))
+    L.append("| input pipeline, img/s on all %s cores | %s | `%s` |" % (
+        data["config"].get("cpus", "?"), text, INPUT_PIPELINE))
     return L
 
 
 def render_benchmarks(data):
     L = header(data)
-    L += ["", "#### Targets (the H200's: CIFAR-10, batch 256, fp32; this run: %s)" % data["config"].get("scale", "?"), "",
+    scale = data["config"].get("scale", "?")
+    L += ["", "#### Targets (the H200's: CIFAR-10, batch 256, fp32; this run: %s)" % scale, "",
           "Seconds from each program's own records in this run: the training loop of an epoch (the median over "
           "the epochs after the first, whose cuDNN autotuning is counted apart), the test pass, the detection pass "
           "(resmooth: its `detection pass (Ns)` report; the reference: from loading its baseline to the end of "
