@@ -185,7 +185,7 @@ fn resumed_training_matches_an_uninterrupted_one() {
         assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "{key}: {x} vs {y}");
     }
     if !text(&out).contains("no CUDA GPU found") {
-        return; // on a GPU, scripts/gpu-session.sh checks the graph's steps
+        return; // on a GPU, scripts/gpu_proof.py checks the graph's steps
     }
     assert!(text(&out).contains("training steps run eagerly: no GPU"), "{}", text(&out));
     assert_eq!(b[2]["step_mode"], "eager");
