@@ -408,7 +408,7 @@ pub struct RunConfig {
     /// Weights file (default `<logdir>/<tag>/model.safetensors`, or `model.pth`).
     pub save: Option<PathBuf>,
     /// `--save-format`, when given (see [`TrainConfig::save_format`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub save_format: Option<SaveFormat>,
     /// CUDA device index.
     pub gpu: usize,
