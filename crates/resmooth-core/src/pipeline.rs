@@ -1,6 +1,6 @@
 //! The batch pipeline: uint8 views assembled in parallel (rayon) into reusable buffers, ahead of
-//! the training step through a bounded queue, then moved to the device once per batch and
-//! normalised there.
+//! the training step through a bounded queue. Moving a batch to the device and normalising it
+//! there is the `resmooth` crate's `pipeline` (libtorch).
 
 use crate::augment::cutout::fill_cutout;
 use crate::augment::{Applied, Augmenter};
@@ -13,7 +13,6 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tch::{Device, Kind, Tensor};
 
 /// Which views a batch holds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -232,90 +231,6 @@ impl Drop for Loader {
     }
 }
 
-/// Copies a host tensor to `device`: through pinned memory and asynchronously on a GPU, so the
-/// CPU does not wait for the GPU to catch up.
-pub fn upload(host: Tensor, device: Device) -> Tensor {
-    if device.is_cuda() {
-        let kind = host.kind();
-        host.pin_memory(device).to_device_(device, kind, true, false)
-    } else {
-        host
-    }
-}
-
-/// The normalisations made into tensors so far, per thread: (device, values, mean, std).
-type NormCache = Vec<(Device, Normalisation, Tensor, Tensor)>;
-
-thread_local! {
-    static NORMALISATION: std::cell::RefCell<NormCache> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// The per-channel mean and std of `norm` as `[1, 3, 1, 1]` tensors on `device`, made once per
-/// thread, device and normalisation.
-fn normalisation(device: Device, norm: Normalisation) -> (Tensor, Tensor) {
-    NORMALISATION.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some((_, _, m, s)) = cache.iter().find(|(d, n, _, _)| *d == device && *n == norm) {
-            return (m.shallow_clone(), s.shallow_clone());
-        }
-        let m = Tensor::from_slice(&norm.mean).view([1, 3, 1, 1]).to_device(device);
-        let s = Tensor::from_slice(&norm.std).view([1, 3, 1, 1]).to_device(device);
-        cache.push((device, norm, m.shallow_clone(), s.shallow_clone()));
-        (m, s)
-    })
-}
-
-/// Where and how a batch of images goes: the device, whether it keeps the NHWC memory order
-/// (`--memory-format channels_last`), and the dataset's normalisation.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Placement {
-    pub device: Device,
-    pub channels_last: bool,
-    pub norm: Normalisation,
-}
-
-/// Moves `n` HWC uint8 images of size `h` x `w` to the device of `to` in one copy (pinned and
-/// asynchronous on a GPU) and normalises them there with `to.norm`: NCHW float,
-/// `(x / 255 - mean) / std`; `cutouts` (per image, or empty) are zeroed after normalisation.
-pub fn to_device(
-    images: &[u8],
-    (n, h, w): (usize, usize, usize),
-    cutouts: &[Option<[u16; 4]>],
-    to: Placement,
-) -> Tensor {
-    let device = to.device;
-    let x = upload(Tensor::from_slice(images).view([n as i64, h as i64, w as i64, 3]), device);
-    let (mean, std) = normalisation(device, to.norm);
-    // the permuted NHWC bytes are a channels_last NCHW view; elementwise ops keep that layout
-    let x = (x.permute([0, 3, 1, 2]).to_kind(Kind::Float) / 255.0 - mean) / std;
-    let x = if to.channels_last { x } else { x.contiguous() };
-    if cutouts.iter().all(Option::is_none) {
-        return x;
-    }
-    let mut mask = vec![1f32; n * h * w];
-    for (image_mask, c) in mask.chunks_exact_mut(h * w).zip(cutouts) {
-        if let Some(c) = *c {
-            fill_cutout(image_mask, w, c, &[0.0]);
-        }
-    }
-    x * upload(Tensor::from_slice(&mask).view([n as i64, 1, h as i64, w as i64]), device)
-}
-
-impl Batch {
-    /// The batch as a normalised float tensor placed as `to` says, and its labels.
-    pub fn upload(&self, to: Placement) -> (Tensor, Tensor) {
-        let mut cutouts = vec![None; self.n_ori];
-        cutouts.extend(self.applied.iter().map(|a| a.cutout));
-        let x = to_device(&self.images, (self.len(), self.height, self.width), &cutouts, to);
-        (x, upload(Tensor::from_slice(&self.labels), to.device))
-    }
-
-    /// [`Batch::upload`] to `device` in NCHW order, normalised with `norm`.
-    pub fn to_device(&self, device: Device, norm: Normalisation) -> (Tensor, Tensor) {
-        self.upload(Placement { device, channels_last: false, norm })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,36 +297,6 @@ mod tests {
         let per = 8 * 8 * 3;
         for ((_, b_img), (_, o_img)) in both.iter().zip(&ori) {
             assert_eq!(&b_img[..4 * per], &o_img[..]);
-        }
-    }
-
-    #[test]
-    fn to_device_normalises_and_applies_cutout() {
-        let img = vec![255u8; 2 * 2 * 2 * 3];
-        let cpu = Placement { device: Device::Cpu, channels_last: false, norm: Normalisation::CIFAR };
-        let x = to_device(&img, (2, 2, 2), &[None, Some([0, 1, 0, 2])], cpu);
-        assert_eq!(x.size(), vec![2, 3, 2, 2]);
-        assert_eq!(x.stride(), vec![12, 4, 2, 1]);
-        let cl = to_device(&img, (2, 2, 2), &[None, Some([0, 1, 0, 2])], Placement { channels_last: true, ..cpu });
-        assert_eq!(cl.stride(), vec![12, 1, 6, 3], "channels_last keeps the NHWC order");
-        assert!(cl.allclose(&x, 0.0, 0.0, false));
-        let Normalisation { mean, std } = Normalisation::CIFAR;
-        let want = (1.0 - mean[1]) / std[1];
-        assert!((x.double_value(&[0, 1, 1, 1]) - want as f64).abs() < 1e-5);
-        assert_eq!(x.double_value(&[1, 0, 0, 1]), 0.0);
-        assert!((x.double_value(&[1, 2, 1, 0]) - ((1.0 - mean[2]) / std[2]) as f64).abs() < 1e-5);
-    }
-
-    #[test]
-    fn each_dataset_is_normalised_with_its_own_statistics() {
-        let img = vec![128u8; 2 * 2 * 3];
-        let own = Normalisation { mean: [0.5, 0.25, 0.0], std: [0.5, 0.25, 2.0] };
-        for norm in [Normalisation::CIFAR, own, Normalisation::TINY, own] {
-            let x = to_device(&img, (1, 2, 2), &[], Placement { device: Device::Cpu, channels_last: false, norm });
-            for c in 0..3 {
-                let want = (128.0 / 255.0 - norm.mean[c] as f64) / norm.std[c] as f64;
-                assert!((x.double_value(&[0, c as i64, 1, 0]) - want).abs() < 1e-5, "{norm:?} channel {c}");
-            }
         }
     }
 }
