@@ -6,6 +6,7 @@ pub mod color;
 mod crop;
 pub mod filters;
 pub mod geometry;
+pub mod imagenet;
 pub mod jigsaw;
 pub mod ops;
 pub mod randaugment;
