@@ -2,7 +2,8 @@
 //!
 //! The library, from the ground up (each layer imports only those below it):
 //! - `config` (the typed configuration), `io` (atomic files), `progress` (how work reports);
-//! - `data` (datasets as uint8 images) → `augment` (the views) → `pipeline` (batches to the device);
+//! - `data` (datasets as uint8 images) → `augment` (the views) → `pipeline` (batches to the device)
+//!   → `streaming` (batches decoded from image files every epoch);
 //! - `model` (the networks), `loss`, `optim`, `schedule`, `device`, `graph` (CUDA graphs); `report` (metrics and summary files);
 //! - `method` (the GMM, the scorer, the detection pass, one step of the method);
 //! - `engine` (setup, evaluation, checkpoints, the epoch loop, benchmarks).
@@ -23,3 +24,4 @@ pub mod pipeline;
 pub mod progress;
 pub mod report;
 pub mod schedule;
+pub mod streaming;

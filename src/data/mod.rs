@@ -13,12 +13,14 @@ pub mod mat;
 pub mod resize;
 pub mod sources;
 mod stats;
+pub mod stream;
 mod svhn;
 mod synthetic;
 mod tiny;
 
 pub use cifar::{read_cifar10, read_cifar100, read_cifar_records, Cifar100Labels};
 pub use cifar::{CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES, CIFAR10_CLASSES};
+pub(crate) use decode::decode_into;
 pub use decode::{decode_bytes, decode_rgb, image_size, is_jpeg, Size};
 pub use download::{download, md5_file};
 pub use fetch::{
