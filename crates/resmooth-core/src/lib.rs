@@ -6,7 +6,8 @@
 //!   read without running anything), `progress` (how work reports),
 //!   `run_folder` (the files of a run folder, the baseline a run loads, a tag's siblings);
 //! - `data` (datasets as uint8 images) → `augment` (the views, pixel-exact with Pillow) →
-//!   `pipeline` (uint8 batches assembled ahead of the training step);
+//!   `pipeline` (uint8 batches assembled ahead of the training step) → `streaming` (batches
+//!   decoded from image files every epoch);
 //! - `gmm` (the method's 2-component Gaussian mixture on log-losses).
 pub mod augment;
 pub mod config;
@@ -17,3 +18,4 @@ pub mod pickle;
 pub mod pipeline;
 pub mod progress;
 pub mod run_folder;
+pub mod streaming;
