@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Instrumentation and reporting for the side-by-side fidelity run (scripts/fidelity.sh, docs/FIDELITY.md).
+"""Instrumentation of the reference train.py for the GPU proof (scripts/gpu_proof.py, docs/FIDELITY.md).
 
 usage:
   fidelity_probe.py run --record DIR [--cpu] [--force-stubs] RUN_REFERENCE.py [train.py flags ...]
@@ -20,19 +20,17 @@ usage:
       The environment variable FIDELITY_RECORD may stand in for --record.
 
   fidelity_probe.py tiny-cifar SRC_DIR OUT_DIR [--train N] [--test N]
-      Writes OUT_DIR/cifar-10-batches-py with the first N/10 training and test images of each
-      class of SRC_DIR/cifar-10-batches-py (the CPU smoke test's dataset for the reference).
+      Writes OUT_DIR/cifar-10-batches-py (the reference's torchvision reads it) and
+      OUT_DIR/cifar-10-batches-bin (resmooth reads it) holding the same images: the first N/10
+      training and test images of each class of SRC_DIR/cifar-10-batches-py (the data of the
+      CPU smoke test, gpu_proof.py --quick, so that both programs read the very same pixels).
 
-  fidelity_probe.py report RECORDS [--out DIR]
-      Reads what scripts/fidelity.sh recorded in RECORDS and writes DIR/fidelity.md (tables) and
-      DIR/fidelity.json (the parsed data); prints the tables.
+What the records mean is read by scripts/gpu_proof_report.py.
 """
 import argparse
 import json
-import math
 import os
 import pickle
-import re
 import sys
 import time
 import types
@@ -361,8 +359,6 @@ def cmd_tiny(argv):
     p.add_argument("--test", type=int, default=256)
     a = p.parse_args(argv)
     src = os.path.join(a.src, "cifar-10-batches-py")
-    dst = os.path.join(a.out, "cifar-10-batches-py")
-    os.makedirs(dst, exist_ok=True)
 
     def load(name):
         with open(os.path.join(src, name), "rb") as f:
@@ -379,257 +375,35 @@ def cmd_tiny(argv):
 
     xs, ys = zip(*(load("data_batch_%d" % i) for i in range(1, 6)))
     x, y = pick(np.concatenate(xs), np.concatenate(ys), a.train)
-    for i, part in enumerate(np.array_split(np.arange(len(y)), 5)):
-        with open(os.path.join(dst, "data_batch_%d" % (i + 1)), "wb") as f:
-            pickle.dump({"data": x[part], "labels": y[part].tolist()}, f)
     xt, yt = pick(*load("test_batch"), a.test)
-    with open(os.path.join(dst, "test_batch"), "wb") as f:
-        pickle.dump({"data": xt, "labels": yt.tolist()}, f)
+    batches = [("data_batch_%d" % (i + 1), x[part], y[part])
+               for i, part in enumerate(np.array_split(np.arange(len(y)), 5))]
+    batches.append(("test_batch", xt, yt))
+    py_dir = os.path.join(a.out, "cifar-10-batches-py")
+    bin_dir = os.path.join(a.out, "cifar-10-batches-bin")
+    os.makedirs(py_dir, exist_ok=True)
+    os.makedirs(bin_dir, exist_ok=True)
+    for name, bx, by in batches:
+        with open(os.path.join(py_dir, name), "wb") as f:
+            pickle.dump({"data": bx, "labels": by.tolist()}, f)
+        # the official binary record: 1 label byte, then the 3,072 pixel bytes as stored in the pickle
+        np.concatenate([by.astype(np.uint8)[:, None], bx], axis=1).tofile(os.path.join(bin_dir, name + ".bin"))
     with open(os.path.join(src, "batches.meta"), "rb") as f:
         meta = f.read()
-    with open(os.path.join(dst, "batches.meta"), "wb") as f:
+    with open(os.path.join(py_dir, "batches.meta"), "wb") as f:
         f.write(meta)
-    print("wrote %d train and %d test images under %s" % (len(y), len(yt), dst))
-
-
-# ----------------------------------------------------------------------------------------------
-# report
-SIDES = [("ref", "reference (PyTorch)"), ("fp32", "ours fp32"), ("bf16", "ours bf16")]
-RUNS = [("baseline", "baseline (--prob 1.0)"), ("rs_ra", "ReSmooth (--prob 0.0 --M 28 --N 2 --smooth-aug 0.4 --gmm --loss SampleSmooth)")]
-
-
-def read_jsonl(path):
-    out = []
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                line = line.strip()
-                if line:
-                    try:
-                        out.append(json.loads(line))
-                    except ValueError:
-                        pass  # a line cut by a kill
-    return out
-
-
-def read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def read_text(path):
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def reference_run(d):
-    """Per-epoch records of one reference run from its scalars and events."""
-    scalars = read_jsonl(os.path.join(d, "scalars.jsonl"))
-    events = read_jsonl(os.path.join(d, "events.jsonl"))
-    acc = [s for s in scalars if s["tag"] == "test/1.test_acc"]
-    loops = [e for e in events if e["kind"] == "loop"]
-    train_starts = {}
-    test_starts = {}
-    for e in loops:
-        m = re.match(r"\[train (\d+)/", e["desc"])
-        if m:
-            train_starts.setdefault(int(m.group(1)), e["wall"])
-        m = re.match(r"\[test (\d+)\]", e["desc"])
-        if m:
-            test_starts.setdefault(int(m.group(1)), e["wall"])
-    epochs = []
-    prev = train_starts.get(min(train_starts)) if train_starts else None
-    for s in acc:
-        ep = s["step"]
-        rec = {"epoch": ep, "test_top1": s["value"]}
-        if prev is not None:
-            rec["seconds"] = s["wall"] - prev
-        if ep in train_starts and ep in test_starts:
-            rec["train_seconds"] = test_starts[ep] - train_starts[ep]
-        loss = [x["value"] for x in scalars if x["tag"] == "test/2.test_loss" and x["step"] == ep]
-        if loss:
-            rec["test_loss"] = loss[0]
-        tr = [x["value"] for x in scalars if x["tag"] == "train/1.train_acc" and x["step"] == ep]
-        if tr:
-            rec["train_top1"] = tr[0]
-        epochs.append(rec)
-        prev = s["wall"]
-    gmm = read_json(os.path.join(d, "gmm.json"))
-    detect = None
-    if gmm:
-        loads = [e for e in events if e["kind"] == "torch_load"]
-        if loads:
-            detect = gmm["fit_ended"] - loads[0]["wall"]
-        gmm = {
-            "means": gmm["means"], "variances": gmm["variances"], "weights": gmm["weights"],
-            "iterations": gmm.get("n_iter"), "converged": gmm.get("converged"),
-            "ood_fraction_augmented": gmm.get("ood_fraction_augmented"),
-            "ood_fraction_original": gmm.get("ood_fraction_original"),
-            "n_augmented": gmm.get("n_augmented"), "detection_seconds": detect,
-            "fit_seconds": gmm["fit_ended"] - gmm["fit_started"], "layout": gmm.get("layout"),
-        }
-    patched = [e for e in events if e["kind"] == "patched"]
-    start = [e for e in events if e["kind"] == "process_start"]
-    end = [e for e in events if e["kind"] == "process_end"]
-    return {"epochs": epochs, "gmm": gmm,
-            "stubbed": patched[-1]["stubs"] if patched else None,
-            "tensorboard": patched[-1]["tensorboard"] if patched else None,
-            "first_train_after_s": (train_starts[min(train_starts)] - start[0]["wall_start"]) if (train_starts and start) else None,
-            "status": end[-1]["status"] if end else ("no record" if not events else "killed or crashed")}
-
-
-def ours_run(d):
-    metrics = read_jsonl(os.path.join(d, "metrics.jsonl"))
-    epochs = [{k: m.get(k) for k in ("epoch", "test_top1", "test_loss", "train_top1", "seconds", "train_seconds",
-                                       "ood_fraction", "images_per_sec")} for m in metrics]
-    log = read_text(os.path.join(d, "stderr.log"))
-    gmm = read_json(os.path.join(d, "gmm.json"))
-    if gmm is not None:
-        gmm = {"means": gmm.get("means"), "variances": gmm.get("variances"), "weights": gmm.get("weights"),
-               "iterations": gmm.get("iterations"), "converged": gmm.get("converged")}
-    m = re.search(r"augmented views:\s*([0-9.]+)% of (\d+)", log)
-    if gmm is not None and m:
-        gmm["ood_fraction_augmented"] = float(m.group(1)) / 100
-        gmm["n_augmented"] = int(m.group(2))
-    m = re.search(r"original views:\s*([0-9.]+)% of (\d+)", log)
-    if gmm is not None and m:
-        gmm["ood_fraction_original"] = float(m.group(1)) / 100
-    m = re.search(r"detection pass \(([0-9.]+)s\)", log)
-    if gmm is not None and m:
-        gmm["detection_seconds"] = float(m.group(1))
-    return {"epochs": epochs, "gmm": gmm, "summary": read_json(os.path.join(d, "summary.json")),
-            "on_cpu": "no CUDA GPU found" in log}
-
-
-def pct(v):
-    return "—" if v is None else "%.2f" % (100 * v)
-
-
-def secs(v):
-    return "—" if v is None else "%.1f" % v
-
-
-def num(v, f="%.4f"):
-    return "—" if v is None else f % v
-
-
-def cmd_report(argv):
-    p = argparse.ArgumentParser(prog="fidelity_probe.py report")
-    p.add_argument("records", help="the folder fidelity.sh records into")
-    p.add_argument("--out", help="where fidelity.md and fidelity.json go (default: RECORDS)")
-    a = p.parse_args(argv)
-    out = a.records
-    dest = a.out or a.records
-    os.makedirs(dest, exist_ok=True)
-    phases = {}
-    for ph in read_jsonl(os.path.join(out, "phases.jsonl")):
-        phases[ph["phase"]] = ph
-    config = read_json(os.path.join(out, "config.json")) or {}
-    data = {"config": config, "phases": list(phases.values()), "runs": {}}
-    for side, _ in SIDES:
-        for run, _ in RUNS:
-            d = os.path.join(out, side, run)
-            r = reference_run(d) if side == "ref" else ours_run(d)
-            ph = phases.get("%s/%s" % (side, run))
-            r["phase"] = ph
-            data["runs"]["%s/%s" % (side, run)] = r
-
-    def state(side, run):
-        ph = data["runs"]["%s/%s" % (side, run)]["phase"]
-        if ph is None:
-            return "not run"
-        cpu = " (ran on the CPU)" if data["runs"]["%s/%s" % (side, run)].get("on_cpu") else ""
-        return ph["status"] + cpu
-
-    L = []
-    L.append("# Fidelity: reference train.py vs resmooth train")
-    L.append("")
-    for k in ("date", "device", "epochs", "batch_size", "mode", "reference_train_py_md5", "resmooth_version", "torch"):
-        if k in config:
-            L.append("- %s: %s" % (k, config[k]))
-    stubs = sorted({m for r in ("baseline", "rs_ra") for m in (data["runs"]["ref/" + r].get("stubbed") or [])})
-    if any(data["runs"]["ref/" + r].get("stubbed") is not None for r in ("baseline", "rs_ra")):
-        L.append("- reference: modules stubbed because missing: %s; SummaryWriter: %s" % (
-            ", ".join(stubs) or "none", data["runs"]["ref/baseline"].get("tensorboard") or data["runs"]["ref/rs_ra"].get("tensorboard")))
-    L.append("- accuracies: test top1 in %; seconds: per epoch, train + test (the reference: between consecutive "
-             "`test/1.test_acc` records, the first from the start of its first train loop; ours: `seconds` of metrics.jsonl); "
-             "train s: the training loop alone")
-    L.append("")
-    L.append("## Phases")
-    L.append("")
-    L.append("| phase | status | wall s | command |")
-    L.append("| --- | --- | --- | --- |")
-    for ph in data["phases"]:
-        L.append("| %s | %s | %s | `%s` |" % (ph["phase"], ph["status"], secs(ph.get("seconds")), ph.get("command", "").replace("|", "\\|")))
-    for run, title in RUNS:
-        L.append("")
-        L.append("## %s" % title)
-        L.append("")
-        L.append("status: " + "; ".join("%s %s" % (label, state(side, run)) for side, label in SIDES))
-        L.append("")
-        L.append("| epoch | top1 ref | top1 fp32 | top1 bf16 | s ref | s fp32 | s bf16 | train s ref | train s fp32 | train s bf16 |")
-        L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-        by = {side: {e["epoch"]: e for e in data["runs"]["%s/%s" % (side, run)]["epochs"]} for side, _ in SIDES}
-        n = max([config.get("epochs", 0)] + [max(v) if v else 0 for v in by.values()])
-        for ep in range(1, n + 1):
-            row = [str(ep)]
-            for key, fmt in (("test_top1", pct), ("seconds", secs), ("train_seconds", secs)):
-                for side, _ in SIDES:
-                    e = by[side].get(ep)
-                    if e is None:
-                        row.append("—")
-                    else:
-                        row.append(fmt(e.get(key)))
-            L.append("| " + " | ".join(row) + " |")
-        row = ["best"]
-        for side, _ in SIDES:
-            eps = [e for e in by[side].values() if e.get("test_top1") is not None]
-            row.append("—" if not eps else "%s (ep %d)" % (pct(max(e["test_top1"] for e in eps)), max(eps, key=lambda e: e["test_top1"])["epoch"]))
-        for key in ("seconds", "train_seconds"):
-            for side, _ in SIDES:
-                v = [e[key] for e in by[side].values() if e.get(key) is not None]
-                row.append("—" if not v else "total %.1f" % sum(v))
-        L.append("| " + " | ".join(row) + " |")
-    L.append("")
-    L.append("## GMM of the detection pass (ID component = smaller mean of log(loss + 1e-10))")
-    L.append("")
-    L.append("| side | ID mean | ID var | ID weight | OOD mean | OOD var | OOD weight | EM iters | converged | OOD augmented views | OOD original views | detection s |")
-    L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for side, label in SIDES:
-        g = data["runs"]["%s/rs_ra" % side]["gmm"]
-        if not g or not g.get("means"):
-            L.append("| %s | %s |" % (label, " | ".join(["—"] * 10 + ["not measured (%s)" % state(side, "rs_ra")])))
-            continue
-        i = 0 if g["means"][0] <= g["means"][1] else 1
-        o = 1 - i
-        aug = g.get("ood_fraction_augmented")
-        L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            label, num(g["means"][i]), num(g["variances"][i]), num(g["weights"][i]),
-            num(g["means"][o]), num(g["variances"][o]), num(g["weights"][o]),
-            g.get("iterations", "—"), g.get("converged", "—"),
-            "—" if aug is None else "%s%% of %s" % (pct(aug), g.get("n_augmented", "?")),
-            pct(g.get("ood_fraction_original")), secs(g.get("detection_seconds"))))
-    text = "\n".join(L) + "\n"
-    for name, write in (("fidelity.md", lambda f: f.write(text)),
-                        ("fidelity.json", lambda f: json.dump(data, f, indent=1, default=str))):
-        path = os.path.join(dest, name)
-        with open(path + ".tmp", "w") as f:
-            write(f)
-        os.replace(path + ".tmp", path)
-    print(text)
+    with open(os.path.join(a.src, "cifar-10-batches-bin", "batches.meta.txt"), "rb") as f:
+        meta_txt = f.read()
+    with open(os.path.join(bin_dir, "batches.meta.txt"), "wb") as f:
+        f.write(meta_txt)
+    print("wrote %d train and %d test images under %s (cifar-10-batches-py and -bin)" % (len(y), len(yt), a.out))
 
 
 def main():
-    if len(sys.argv) < 2 or sys.argv[1] not in ("run", "tiny-cifar", "report"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("run", "tiny-cifar"):
         sys.exit(__doc__)
     cmd, rest = sys.argv[1], sys.argv[2:]
-    {"run": cmd_run, "tiny-cifar": cmd_tiny, "report": cmd_report}[cmd](rest)
+    {"run": cmd_run, "tiny-cifar": cmd_tiny}[cmd](rest)
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ mod tests {
     #[test]
     fn without_a_gpu_capture_is_an_error_that_says_why_not_a_panic() {
         if tch::Cuda::is_available() {
-            return; // the GPU script (scripts/gpu-session.sh) exercises capture there
+            return; // the GPU proof (scripts/gpu_proof.py) exercises capture there
         }
         let mut ran = false;
         let err = CudaGraph::capture(0, || ran = true).err().expect("no GPU: no graph");

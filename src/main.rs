@@ -3,11 +3,18 @@
 mod cli;
 mod commands;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use cli::{Cli, Command};
 
 fn main() {
-    let cli = Cli::parse();
+    let args = match cli::expand_long_prefixes(&Cli::command(), std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
     let result = match cli.command {
         Command::Train(args) => commands::train(args),
         Command::Run(args) => commands::run(args),
@@ -16,6 +23,7 @@ fn main() {
         Command::Bench(args) => commands::bench(args),
         Command::Data(args) => commands::data(args),
         Command::Report(args) => commands::report(args),
+        Command::Export(args) => commands::export(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

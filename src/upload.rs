@@ -58,11 +58,30 @@ pub fn to_device(
     cutouts: &[Option<[u16; 4]>],
     to: Placement,
 ) -> Tensor {
+    to_device_lit(images, (n, h, w), cutouts, &[], to)
+}
+
+/// [`to_device`] with `lighting` (per image, or empty) added to the [0, 1] floats before the
+/// normalisation: `(x / 255 + offset - mean) / std`, the float32 operations of the reference's
+/// ToTensor, Lighting and Normalize in their order.
+pub fn to_device_lit(
+    images: &[u8],
+    (n, h, w): (usize, usize, usize),
+    cutouts: &[Option<[u16; 4]>],
+    lighting: &[[f32; 3]],
+    to: Placement,
+) -> Tensor {
     let device = to.device;
     let x = upload(Tensor::from_slice(images).view([n as i64, h as i64, w as i64, 3]), device);
     let (mean, std) = normalisation(device, to.norm);
     // the permuted NHWC bytes are a channels_last NCHW view; elementwise ops keep that layout
-    let x = (x.permute([0, 3, 1, 2]).to_kind(Kind::Float) / 255.0 - mean) / std;
+    let x = x.permute([0, 3, 1, 2]).to_kind(Kind::Float) / 255.0;
+    let x = if lighting.is_empty() {
+        x
+    } else {
+        x + upload(Tensor::from_slice(lighting.as_flattened()).view([n as i64, 3, 1, 1]), device)
+    };
+    let x = (x - mean) / std;
     let x = if to.channels_last { x } else { x.contiguous() };
     if cutouts.iter().all(Option::is_none) {
         return x;
@@ -86,7 +105,7 @@ impl Upload for Batch {
     fn upload(&self, to: Placement) -> (Tensor, Tensor) {
         let mut cutouts = vec![None; self.n_ori];
         cutouts.extend(self.applied.iter().map(|a| a.cutout));
-        let x = to_device(&self.images, (self.len(), self.height, self.width), &cutouts, to);
+        let x = to_device_lit(&self.images, (self.len(), self.height, self.width), &cutouts, &self.lighting, to);
         (x, upload(Tensor::from_slice(&self.labels), to.device))
     }
 }
@@ -122,6 +141,33 @@ mod tests {
                 let want = (128.0 / 255.0 - norm.mean[c] as f64) / norm.std[c] as f64;
                 assert!((x.double_value(&[0, c as i64, 1, 0]) - want).abs() < 1e-5, "{norm:?} channel {c}");
             }
+        }
+    }
+
+    #[test]
+    fn lighting_offsets_equal_the_reference_torch_expression() {
+        use rand::SeedableRng;
+        use rand_chacha::ChaCha8Rng;
+        use resmooth_core::augment::imagenet::Lighting;
+        // eigvec.clone().mul(alpha.view(1, 3).expand(3, 3)).mul(eigval.view(1, 3).expand(3, 3)).sum(1)
+        let l = Lighting::IMAGENET;
+        let eigvec = Tensor::from_slice(&l.eigvec.concat()).view([3, 3]);
+        let eigval = Tensor::from_slice(&l.eigval);
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        for k in 0..500 {
+            let alphas = if k < 3 { [0.0, -0.0, [0.0, 1e-30, -1e-30][k]] } else { l.draw(&mut rng) };
+            let alpha = Tensor::from_slice(&alphas);
+            let rgb = eigvec
+                .copy()
+                .g_mul(&alpha.view([1, 3]).expand([3, 3], false))
+                .g_mul(&eigval.view([1, 3]).expand([3, 3], false));
+            let want = Vec::<f32>::try_from(rgb.sum_dim_intlist(1, false, Kind::Float)).unwrap();
+            let got = l.offset(alphas);
+            assert_eq!(
+                got.map(f32::to_bits).to_vec(),
+                want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{alphas:?}"
+            );
         }
     }
 }

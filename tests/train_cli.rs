@@ -185,7 +185,7 @@ fn resumed_training_matches_an_uninterrupted_one() {
         assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "{key}: {x} vs {y}");
     }
     if !text(&out).contains("no CUDA GPU found") {
-        return; // on a GPU, scripts/gpu-session.sh checks the graph's steps
+        return; // on a GPU, scripts/gpu_proof.py checks the graph's steps
     }
     assert!(text(&out).contains("training steps run eagerly: no GPU"), "{}", text(&out));
     assert_eq!(b[2]["step_mode"], "eager");
@@ -318,4 +318,38 @@ fn own_images_of_mixed_sizes_and_modes_train_with_image_size() {
     assert!(!out.status.success());
     assert!(text(&out).contains("deep.png") && text(&out).contains("16 bits"), "{}", text(&out));
     assert!(!text(&out).contains("panicked"), "{}", text(&out));
+}
+
+/// `resmooth bench train` on tiny synthetic data: the line the GPU scripts read, every phase in
+/// the JSON, and the flags checked as `resmooth train` checks them.
+#[test]
+fn bench_train_reports_every_phase_and_checks_flags_as_train_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("bench.json");
+    let tiny = ["bench", "train", "--synthetic", "--steps", "1", "--warmup", "0", "--batch-size", "2"];
+    let mut args = tiny.to_vec();
+    args.extend(["--eval-images", "2", "--workers", "1", "--prob", "0.5", "--gmm", "--json", json.to_str().unwrap()]);
+    let out = resmooth(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        line.starts_with("bench train: resnet18 on ")
+            && line.contains(", fp32 nchw, fused SGD, eager steps, batch 2, prob 0.5, scorer + GMM: step ")
+            && line.contains("img/s; loop ")
+            && line.contains("(2 images + evaluation of 2 + checkpoint); time in data wait "),
+        "{line}"
+    );
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for phase in ["data_wait", "upload", "scorer", "step", "optimizer", "account", "evaluation", "checkpoint"] {
+        assert!(r["seconds"][phase].is_number() && r["share"][phase].is_number(), "{phase} missing in {r}");
+    }
+    // --M is checked by --aug's scale, as in resmooth train (severe's is 0..=10)
+    let mut severe = tiny.to_vec();
+    severe.extend(["--aug", "severe", "--M", "11"]);
+    let out = resmooth(&severe);
+    assert!(
+        !out.status.success() && text(&out).contains("--M 11 is outside 0..=10, the scale of --aug severe"),
+        "{}",
+        text(&out)
+    );
 }

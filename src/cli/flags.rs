@@ -6,8 +6,8 @@
 use clap::{ArgAction, Args};
 use resmooth::config::flags as flag;
 use resmooth::config::{
-    AugName, CudaGraphs, DataConfig, DatasetName, FairComparison, LossName, MemoryFormat, ModelSpec, Precision,
-    Weighting,
+    AugConfig, AugName, CudaGraphs, DataConfig, DatasetName, FairComparison, LossName, MemoryFormat, ModelConfig,
+    ModelSpec, Precision, SaveFormat, Weighting,
 };
 use std::path::PathBuf;
 
@@ -98,6 +98,13 @@ pub struct AugFlags {
     pub crop_padding: Option<usize>,
 }
 
+impl AugFlags {
+    /// The augmentation configuration of these flags, with `prob` original views per batch.
+    pub fn config(&self, prob: f64) -> AugConfig {
+        AugConfig { aug: self.aug, n: self.n, m: self.m, cutout: self.cutout, prob, crop_padding: self.crop_padding }
+    }
+}
+
 /// How the model computes.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Model")]
@@ -110,6 +117,13 @@ pub struct ComputeFlags {
     /// Memory layout of activations: nchw or channels_last.
     #[arg(long = flag::MEMORY_FORMAT.long(), default_value = "nchw", value_parser = super::choice::<MemoryFormat>())]
     pub memory_format: MemoryFormat,
+}
+
+impl ComputeFlags {
+    /// The configuration of `model` computing as these flags say.
+    pub fn config(&self, model: ModelSpec) -> ModelConfig {
+        ModelConfig { model, precision: self.precision, memory_format: self.memory_format }
+    }
 }
 
 /// The device and the data workers.
@@ -149,9 +163,10 @@ pub struct OptimFlags {
     /// argparse `type=bool`: any non-empty value means true; only '' turns it off.
     #[arg(long = flag::WARM.long(), action = ArgAction::Set, value_parser = python_bool, default_value = "True")]
     pub warm: bool,
-    /// Learning-rate multiplier reached at the end of warmup.
-    #[arg(long = flag::WARM_MULTIPLIER.long(), default_value_t = 2.0)]
-    pub warm_multiplier: f64,
+    /// Learning-rate multiplier reached at the end of warmup: a whole number, as the reference's
+    /// `type=int` (1 ramps from 0, as its GradualWarmupScheduler does).
+    #[arg(long = flag::WARM_MULTIPLIER.long(), default_value_t = 2)]
+    pub warm_multiplier: u32,
     /// Warmup length in epochs.
     #[arg(long = flag::WARM_EPOCH.long(), default_value_t = 5)]
     pub warm_epoch: usize,
@@ -221,9 +236,18 @@ pub struct RunFlags {
     /// Folder under which each run writes <tag>/.
     #[arg(long = flag::LOGDIR.long(), default_value = "logs")]
     pub logdir: PathBuf,
-    /// Weights file to write (default <logdir>/<tag>/model.safetensors); with --only-eval, the one to evaluate.
+    /// Weights file to write (default <logdir>/<tag>/model.safetensors); with --only-eval, the one to
+    /// evaluate. As in the reference, an existing file is read on start when the run folder holds
+    /// no checkpoint of its own: a checkpoint (a dict with 'model' or 'state_dict', e.g. the
+    /// reference's model.pth) restores the weights, SGD momentum and epoch, or is only evaluated
+    /// when its epoch is not below --epochs; a bare state_dict gives the starting weights.
     #[arg(long = flag::SAVE.long())]
     pub save: Option<PathBuf>,
+    /// Format of the weights files: safetensors (the state_dict) or pth (the reference's
+    /// torch.save checkpoint {'epoch', 'log', 'optimizer', 'model'}: model.pth, best.pth).
+    /// Default: pth when --save ends in .pth or .pt, safetensors otherwise.
+    #[arg(long = flag::SAVE_FORMAT.long(), value_parser = super::choice::<SaveFormat>())]
+    pub save_format: Option<SaveFormat>,
     /// Seed of every random draw (shuffling, crops, augmentations, initialisation).
     #[arg(long = flag::SEED.long(), default_value_t = 0)]
     pub seed: u64,

@@ -3,12 +3,14 @@
 //! library's configuration; nothing else in the crate knows clap.
 
 mod flags;
+mod prefixes;
 mod tools;
 mod train;
 
+pub use prefixes::expand_long_prefixes;
 pub use tools::{
     ApplyArgs, AugmentArgs, AugmentCommand, BenchArgs, BenchAugmentArgs, BenchCommand, BenchTrainArgs, DataAction,
-    DataArgs, DetectArgs, PreviewArgs, ReportArgs, Source, ViewsArgs,
+    DataArgs, DetectArgs, ExportArgs, PreviewArgs, ReportArgs, Source, ViewsArgs,
 };
 pub use train::TrainArgs;
 
@@ -18,8 +20,11 @@ use resmooth::config::Choice;
 
 /// ReSmooth: train with strong augmentation, detect its out-of-distribution samples with a
 /// Gaussian mixture on losses, retrain with sample-wise label smoothing.
+///
+/// As with the reference's argparse, a long flag may be shortened to any unambiguous prefix
+/// (see [`expand_long_prefixes`]) and a flag given twice takes its last value.
 #[derive(Debug, Parser)]
-#[command(name = "resmooth", version, about, long_about = None)]
+#[command(name = "resmooth", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -43,6 +48,8 @@ pub enum Command {
     Run(TrainArgs),
     /// Write an HTML page of run folders: configuration, curves, the detection pass and its OOD views, a comparison.
     Report(ReportArgs),
+    /// Write a run's last finished epoch as the reference's torch.save checkpoint (model.pth).
+    Export(ExportArgs),
 }
 
 /// The value parser of a closed choice: clap lists its spellings in `--help` and names them

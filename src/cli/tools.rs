@@ -56,6 +56,18 @@ pub struct ReportArgs {
     pub views: usize,
 }
 
+/// Flags of `resmooth export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The run folder (<logdir>/<tag>/ of resmooth train), whose checkpoint.safetensors is exported.
+    #[arg(value_name = "RUN")]
+    pub run: PathBuf,
+    /// The file to write: the reference's checkpoint {'epoch', 'log', 'optimizer', 'model'} as
+    /// torch.save writes it (torch.load(FILE)['model'] loads with load_state_dict(strict=True)).
+    #[arg(long, value_name = "FILE")]
+    pub pth: PathBuf,
+}
+
 /// `resmooth augment ...`.
 #[derive(Debug, Args)]
 pub struct AugmentArgs {

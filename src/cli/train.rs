@@ -5,7 +5,7 @@ use super::flags::{
     AugFlags, ComputeFlags, DataFlags, DeviceFlags, EvalFlags, MethodFlags, ModelFlags, OptimFlags, RunFlags,
 };
 use clap::Args;
-use resmooth::config::{AugConfig, ConfigError, MethodConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig};
+use resmooth::config::{ConfigError, MethodConfig, OptimConfig, RunConfig, TrainConfig};
 
 /// Flags of `resmooth train`, named and defaulted as the reference's.
 #[derive(Debug, Clone, Args)]
@@ -36,25 +36,14 @@ impl TrainArgs {
         let TrainArgs { data, aug, model, compute, optim, method, run, eval, device } = self;
         let config = TrainConfig {
             data: data.config(eval.test_size),
-            aug: AugConfig {
-                aug: aug.aug,
-                n: aug.n,
-                m: aug.m,
-                cutout: aug.cutout,
-                prob: method.prob,
-                crop_padding: aug.crop_padding,
-            },
-            model: ModelConfig {
-                model: model.model,
-                precision: compute.precision,
-                memory_format: compute.memory_format,
-            },
+            aug: aug.config(method.prob),
+            model: compute.config(model.model),
             optim: OptimConfig {
                 epochs: optim.epochs,
                 lr: optim.lr,
                 cosine: optim.cosine,
                 warm: optim.warm,
-                warm_multiplier: optim.warm_multiplier,
+                warm_multiplier: f64::from(optim.warm_multiplier),
                 warm_epoch: optim.warm_epoch,
                 batch_size: optim.batch_size,
                 weight_decay: optim.weight_decay,
@@ -77,6 +66,7 @@ impl TrainArgs {
                 tag: run.tag,
                 logdir: run.logdir,
                 save: run.save,
+                save_format: run.save_format,
                 gpu: device.gpu,
                 seed: run.seed,
                 workers: device.workers,
@@ -243,7 +233,7 @@ mod tests {
             lr: 0.05,
             cosine: false,
             warm: false,
-            warm_multiplier: 1.5,
+            warm_multiplier: 3.0,
             warm_epoch: 1,
             batch_size: 16,
             weight_decay: 1e-4,
@@ -286,6 +276,7 @@ mod tests {
         };
         (b.method.loss, b.method.k, b.method.pretrained) = (LossName::Distillation, 5, Some("b.safetensors".into()));
         (b.run.tag, b.run.cuda_graphs) = ("tiny/w10/kd".into(), CudaGraphs::On);
+        b.run.save_format = Some(SaveFormat::Pth);
         [a, b]
     }
 

@@ -1,26 +1,22 @@
 //! The benchmarks: augmentation pairs per second on the path training runs (uint8 views made
-//! in parallel into the batch buffer), and training throughput: of the model step alone (data
-//! already on the device), and of the whole loop (data pipeline, upload, scorer, step,
-//! optimizer, then an evaluation and a checkpoint, as an epoch ends) with the share of its time
-//! in each phase, so that the next bottleneck shows.
+//! in parallel into the batch buffer), and training throughput of a training configuration,
+//! through training's own step: of the step alone (data already on the device), and of the
+//! whole loop (data pipeline, upload, scorer, step, optimizer, the step's sums, then an
+//! evaluation and a checkpoint, as an epoch ends) with the share of its time in each phase
+//! (the step's timed by its [`StepTimer`] hooks), so that the next bottleneck shows.
 
 use super::checkpoint::{self, ResumeMeta};
-use super::{evaluate, load_dataset, EngineError};
+use super::train::{augmenter, step_seed, Learner};
+use super::{evaluate, EngineError, Setup};
 use crate::augment::Augmenter;
-use crate::config::{
-    AugName, CudaGraphs, DataConfig, DatasetName, LossName, MemoryFormat, MethodConfig, ModelSpec, Precision,
-    SgdKernel, TrainConfig, Weighting,
-};
-use crate::data::{synthetic_set, ImageSet, Normalisation};
+use crate::config::{ConfigError, CudaGraphs, DataConfig, MemoryFormat, MethodConfig, SgdKernel, TrainConfig};
+use crate::data::{synthetic_set, Dataset, ImageSet, Normalisation};
 use crate::device::synchronize;
-use crate::loss::{weight_p, BatchLoss, Criterion};
 use crate::method::graphed::WARMUP_STEPS;
-use crate::method::{p_id_tensor, score, Gmm, Method, StepBatch, StepSums, Stepper};
+use crate::method::{Gmm, Method, Step, StepBatch, StepPhase, StepSums, StepTimer, Stepped};
 use crate::model::Model;
-use crate::optim::Sgd;
-use crate::pipeline::{assemble, Batch, EpochPlan, Loader, Placement, Upload, Views};
+use crate::pipeline::{assemble, Batch, EpochPlan, Placement, Upload, Views};
 use crate::progress::Progress;
-use crate::report::StepMode;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,46 +49,43 @@ pub fn bench_augment(
     Ok(pairs as f64 / t.elapsed().as_secs_f64())
 }
 
-/// What `bench train` measures and on what.
+/// What only the benchmark has, beside the training configuration it measures.
 #[derive(Debug, Clone)]
-pub struct TrainBench {
-    pub model: ModelSpec,
-    /// The dataset; `None`: synthetic 32x32 images (the pipeline still augments them).
-    pub data: Option<DataConfig>,
-    pub batch_size: usize,
+pub struct BenchOptions {
     /// Timed steps of each measurement.
     pub steps: usize,
     /// Untimed steps before each measurement (cuDNN autotuning, allocator warm-up).
     pub warmup: usize,
-    /// Fraction of original views per batch.
-    pub prob: f64,
-    pub aug: AugName,
-    pub n: usize,
-    pub m: usize,
-    /// Also run a scorer on the augmented views, a GMM posterior and SampleSmooth, as ReSmooth
-    /// retraining does.
-    pub gmm: bool,
-    pub precision: Precision,
-    pub memory_format: MemoryFormat,
-    /// How SGD updates the parameters.
+    /// Test images evaluated at the end of the loop: with `synthetic`, that many generated ones
+    /// (default 10000); with the dataset, a class-stratified subset of its test split (default:
+    /// the configuration's `--test-size`, or all).
+    pub eval_images: Option<usize>,
+    /// How SGD updates the parameters (`--optimizer`; training's is the fused step).
     pub optimizer: SgdKernel,
-    /// Whether the steps are replays of CUDA graphs (`--cuda-graphs`).
-    pub cuda_graphs: CudaGraphs,
-    pub device: Device,
-    /// Data pipeline threads (0 = one per core).
-    pub workers: usize,
-    /// Generated test images evaluated at the end of the loop without a dataset (with one: its
-    /// test split, which `data.test_size` may subset).
-    pub eval_images: usize,
+    /// Generated 32x32 images instead of the configuration's dataset (the pipeline still
+    /// augments them).
+    pub synthetic: bool,
     /// The checkpoint file the loop writes at its end (and the command removes).
     pub checkpoint: PathBuf,
 }
 
-impl TrainBench {
+impl BenchOptions {
+    /// Checks the benchmark's own values (the configuration's are [`TrainConfig::validate`]'s);
+    /// the message names the flag.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.steps == 0 {
+            return Err(ConfigError("--steps must be at least 1".into()));
+        }
+        if self.eval_images == Some(0) {
+            return Err(ConfigError("--eval-images must be at least 1".into()));
+        }
+        Ok(())
+    }
+
     /// Untimed steps before each measurement: `warmup`, and with CUDA graphs at least the
     /// eager steps and the capture, so that only replays are timed.
-    fn warmup(&self) -> usize {
-        match self.cuda_graphs {
+    fn warmup(&self, cuda_graphs: CudaGraphs) -> usize {
+        match cuda_graphs {
             CudaGraphs::Off => self.warmup,
             _ => self.warmup.max(WARMUP_STEPS + 1),
         }
@@ -108,10 +101,12 @@ pub struct Phases {
     pub upload: f64,
     /// The pretrained scorer and the GMM posterior (`--gmm`).
     pub scorer: f64,
-    /// Forward, loss and backward.
+    /// Forward, loss and backward (with a CUDA graph: the scorer, step and optimizer, one replay).
     pub step: f64,
     /// The SGD update.
     pub optimizer: f64,
+    /// Adding each step's results to the epoch's sums (top-k counts, per-sample terms, GMM sums).
+    pub account: f64,
     /// The test-set evaluation at the end of the epoch.
     pub evaluation: f64,
     /// Writing the checkpoint at the end of the epoch.
@@ -120,16 +115,27 @@ pub struct Phases {
 
 impl Phases {
     /// The phases by name, in loop order.
-    pub fn named(&self) -> [(&'static str, f64); 7] {
+    pub fn named(&self) -> [(&'static str, f64); 8] {
         [
             ("data wait", self.data_wait),
             ("upload", self.upload),
             ("scorer", self.scorer),
             ("step", self.step),
             ("optimizer", self.optimizer),
+            ("account", self.account),
             ("evaluation", self.evaluation),
             ("checkpoint", self.checkpoint),
         ]
+    }
+
+    /// The seconds of phase `phase` of a training step.
+    fn of_step(&mut self, phase: StepPhase) -> &mut f64 {
+        match phase {
+            StepPhase::Scorer => &mut self.scorer,
+            StepPhase::Step => &mut self.step,
+            StepPhase::Optimizer => &mut self.optimizer,
+            StepPhase::Account => &mut self.account,
+        }
     }
 
     /// The sum of all phases.
@@ -146,6 +152,7 @@ impl Phases {
             scorer: self.scorer / t,
             step: self.step / t,
             optimizer: self.optimizer / t,
+            account: self.account / t,
             evaluation: self.evaluation / t,
             checkpoint: self.checkpoint / t,
         }
@@ -160,13 +167,14 @@ pub struct BenchTrainResult {
     pub precision: String,
     pub memory_format: String,
     pub optimizer: String,
-    /// How the steps ran: `eager`, or `cuda-graph` (then the scorer, step and optimizer phases
-    /// are one graph, timed under `step`).
+    /// How the loop's steps ran: `eager`, or `cuda-graph` (then the scorer, step and optimizer
+    /// phases are one graph, timed under `step`).
     pub step_mode: String,
     pub batch_size: usize,
     pub prob: f64,
     pub gmm: bool,
-    /// Images per second of forward + backward + SGD on a batch already on the device.
+    /// Images per second of training's step with plain cross-entropy (no scorer) on a batch
+    /// already on the device: forward, backward, SGD and the step's sums.
     pub step_images_per_sec: f64,
     /// Training images per second of the whole loop: the timed steps with their data pipeline,
     /// then one evaluation and one checkpoint, with no synchronisation between phases.
@@ -182,67 +190,127 @@ pub struct BenchTrainResult {
     pub share: Phases,
 }
 
-/// The learning rate of the benchmark's steps.
-const LR: f64 = 0.01;
-
-/// Runs the training benchmark `b`.
-pub fn bench_train(b: &TrainBench, progress: &mut dyn Progress) -> Result<BenchTrainResult, EngineError> {
-    let (train, test, norm) = match &b.data {
-        None => (
-            synthetic_set((b.warmup() + b.steps) * b.batch_size, 0),
-            synthetic_set(b.eval_images, 1),
-            Normalisation::CIFAR,
-        ),
-        Some(data) => {
-            let ds = load_dataset(data, 0, progress)?;
-            (ds.train, ds.test, ds.normalisation)
-        }
-    };
-    let classes = train.labels.iter().chain(&test.labels).max().map_or(1, |m| m + 1);
-    let model = Model::build_for(&b.model, classes, [train.height, train.width], b.device)?.with_precision(b.precision);
-    let opt = Sgd::new(&model.vs, 0.9, 5e-4, true).with_kernel(b.optimizer);
-    let place = Placement { device: b.device, channels_last: b.memory_format == MemoryFormat::ChannelsLast, norm };
-    let mut bench = LoopBench::new(b, model, opt, classes, place, train, test)?;
-    let step_images_per_sec = bench.step_alone()?;
-    let (images, wall, _) = bench.run(false)?;
-    let (_, _, seconds) = bench.run(true)?;
-    let step_mode = match &mut bench.graphs {
-        Some(g) => {
-            for note in [g.plain.1.take_note(), g.method.1.take_note()].into_iter().flatten() {
-                progress.note(&note);
-            }
-            g.method.1.mode()
-        }
-        None => StepMode::Eager,
-    };
+/// Runs the training benchmark of `config` (its model, data, augmentation, method, precision,
+/// memory format, batch size and CUDA-graph setting) with the benchmark's `bench` options. The
+/// steps are training's own ([`Learner::step`]), eager or replayed alike.
+pub fn bench_train(
+    config: &TrainConfig,
+    bench: &BenchOptions,
+    progress: &mut dyn Progress,
+) -> Result<BenchTrainResult, EngineError> {
+    config.validate()?;
+    bench.check()?;
+    let setup = bench_setup(config, bench, progress)?;
+    let (step_images_per_sec, plain_note) = step_alone(config, bench, &setup)?;
+    let mut timed = LoopBench::new(config, bench, setup)?;
+    let (images, wall, _) = timed.run(false)?;
+    let (_, _, seconds) = timed.run(true)?;
+    let mut notes: Vec<String> = [plain_note, timed.learner.stepper.take_note()].into_iter().flatten().collect();
+    notes.dedup();
+    for note in notes {
+        progress.note(&note);
+    }
     Ok(BenchTrainResult {
-        model: b.model.to_string(),
-        device: format!("{:?}", b.device),
-        precision: b.precision.to_string(),
-        memory_format: b.memory_format.to_string(),
-        optimizer: b.optimizer.to_string(),
-        step_mode: step_mode.name().into(),
-        batch_size: b.batch_size,
-        prob: b.prob,
-        gmm: b.gmm,
+        model: config.model.model.to_string(),
+        device: format!("{:?}", timed.setup.device),
+        precision: config.model.precision.to_string(),
+        memory_format: config.model.memory_format.to_string(),
+        optimizer: bench.optimizer.to_string(),
+        step_mode: timed.learner.stepper.mode().name().into(),
+        batch_size: config.optim.batch_size,
+        prob: config.aug.prob,
+        gmm: config.method.gmm,
         step_images_per_sec,
         loop_images_per_sec: images as f64 / wall.as_secs_f64(),
         loop_images: images,
-        eval_images: bench.test.len(),
+        eval_images: timed.setup.dataset.test.len(),
         seconds,
         share: seconds.shares(),
     })
 }
 
+/// The device, data and workers of the benchmark: the configuration's dataset (its test split
+/// cut to `eval_images`), or generated images, as many as the loop's steps take.
+fn bench_setup(config: &TrainConfig, bench: &BenchOptions, progress: &mut dyn Progress) -> Result<Setup, EngineError> {
+    let r = &config.run;
+    if !bench.synthetic {
+        let data = DataConfig { test_size: bench.eval_images.or(config.data.test_size), ..config.data.clone() };
+        return Setup::new(&data, r.seed, r.gpu, r.workers, progress);
+    }
+    let batches = bench.warmup(r.cuda_graphs) + bench.steps;
+    let dataset = Dataset {
+        name: "synthetic".into(),
+        classes: (0..10).map(|c| c.to_string()).collect(),
+        train: synthetic_set(batches * config.optim.batch_size, 0),
+        test: synthetic_set(bench.eval_images.unwrap_or(10_000), 1),
+        normalisation: Normalisation::CIFAR.with_overrides(config.data.mean, config.data.std),
+    };
+    Setup::with_dataset(dataset, r.gpu, r.workers, progress)
+}
+
+/// Images per second of the step alone: training's step with plain cross-entropy (no scorer)
+/// on one random batch already on the device, after the warm-up steps; and what its stepper
+/// said about the mode (a capture, a fallback).
+fn step_alone(config: &TrainConfig, bench: &BenchOptions, setup: &Setup) -> Result<(f64, Option<String>), EngineError> {
+    let plain_method = MethodConfig { smooth_org: 0.0, smooth_aug: 0.0, ..TrainConfig::default().method };
+    let plain = TrainConfig { method: plain_method, ..config.clone() };
+    let mut learner = Learner::new(&plain, setup, bench.optimizer)?;
+    let method = Method::new(&plain.method, plain.aug.prob, None, None);
+    let (n, [h, w], device) = (plain.optim.batch_size as i64, setup.image_size(), setup.device);
+    let x = Tensor::randn([n, 3, h as i64, w as i64], (Kind::Float, device));
+    let channels_last = plain.model.memory_format == MemoryFormat::ChannelsLast;
+    let x = if channels_last { x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]) } else { x };
+    let y = Tensor::randint(setup.num_classes(), [n], (Kind::Int64, device));
+    // every step on the same batch, with the same seed
+    let step = Step { batch: StepBatch { x, y, n_ori: n }, lr: learner.schedule.lr_at(1), seed: plain.run.seed as i64 };
+    let mut sums = StepSums::new(device);
+    for _ in 0..bench.warmup(plain.run.cuda_graphs) {
+        learner.step(&method, &step, &mut sums, None)?;
+    }
+    synchronize(device);
+    let started = Instant::now();
+    for _ in 0..bench.steps {
+        learner.step(&method, &step, &mut sums, None)?;
+    }
+    synchronize(device);
+    let rate = (bench.steps as i64 * n) as f64 / started.elapsed().as_secs_f64();
+    Ok((rate, learner.stepper.take_note()))
+}
+
+/// The method of `config` as the benchmark runs it. Where training loads the pretrained
+/// baseline and fits the GMM on its detection pass, an untrained model of the same
+/// architecture (fp32, as training's scorer) and a fixed mixture stand in: the work of a step
+/// is the same, its outcome is not measured.
+fn bench_method(config: &TrainConfig, setup: &Setup) -> Result<Method, EngineError> {
+    let (classes, image, device) = (setup.num_classes(), setup.image_size(), setup.device);
+    let scorer =
+        config.needs_pretrained().then(|| Model::build_for(&config.model.model, classes, image, device)).transpose()?;
+    let gmm = config.method.gmm.then(|| Gmm {
+        weights: [0.6, 0.4],
+        means: [-3.0, 0.5],
+        variances: [1.0, 1.0],
+        converged: true,
+        iterations: 1,
+        lower_bound: 0.0,
+    });
+    Ok(Method::new(&config.method, config.aug.prob, scorer, gmm))
+}
+
 /// Reads the clock for a breakdown: with `sync`, waits for the device at each lap so that the
-/// time of a phase is the work it queued; without, laps are free and time nothing.
+/// time of a phase is the work it queued, and adds it to `phases`; without, laps are free and
+/// time nothing.
 struct Clock {
     device: Device,
     sync: bool,
     last: Instant,
+    phases: Phases,
 }
 
 impl Clock {
+    fn new(device: Device, sync: bool) -> Self {
+        Clock { device, sync, last: Instant::now(), phases: Phases::default() }
+    }
+
     /// Starts a phase now.
     fn mark(&mut self) {
         if self.sync {
@@ -251,223 +319,118 @@ impl Clock {
         }
     }
 
-    /// Ends the phase that started at the last mark or lap, adding its seconds to `to`.
-    fn lap(&mut self, to: &mut f64) {
+    /// Ends the phase that started at the last mark or lap, adding its seconds to the phase
+    /// `to` picks.
+    fn lap_into(&mut self, to: impl FnOnce(&mut Phases) -> &mut f64) {
         if self.sync {
             synchronize(self.device);
             let now = Instant::now();
-            *to += (now - self.last).as_secs_f64();
+            *to(&mut self.phases) += (now - self.last).as_secs_f64();
             self.last = now;
         }
     }
+
+    /// The clock as the timer of training's step: itself when it synchronises; otherwise none,
+    /// and the step runs exactly as in training.
+    fn timer(&mut self) -> Option<&mut dyn StepTimer> {
+        if self.sync {
+            Some(self)
+        } else {
+            None
+        }
+    }
 }
 
-/// The model, optimizer, method and data of the training benchmark.
+impl StepTimer for Clock {
+    fn lap(&mut self, phase: StepPhase) {
+        self.lap_into(|phases| phases.of_step(phase));
+    }
+}
+
+/// The loop of the training benchmark: the model, optimizer, schedule and steps as training
+/// makes them, the method of the configuration, and the benchmark's data.
 struct LoopBench<'a> {
-    b: &'a TrainBench,
-    model: Model,
-    opt: Sgd,
-    /// With `--gmm`: the scorer (fp32, as in training) and the mixture.
-    scorer: Option<(Model, Gmm)>,
-    /// The method's criteria (SampleSmooth with `--gmm`).
-    loss: BatchLoss,
-    /// Plain cross-entropy, for the step alone.
-    plain: BatchLoss,
-    classes: i64,
-    place: Placement,
-    train: Arc<ImageSet>,
-    test: ImageSet,
+    config: &'a TrainConfig,
+    bench: &'a BenchOptions,
+    setup: Setup,
+    learner: Learner,
+    method: Method,
     aug: Arc<Augmenter>,
-    pool: Arc<rayon::ThreadPool>,
-    /// With `--cuda-graphs` where a graph can be made: the steps as the method's, through a
-    /// [`Stepper`] each.
-    graphs: Option<Graphs>,
-}
-
-/// The benchmark's two steps as the training method's, each captured as its own graph: plain
-/// cross-entropy (the step alone) and the method's (the loop).
-struct Graphs {
-    plain: (Method, Stepper),
-    method: (Method, Stepper),
-    /// The sums the steps add to, as in training (never read).
-    sums: StepSums,
+    place: Placement,
 }
 
 impl<'a> LoopBench<'a> {
-    fn new(
-        b: &'a TrainBench,
-        model: Model,
-        opt: Sgd,
-        classes: i64,
-        place: Placement,
-        train: ImageSet,
-        test: ImageSet,
-    ) -> Result<Self, EngineError> {
-        let dataset = b.data.as_ref().map_or(DatasetName::Cifar10, |d| d.dataset);
-        let mut method = TrainConfig::default().method;
-        if b.gmm {
-            (method.gmm, method.loss, method.weighting, method.smooth_aug) =
-                (true, LossName::SampleSmooth, Weighting::Regular, 0.4);
-        }
-        let (org, aug) = Criterion::pair(&method);
-        let gmm = Gmm {
-            weights: [0.6, 0.4],
-            means: [-3.0, 0.5],
-            variances: [1.0, 1.0],
-            converged: true,
-            iterations: 1,
-            lower_bound: 0.0,
-        };
-        // the scorer runs in fp32 whatever --precision says, as in training
-        let image = [train.height, train.width];
-        let scorer = b.gmm.then(|| Model::build_for(&b.model, classes, image, b.device)).transpose()?;
-        let graphs = Graphs::new(b, &method, &gmm, (classes, image), opt.kernel())?;
-        Ok(LoopBench {
-            b,
-            model,
-            opt,
-            scorer: scorer.map(|s| (s, gmm)),
-            loss: BatchLoss { org, aug, prob: b.prob },
-            plain: BatchLoss { org: Criterion::LabelSmooth(0.0), aug: Criterion::LabelSmooth(0.0), prob: b.prob },
-            classes,
-            place,
-            train: Arc::new(train),
-            test,
-            aug: Arc::new(Augmenter::new(b.aug, b.n, b.m, 0, dataset)),
-            pool: Arc::new(super::data_pool(b.workers)?),
-            graphs,
-        })
+    fn new(config: &'a TrainConfig, bench: &'a BenchOptions, setup: Setup) -> Result<Self, EngineError> {
+        let learner = Learner::new(config, &setup, bench.optimizer)?;
+        let method = bench_method(config, &setup)?;
+        let place = setup.placement(config.model.memory_format == MemoryFormat::ChannelsLast);
+        Ok(LoopBench { config, bench, setup, learner, method, aug: Arc::new(augmenter(config)), place })
     }
 
-    /// One training step of the method on a batch on the device, its phases timed by `clock`;
-    /// without `method`, a plain cross-entropy step with no scorer.
-    fn step(
-        &mut self,
-        x: &Tensor,
-        y: &Tensor,
-        n_ori: i64,
-        method: bool,
-        clock: &mut Clock,
-        t: &mut Phases,
-    ) -> Result<(), EngineError> {
-        if let Some(g) = &mut self.graphs {
-            let (m, stepper) = if method { &mut g.method } else { &mut g.plain };
-            let batch = StepBatch { x: x.shallow_clone(), y: y.shallow_clone(), n_ori };
-            stepper.step(m, &self.model, &mut self.opt, LR, 0, &batch, &mut g.sums)?;
-            clock.lap(&mut t.step);
-            return Ok(());
-        }
-        let n = x.size()[0];
-        let p = self.scorer.as_ref().filter(|_| method).map(|(scorer, gmm)| {
-            let ones = Tensor::ones([n_ori], (Kind::Float, x.device()));
-            let aug = p_id_tensor(gmm, &score(scorer, &x.narrow(0, n_ori, n - n_ori), &y.narrow(0, n_ori, n - n_ori)));
-            weight_p(&Tensor::cat(&[ones, aug], 0), Weighting::Regular)
-        });
-        clock.lap(&mut t.scorer);
-        let logits = self.model.forward_t(x, true);
-        let criteria = if method { &self.loss } else { &self.plain };
-        let loss = criteria.loss(&logits, y, n_ori, p.as_ref(), None);
-        self.opt.zero_grad();
-        loss.backward();
-        clock.lap(&mut t.step);
-        self.opt.step(LR);
-        clock.lap(&mut t.optimizer);
-        Ok(())
+    /// One step of the loop: training's step on `step`, adding to `sums`, its phases timed by
+    /// `clock`.
+    fn step(&mut self, step: &Step, sums: &mut StepSums, clock: &mut Clock) -> Result<Stepped, EngineError> {
+        self.learner.step(&self.method, step, sums, clock.timer())
     }
 
-    /// Images per second of the step alone (no scorer), on one random batch on the device.
-    fn step_alone(&mut self) -> Result<f64, EngineError> {
-        let (b, n) = (self.b, self.b.batch_size as i64);
-        let x = Tensor::randn([n, 3, 32, 32], (Kind::Float, b.device));
-        let x = if self.place.channels_last { x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]) } else { x };
-        let y = Tensor::randint(self.classes, [n], (Kind::Int64, b.device));
-        let mut clock = Clock { device: b.device, sync: false, last: Instant::now() };
-        let mut t = Phases::default();
-        for _ in 0..b.warmup() {
-            self.step(&x, &y, n, false, &mut clock, &mut t)?;
-        }
-        synchronize(b.device);
-        let started = Instant::now();
-        for _ in 0..b.steps {
-            self.step(&x, &y, n, false, &mut clock, &mut t)?;
-        }
-        synchronize(b.device);
-        Ok((b.steps as i64 * n) as f64 / started.elapsed().as_secs_f64())
-    }
-
-    /// The loop: `warmup` untimed steps, then `steps` timed ones through the data pipeline, one
-    /// evaluation and one checkpoint. Returns the timed training images, the wall time and, with
-    /// `breakdown`, the seconds of each phase (the device synchronised after each).
+    /// The loop: the warm-up steps untimed, then `steps` timed ones through the data pipeline,
+    /// one evaluation and one checkpoint. Returns the timed training images, the wall time and,
+    /// with `breakdown`, the seconds of each phase (the device synchronised after each).
     fn run(&mut self, breakdown: bool) -> Result<(usize, Duration, Phases), EngineError> {
-        let b = self.b;
+        let (config, device) = (self.config, self.setup.device);
+        let (warmup, steps) = (self.bench.warmup(config.run.cuda_graphs), self.bench.steps);
+        let epoch = 1 + breakdown as usize;
         let plan = EpochPlan {
-            seed: 0,
-            epoch: 1 + breakdown as u64,
-            batch_size: b.batch_size,
+            seed: config.run.seed,
+            epoch: epoch as u64,
+            batch_size: config.optim.batch_size,
             shuffle: true,
             drop_last: true,
-            views: Views::Mixed { prob: b.prob },
+            views: Views::Mixed { prob: config.aug.prob },
         };
-        let mut loader = Loader::start(self.train.clone(), plan, self.aug.clone(), self.pool.clone(), 3);
-        let mut clock = Clock { device: b.device, sync: breakdown, last: Instant::now() };
-        let (mut t, mut images, mut count) = (Phases::default(), 0, 0);
+        let mut loader = self.setup.loader(plan, &self.aug);
+        let lr = self.learner.schedule.lr_at(1);
+        let mut clock = Clock::new(device, breakdown);
+        let mut sums = StepSums::new(device);
+        let (mut images, mut done) = (0, 0);
         let (mut started, mut wait_before) = (Instant::now(), Duration::ZERO);
         while let Some(batch) = loader.next_batch() {
-            count += 1;
-            if count == b.warmup() + 1 {
-                synchronize(b.device);
-                (started, wait_before, t, images) = (Instant::now(), loader.wait, Phases::default(), 0);
+            if done == warmup {
+                synchronize(device);
+                (started, wait_before, images, clock.phases) = (Instant::now(), loader.wait, 0, Phases::default());
             }
             clock.mark();
             let (x, y) = batch.upload(self.place);
-            let n_ori = batch.n_ori as i64;
+            let seed = step_seed(config.run.seed, epoch, done);
+            let step = Step { batch: StepBatch { x, y, n_ori: batch.n_ori as i64 }, lr, seed };
             images += batch.len();
             loader.recycle(batch);
-            clock.lap(&mut t.upload);
-            self.step(&x, &y, n_ori, true, &mut clock, &mut t)?;
-            if count >= b.warmup() + b.steps {
+            clock.lap_into(|t| &mut t.upload);
+            self.step(&step, &mut sums, &mut clock)?;
+            done += 1;
+            if done == warmup + steps {
                 break;
             }
         }
-        t.data_wait = (loader.wait - wait_before).as_secs_f64();
+        clock.phases.data_wait = (loader.wait - wait_before).as_secs_f64();
         clock.mark();
-        evaluate(&self.model, &self.test, b.batch_size, self.place);
-        clock.lap(&mut t.evaluation);
-        let meta = ResumeMeta { epoch: 1, best_test_top1: 0.0, ..ResumeMeta::fresh(&TrainConfig::default()) };
-        checkpoint::save(&b.checkpoint, &self.model, &self.opt, &meta)?;
-        clock.lap(&mut t.checkpoint);
-        synchronize(b.device);
-        Ok((images, started.elapsed(), t))
-    }
-}
-
-impl Graphs {
-    /// The two steps through steppers, when `b.cuda_graphs` asks for graphs and they can be
-    /// made; `None` (the eager steps with their phases timed apart) otherwise, or an error
-    /// with `--cuda-graphs on`.
-    fn new(
-        b: &TrainBench,
-        method: &MethodConfig,
-        gmm: &Gmm,
-        (classes, image): (i64, [usize; 2]),
-        kernel: SgdKernel,
-    ) -> Result<Option<Self>, EngineError> {
-        let stepper = || Stepper::new(b.cuda_graphs, b.device, kernel, true).map_err(|e| EngineError::Step(e.into()));
-        let probe = stepper()?;
-        if !probe.will_capture() {
-            return Ok(None);
-        }
-        let plain_config = MethodConfig { smooth_org: 0.0, smooth_aug: 0.0, ..TrainConfig::default().method };
-        let plain = Method::new(&plain_config, b.prob, None, None);
-        let scorer = b.gmm.then(|| Model::build_for(&b.model, classes, image, b.device)).transpose()?;
-        let full = Method::new(method, b.prob, scorer, b.gmm.then(|| gmm.clone()));
-        Ok(Some(Graphs { plain: (plain, probe), method: (full, stepper()?), sums: StepSums::new(b.device) }))
+        evaluate(&self.learner.model, &self.setup.dataset.test, config.optim.batch_size, self.place);
+        clock.lap_into(|t| &mut t.evaluation);
+        let meta = ResumeMeta { epoch: 1, best_test_top1: 0.0, ..ResumeMeta::fresh(config) };
+        checkpoint::save(&self.bench.checkpoint, &self.learner.model, &self.learner.opt, &meta)?;
+        clock.lap_into(|t| &mut t.checkpoint);
+        synchronize(device);
+        Ok((images, started.elapsed(), clock.phases))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{LossName, ModelName, ModelSpec};
+    use crate::method::graphed::{copies, restore};
+    use crate::method::Net;
+    use crate::progress::Silent;
 
     #[test]
     fn shares_add_up_and_name_every_phase() {
@@ -475,52 +438,100 @@ mod tests {
             data_wait: 1.0,
             upload: 1.0,
             scorer: 0.0,
-            step: 4.0,
+            step: 3.0,
             optimizer: 1.0,
+            account: 1.0,
             evaluation: 2.0,
             checkpoint: 1.0,
         };
         assert_eq!(p.total(), 10.0);
-        assert_eq!(p.shares().step, 0.4);
+        assert_eq!(p.shares().step, 0.3);
         assert!((p.shares().total() - 1.0).abs() < 1e-12);
         assert_eq!(Phases::default().shares(), Phases::default());
-        assert_eq!(p.named().map(|(n, _)| n).len(), 7);
+        assert_eq!(p.named().map(|(n, _)| n).len(), 8);
+    }
+
+    /// ReSmooth retraining (`--gmm`, SampleSmooth, half the views augmented) on tiny synthetic
+    /// data on the CPU, the checkpoint in `dir`.
+    fn tiny(dir: &std::path::Path) -> (TrainConfig, BenchOptions) {
+        let mut config = TrainConfig::default();
+        config.model.model = ModelSpec::Builtin(ModelName::ResNet18);
+        (config.aug.prob, config.aug.n, config.aug.m) = (0.5, 2, 28);
+        config.optim.batch_size = 2;
+        (config.method.gmm, config.method.loss, config.method.smooth_aug) = (true, LossName::SampleSmooth, 0.4);
+        config.run.workers = 1;
+        let bench = BenchOptions {
+            steps: 1,
+            warmup: 0,
+            eval_images: Some(2),
+            optimizer: SgdKernel::Fused,
+            synthetic: true,
+            checkpoint: dir.join("bench.safetensors"),
+        };
+        (config, bench)
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("resmooth-bench-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     /// The whole benchmark on the CPU with tiny sizes: every phase of the loop is timed, and
     /// the checkpoint it writes is a real one.
     #[test]
     fn bench_train_times_every_phase() {
-        let dir = std::env::temp_dir().join(format!("resmooth-bench-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let b = TrainBench {
-            model: ModelSpec::Builtin(crate::config::ModelName::ResNet18),
-            data: None,
-            batch_size: 2,
-            steps: 1,
-            warmup: 0,
-            prob: 0.5,
-            aug: AugName::RandAugment,
-            n: 2,
-            m: 28,
-            gmm: true,
-            precision: Precision::Fp32,
-            memory_format: MemoryFormat::Nchw,
-            optimizer: SgdKernel::Fused,
-            cuda_graphs: CudaGraphs::Auto,
-            device: Device::Cpu,
-            workers: 1,
-            eval_images: 2,
-            checkpoint: dir.join("bench.safetensors"),
-        };
-        let r = bench_train(&b, &mut crate::progress::Silent).unwrap();
+        let dir = temp_dir("phases");
+        let (mut config, bench) = tiny(&dir);
+        config.run.cuda_graphs = CudaGraphs::Auto;
+        let r = bench_train(&config, &bench, &mut Silent).unwrap();
         assert_eq!((r.loop_images, r.eval_images, r.optimizer.as_str()), (2, 2, "fused"));
         assert_eq!(r.step_mode, "eager", "--cuda-graphs auto on the CPU: eager steps, phases timed apart");
         assert!(r.step_images_per_sec > 0.0 && r.loop_images_per_sec > 0.0);
         for (name, s) in r.seconds.named() {
             assert!(s > 0.0 || name == "data wait", "{name} not timed: {:?}", r.seconds);
         }
-        assert!(checkpoint::read_meta(&b.checkpoint).is_ok());
+        assert!(checkpoint::read_meta(&bench.checkpoint).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The benchmark's step, its phases timed, makes exactly the update and the sums of
+    /// training's step on the same batch from the same state.
+    #[test]
+    fn the_benchmarks_step_is_the_training_step() {
+        let dir = temp_dir("same-step");
+        let (config, bench) = tiny(&dir);
+        let setup = bench_setup(&config, &bench, &mut Silent).unwrap();
+        let mut timed = LoopBench::new(&config, &bench, setup).unwrap();
+        let plan = EpochPlan { seed: 0, epoch: 1, batch_size: 2, shuffle: false, drop_last: true, views: Views::Both };
+        let mut loader = timed.setup.loader(plan, &timed.aug);
+        let batch = loader.next_batch().unwrap();
+        let (x, y) = batch.upload(timed.place);
+        let step = Step { batch: StepBatch { x, y, n_ori: batch.n_ori as i64 }, lr: 0.1, seed: 3 };
+        assert!(step.batch.n_ori > 0 && step.batch.n_ori < step.batch.len(), "originals and augmented views");
+        // a first step makes the momentum buffers: from then on the state below is all a step changes
+        timed.learner.step(&timed.method, &step, &mut StepSums::new(Device::Cpu), None).unwrap();
+        let live = Net { model: &timed.learner.model, opt: &mut timed.learner.opt }.state();
+        let before = copies(&live);
+
+        // training's step, as the epoch loop takes it
+        let mut trained = StepSums::new(Device::Cpu);
+        timed.learner.step(&timed.method, &step, &mut trained, None).unwrap();
+        let after_training = copies(&live);
+        restore(&live, &before);
+
+        // the benchmark's step, the device synchronised after each phase
+        let mut clock = Clock::new(Device::Cpu, true);
+        let mut benched = StepSums::new(Device::Cpu);
+        assert_eq!(timed.step(&step, &mut benched, &mut clock).unwrap(), Stepped::Updated);
+
+        assert!(before.iter().zip(&after_training).any(|(b, a)| !b.equal(a)), "the step changed the weights");
+        assert!(live.iter().zip(&after_training).all(|(l, a)| l.equal(a)), "the same weights, buffers and momentum");
+        assert_eq!(benched.state(), trained.state(), "the same loss, top-k counts and GMM sums");
+        assert_eq!(benched.epoch_stats(), trained.epoch_stats(), "the same per-sample terms");
+        assert!(benched.gmm_metrics().is_some() && benched.epoch_stats().is_some());
+        let t = clock.phases;
+        assert!(t.scorer > 0.0 && t.step > 0.0 && t.optimizer > 0.0 && t.account > 0.0, "{t:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -5,7 +5,7 @@
 //! state, so training goes on while they are written and synced.
 
 use super::EngineError;
-use crate::config::TrainConfig;
+use crate::config::{SaveFormat, TrainConfig};
 use crate::data::Normalisation;
 use crate::method::SumsState;
 use crate::model::{read_safetensors, write_safetensors_atomic, Model, ModelError};
@@ -105,13 +105,20 @@ impl ResumeMeta {
 }
 
 /// Tensors by state_dict key.
-type Named = [(String, Tensor)];
+pub type Named = [(String, Tensor)];
+/// Tensors by state_dict key, owned.
+pub type NamedVec = Vec<(String, Tensor)>;
 
 /// A host copy of the weights (state_dict) and momentum buffers, taken between two steps and
 /// written while training goes on.
 pub struct Snapshot {
+    /// In the order of the reference's `model.state_dict()`.
     weights: Vec<(String, Tensor)>,
     momentum: Vec<(String, Tensor)>,
+    /// The parameters in the order of `model.parameters()`, and the SGD settings: what a
+    /// `.pth` checkpoint's optimizer state is written with.
+    params: Vec<String>,
+    sgd: SgdSettings,
     /// The GPU whose copies into `weights` and `momentum` may still be in flight.
     copying: Option<Device>,
 }
@@ -122,7 +129,7 @@ impl Snapshot {
     /// pinned host memory asynchronously (one transfer); whoever reads the copy waits for it
     /// ([`Snapshot::host`]), on the background writer's thread. On the CPU the copy is made at once.
     pub fn take(model: &Model, opt: &Sgd) -> Self {
-        let weights: Vec<(String, Tensor)> = model.state_dict().into_iter().collect();
+        let weights: Vec<(String, Tensor)> = model.state_dict_ordered();
         let momentum = opt.state();
         let device = weights.first().map_or(Device::Cpu, |(_, t)| t.device());
         let mut host = host_copies(weights.iter().chain(&momentum).map(|(_, t)| t)).into_iter();
@@ -130,12 +137,30 @@ impl Snapshot {
             from.into_iter().map(|(k, _)| (k, host.next().expect("one copy per tensor"))).collect()
         };
         let (weights, momentum) = (named(weights), named(momentum));
-        Snapshot { weights, momentum, copying: device.is_cuda().then_some(device) }
+        let (params, sgd) = (model.parameter_names(), SgdSettings::of(opt));
+        Snapshot { weights, momentum, params, sgd, copying: device.is_cuda().then_some(device) }
     }
 
-    /// A snapshot of weights and momentum buffers already in host memory.
+    /// A snapshot of weights and momentum buffers already in host memory (the parameters are
+    /// those with a momentum buffer, with the reference's SGD settings).
     pub fn from_host(weights: Vec<(String, Tensor)>, momentum: Vec<(String, Tensor)>) -> Self {
-        Snapshot { weights, momentum, copying: None }
+        let params = momentum.iter().map(|(k, _)| k.clone()).collect();
+        let sgd = SgdSettings { momentum: 0.9, weight_decay: 5e-4, nesterov: true };
+        Snapshot { weights, momentum, params, sgd, copying: None }
+    }
+
+    /// Writes the weights at `path` in the format its name says ([`SaveFormat::of_path`]): the
+    /// state_dict as safetensors, or the reference's torch.save checkpoint with the momentum
+    /// buffers and `meta`'s epoch and metrics.
+    pub fn write_weights(&self, path: &Path, meta: &ResumeMeta) -> Result<(), ModelError> {
+        let (weights, momentum) = self.host();
+        match SaveFormat::of_path(path) {
+            SaveFormat::Safetensors => write_safetensors_atomic(path, weights),
+            SaveFormat::Pth => {
+                let state = TrainingState { weights, params: &self.params, momentum, sgd: self.sgd };
+                super::pth_files::write_reference_checkpoint(path, &state, meta)
+            }
+        }
     }
 
     /// The host copies of the weights and of the momentum buffers, once they are complete.
@@ -157,6 +182,32 @@ impl Snapshot {
         tensors.push((CHECKSUM.into(), Tensor::from_slice(checksum(&tensors).as_bytes())));
         write_safetensors_atomic(path, &tensors)
     }
+}
+
+/// SGD's settings, as a checkpoint's optimizer state records them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdSettings {
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+}
+
+impl SgdSettings {
+    /// The settings of `opt`.
+    pub fn of(opt: &Sgd) -> Self {
+        SgdSettings { momentum: opt.momentum, weight_decay: opt.weight_decay, nesterov: opt.nesterov }
+    }
+}
+
+/// What a run's weights file in the reference's layout is written from.
+pub struct TrainingState<'a> {
+    /// The state_dict, in the order of the reference's `model.state_dict()`.
+    pub weights: &'a Named,
+    /// The parameters in the order of `model.parameters()`.
+    pub params: &'a [String],
+    /// Momentum buffers by parameter name.
+    pub momentum: &'a Named,
+    pub sgd: SgdSettings,
 }
 
 /// The MD5 of tensors: key, type, shape and bytes of each, in key order.
@@ -239,6 +290,19 @@ impl Checkpoint {
         Ok(Checkpoint { meta, tensors })
     }
 
+    /// The weights (by state_dict key) and the momentum buffers (by parameter key) it holds.
+    pub fn tensors(&self) -> (NamedVec, NamedVec) {
+        let (mut weights, mut momentum) = (Vec::new(), Vec::new());
+        for (k, t) in &self.tensors {
+            if let Some(key) = k.strip_prefix(MODEL) {
+                weights.push((key.to_string(), t.shallow_clone()));
+            } else if let Some(key) = k.strip_prefix(MOMENTUM) {
+                momentum.push((key.to_string(), t.shallow_clone()));
+            }
+        }
+        (weights, momentum)
+    }
+
     /// Copies the weights into `model` and the momentum buffers into `opt`.
     pub fn restore(self, path: &Path, model: &mut Model, opt: &mut Sgd) -> Result<ResumeMeta, ModelError> {
         let mut weights = std::collections::BTreeMap::new();
@@ -285,7 +349,7 @@ pub struct EpochFiles {
 impl EpochFiles {
     fn write(self) -> Result<(), EngineError> {
         for path in self.weights.iter().chain(&self.best) {
-            write_safetensors_atomic(path, self.snapshot.host().0)?;
+            self.snapshot.write_weights(path, &self.meta)?;
         }
         self.snapshot.write_checkpoint(&self.checkpoint, &self.meta)?;
         if let (Some(path), Some(line)) = (&self.metrics, &self.meta.metrics_line) {

@@ -120,7 +120,7 @@ pub fn evaluate_weights(
     progress: &mut dyn Progress,
 ) -> Result<(PathBuf, EvalReport), EngineError> {
     config.validate()?;
-    let paths = RunFolder::of(&config.run);
+    let paths = RunFolder::of(config);
     let setup = Setup::new(&config.data, config.run.seed, config.run.gpu, config.run.workers, progress)?;
     let mut model = Model::build_for(&config.model.model, setup.num_classes(), setup.image_size(), setup.device)?
         .with_precision(config.model.precision);

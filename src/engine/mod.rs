@@ -1,15 +1,19 @@
 //! Running the method: what every command that runs a model shares (device, data, workers), the
-//! evaluation, the resumable checkpoint, the epoch loop of `resmooth train` with its logs, and the
-//! benchmarks. The files of a run folder are `run_folder`'s; the sequences built on these runs
-//! (`resmooth run`, the report of run folders) are `workflow`'s.
+//! evaluation, the resumable checkpoint, the epoch loop of `resmooth train` with its logs, the
+//! benchmarks, and the reference's files: `--save` read on start (`warm_start`) and weights
+//! written as its torch.save checkpoint (`pth_files`). The files of a run folder are
+//! `run_folder`'s; the sequences built on these runs (`resmooth run`, the report of run folders)
+//! are `workflow`'s.
 
 pub mod bench;
 pub mod checkpoint;
 mod evaluate;
 mod logged;
 mod preflight;
+pub mod pth_files;
 mod setup;
 mod train;
+pub mod warm_start;
 
 pub use evaluate::{evaluate, evaluate_weights, EvalReport};
 pub use setup::{data_pool, load_dataset, subsets, Setup};
@@ -131,6 +135,9 @@ pub enum EngineError {
     /// The training split is smaller than one batch.
     #[error("the training split has {images} images, fewer than one batch of {batch_size}; lower --batch-size")]
     TooFewImages { images: usize, batch_size: usize },
+    /// A folder that `resmooth export` cannot write as the reference's checkpoint.
+    #[error("{} cannot be exported: {reason}", dir.display())]
+    NotExportable { dir: PathBuf, reason: String },
     /// The loss diverged.
     #[error("the training loss became NaN in epoch {epoch}{}; lower --lr or check the data", step.map(|s| format!(" (step {s})")).unwrap_or_default())]
     NotANumber { epoch: usize, step: Option<usize> },

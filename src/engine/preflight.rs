@@ -9,7 +9,7 @@ use crate::config::TrainConfig;
 use crate::io::{check_writable, free_space, lock_dir, partial_path, DirLock};
 use crate::method::{baseline_command, MethodError};
 use crate::model::Model;
-use crate::run_folder::{pretrained_path, RunFolder, BEST_WEIGHTS, WEIGHTS};
+use crate::run_folder::{pretrained_path, RunFolder};
 use std::path::{Path, PathBuf};
 
 /// What a run holds while it trains: the locks of its folders.
@@ -50,14 +50,17 @@ pub(super) fn claim(config: &TrainConfig, paths: &RunFolder) -> Result<RunGuard,
 fn check_save(config: &TrainConfig, paths: &RunFolder) -> Result<(), EngineError> {
     let Some(save) = &config.run.save else { return Ok(()) };
     let refuse = |why: String| Err(EngineError::Save { path: save.clone(), why });
+    let example = paths.weights.with_file_name(format!("model.{}", config.save_format().extension()));
+    let example = example.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     if paths.weights == paths.best {
         return refuse(format!(
-            "the best epoch's weights are written as {BEST_WEIGHTS} beside it; name the file otherwise (e.g. {WEIGHTS})"
+            "the best epoch's weights are written as {} beside it; name the file otherwise (e.g. {example})",
+            paths.best.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
         ));
     }
     for own in [&paths.checkpoint, &paths.metrics, &paths.summary, &paths.gmm] {
         if paths.weights == *own {
-            return refuse(format!("is one of the run's own files; name the weights file otherwise (e.g. {WEIGHTS})"));
+            return refuse(format!("is one of the run's own files; name the weights file otherwise (e.g. {example})"));
         }
     }
     if config.needs_pretrained() {

@@ -35,11 +35,23 @@ impl Setup {
         workers: usize,
         progress: &mut dyn Progress,
     ) -> Result<Self, EngineError> {
-        let device = crate::device::select(gpu)?;
-        if device == Device::Cpu {
-            progress.note("no CUDA GPU found; running on the CPU");
-        }
-        let mut dataset = load_dataset(data, seed, progress)?;
+        let device = select_device(gpu, progress)?;
+        let dataset = load_dataset(data, seed, progress)?;
+        Setup::on(device, dataset, workers)
+    }
+
+    /// Picks CUDA device `gpu` (or the CPU) and starts `workers` data threads for `dataset`
+    /// (generated images: the benchmark's).
+    pub fn with_dataset(
+        dataset: Dataset,
+        gpu: usize,
+        workers: usize,
+        progress: &mut dyn Progress,
+    ) -> Result<Self, EngineError> {
+        Setup::on(select_device(gpu, progress)?, dataset, workers)
+    }
+
+    fn on(device: Device, mut dataset: Dataset, workers: usize) -> Result<Self, EngineError> {
         let train = Arc::new(std::mem::replace(&mut dataset.train, ImageSet::new(0, 0)));
         Ok(Setup { device, dataset, train, pool: Arc::new(data_pool(workers)?) })
     }
@@ -83,6 +95,15 @@ impl Setup {
     pub fn placement(&self, channels_last: bool) -> Placement {
         Placement { device: self.device, channels_last, norm: self.dataset.normalisation }
     }
+}
+
+/// CUDA device `gpu`, or the CPU (saying so) when there is no GPU.
+fn select_device(gpu: usize, progress: &mut dyn Progress) -> Result<Device, EngineError> {
+    let device = crate::device::select(gpu)?;
+    if device == Device::Cpu {
+        progress.note("no CUDA GPU found; running on the CPU");
+    }
+    Ok(device)
 }
 
 /// Loads the dataset of `data` (downloading it if needed; folder images at `--image-size`,

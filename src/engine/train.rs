@@ -6,14 +6,16 @@
 use super::checkpoint::{Checkpoint, EpochFiles, PartialEpoch, ResumeMeta, Snapshot, Writer};
 use super::evaluate::{EvalReport, EvalSets};
 use super::logged::{open_events, Logged};
+use super::warm_start::{evaluate_only, read_save, SaveStart};
 use super::{preflight, EngineError, Setup};
 use crate::augment::Augmenter;
-use crate::config::{FairComparison, MemoryFormat, TrainConfig};
-use crate::method::{load_pretrained, Gmm, Method, StepBatch, StepSums, Stepper};
+use crate::config::{FairComparison, MemoryFormat, SgdKernel, TrainConfig};
+use crate::method::{load_pretrained, Gmm, Method, Net, Step, StepBatch, StepSums, StepTimer, Stepped, Stepper};
 use crate::model::Model;
 use crate::optim::Sgd;
 use crate::pipeline::{shown_view, EpochPlan, Loader, Placement, Upload, Views};
 use crate::progress::{Progress, Unit};
+use crate::report::tensorboard::EventWriter;
 use crate::report::{self, EpochMetrics, EpochRecord, RgbImage, SampleViews, StepMode, Summary};
 use crate::run_folder::{pretrained_path, resolve_tag, RunFolder};
 use crate::schedule::Schedule;
@@ -42,7 +44,7 @@ pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<S
     let mut config = config.clone();
     config.run.tag = resolve_tag(&config.run.tag);
     let config = &config;
-    let paths = RunFolder::of(&config.run);
+    let paths = RunFolder::of(config);
     let _guard = preflight::claim(config, &paths)?;
     let mut logged = Logged::open(&paths.train_log, config, observer)?;
     let observer = &mut logged;
@@ -51,84 +53,28 @@ pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<S
         crate::device::set_deterministic();
     }
     tch::manual_seed(config.run.seed as i64);
-    let mut learner = Learner::new(config, &setup)?;
+    let mut learner = Learner::new(config, &setup, SgdKernel::Fused)?;
     preflight::check_space(&paths, &learner.model)?;
     let mut meta = learner.resume(config, &paths, observer)?;
-    let epochs = config.optim.epochs;
-    if meta.epoch >= epochs {
-        observer.note(&format!(
-            "{} is complete ({} epochs); evaluate it with --only-eval or pass --restart to train again",
-            paths.dir.display(),
-            meta.epoch
-        ));
-        return finished_summary(config, &paths, &meta, &learner, &setup);
+    let norm = setup.dataset.normalisation;
+    let Learner { model, opt, .. } = &mut learner;
+    if let SaveStart::EvaluateOnly { epoch } = read_save(config, model, opt, &mut meta, norm, observer)? {
+        return evaluate_only(config, &setup, &learner.model, epoch, observer);
     }
-    let norm = meta.keep_normalisation(setup.dataset.normalisation);
-    if norm != setup.dataset.normalisation {
-        observer.note(&format!(
-            "the run keeps the normalisation it started with: mean {:?}, std {:?}",
-            norm.mean, norm.std
-        ));
-        setup.dataset.normalisation = norm;
+    if meta.epoch >= config.optim.epochs {
+        return finished_summary(config, &paths, &meta, &learner, &setup, observer);
     }
+    keep_normalisation(&mut setup, &mut meta, observer);
     let aug = Arc::new(augmenter(config));
     let (method, pretrained) = prepare_method(config, &setup, &aug, &paths, meta.epoch > 0, observer)?;
     let place = setup.placement(config.model.memory_format == MemoryFormat::ChannelsLast);
     let eval_sets = EvalSets::new(config, &setup, place)?;
-    let trainer = Trainer { config, setup: &setup, aug, method, place };
-    let mut events = open_events(&paths.dir, meta.epoch, observer)?;
-    let mut writer = Writer::default();
-    let mut partial = meta.partial.take();
-    let (mut last, mut next) = (None, None);
-    for epoch in meta.epoch + 1..=epochs {
-        let started = Instant::now();
-        let lr = learner.schedule.lr_at(epoch);
-        let resume = partial.take();
-        let loader = next.take().unwrap_or_else(|| trainer.loader(epoch, resume.as_ref().map_or(0, |p| p.batches)));
-        let start = EpochStart { epoch, lr, loader, resume };
-        let trained = match trainer.epoch(&mut learner, start, &mut writer, observer)? {
-            EpochEnd::Trained(t) => t,
-            EpochEnd::Stopped(p) => return Err(learner.interrupted(&paths, &meta, p, &mut writer, observer)),
-        };
-        // the next epoch's first batches are made while this one is evaluated and recorded
-        let stopping = config.run.stop_after.is_some_and(|n| epoch >= n);
-        next = (epoch < epochs && !stopping).then(|| trainer.loader(epoch + 1, 0));
-        let eval_started = Instant::now();
-        let eval = eval_sets.evaluate_until(&learner.model, &|| observer.stop_requested());
-        let Some(eval) = eval else {
-            let p = trained.partial(epoch, trainer.batches());
-            return Err(learner.interrupted(&paths, &meta, p, &mut writer, observer));
-        };
-        meta.steps += trained.steps;
-        let m = epoch_metrics(epoch, lr, &trained, &eval, eval_started.elapsed(), started.elapsed());
-        let (stats, views) = (trained.sums.epoch_stats(), trained.shown.map(|i| trainer.views_of(epoch, i)));
-        let record = EpochRecord { metrics: &m, stats: stats.as_ref(), views: views.as_ref() };
-        // a full disk here stops the run like a failed checkpoint write: the last one is intact
-        events.epoch(&record).map_err(|e| EngineError::Record {
-            epoch,
-            checkpoint: paths.checkpoint.clone(),
-            source: Box::new(e.into()),
-        })?;
-        learner.record(&paths, &m, &mut meta, &mut writer)?;
-        observer.epoch_end(&m, epochs);
-        observer.check()?;
-        last = Some(m);
-        if config.run.stop_after.is_some_and(|n| epoch >= n) && epoch < epochs {
-            observer
-                .note(&format!("stopped after epoch {epoch} (--stop-after); rerun the command without it to resume"));
-            break;
-        }
-        if observer.stop_requested() && epoch < epochs {
-            writer.wait()?;
-            return Err(EngineError::Interrupted(format!(
-                "after epoch {epoch}, which is recorded in {}: rerun the same command to resume",
-                paths.checkpoint.display()
-            )));
-        }
-    }
+    let trainer = Trainer { config, setup: &setup, aug, method, place, eval_sets };
+    let events = open_events(&paths.dir, meta.epoch, observer)?;
+    let mut recorder = Recorder { paths: &paths, events, writer: Writer::default() };
+    let last = trainer.epochs(&mut learner, &mut meta, &mut recorder, observer)?;
     // the last epoch's files are on disk before the run says it is done
-    writer.wait()?;
-    let last = last.expect("a run that is not complete trains at least one epoch");
+    recorder.writer.wait()?;
     let summary = summary_of(config, &meta, last.test_top1, &learner, &setup, pretrained);
     report::write_summary(&paths.summary, &summary)?;
     observer.note(&format!(
@@ -139,6 +85,49 @@ pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<S
         paths.weights.display()
     ));
     Ok(summary)
+}
+
+/// What follows an epoch in this session of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Then {
+    /// The next epoch.
+    NextEpoch,
+    /// Nothing: `--stop-after` ends the session here, before the run's last epoch.
+    StopAfter,
+    /// Nothing: it is the run's last epoch.
+    LastEpoch,
+}
+
+/// What follows epoch `epoch` of the run `config` describes.
+fn after_epoch(config: &TrainConfig, epoch: usize) -> Then {
+    if epoch >= config.optim.epochs {
+        Then::LastEpoch
+    } else if config.run.stop_after.is_some_and(|n| epoch >= n) {
+        Then::StopAfter
+    } else {
+        Then::NextEpoch
+    }
+}
+
+/// Where the user's stop (Ctrl-C, SIGTERM) found the run.
+enum Stop {
+    /// In an epoch's training or evaluation: where the epoch stands, to be saved.
+    InEpoch(PartialEpoch),
+    /// After epoch N, which is recorded (its files may still be being written).
+    AfterEpoch(usize),
+}
+
+/// Normalises the run's images as it started to (recorded in `meta`), saying so where that is
+/// not what the dataset and `--mean`/`--std` give today.
+fn keep_normalisation(setup: &mut Setup, meta: &mut ResumeMeta, progress: &mut dyn Progress) {
+    let norm = meta.keep_normalisation(setup.dataset.normalisation);
+    if norm != setup.dataset.normalisation {
+        progress.note(&format!(
+            "the run keeps the normalisation it started with: mean {:?}, std {:?}",
+            norm.mean, norm.std
+        ));
+        setup.dataset.normalisation = norm;
+    }
 }
 
 /// The summary of a run that stands at `meta`, whose last test top-1 is `last_test_top1`.
@@ -163,20 +152,27 @@ fn summary_of(
     }
 }
 
-/// The summary of a complete run: its `summary.json`, or, when a crash came between the last
-/// checkpoint and the summary, the summary rebuilt from the checkpoint (and written).
+/// The summary of a run that was complete when this session started (saying so): its
+/// `summary.json`, or, when a crash came between the last checkpoint and the summary, the
+/// summary rebuilt from the checkpoint (and written).
 fn finished_summary(
     config: &TrainConfig,
     paths: &RunFolder,
     meta: &ResumeMeta,
     learner: &Learner,
     setup: &Setup,
+    progress: &mut dyn Progress,
 ) -> Result<Summary, EngineError> {
+    progress.note(&format!(
+        "{} is complete ({} epochs); evaluate it with --only-eval or pass --restart to train again",
+        paths.dir.display(),
+        meta.epoch
+    ));
     if paths.summary.is_file() {
         return Ok(report::read_summary(&paths.summary)?);
     }
     let last = report::read_metrics(&paths.metrics)?;
-    let last_test_top1 = last.last().map_or(f64::NAN, |m| m.test_top1);
+    let last_test_top1 = last.last().map_or(f64::NAN, |metrics| metrics.test_top1);
     let pretrained = config.needs_pretrained().then(|| pretrained_path(config));
     let summary = summary_of(config, meta, last_test_top1, learner, setup, pretrained);
     report::write_summary(&paths.summary, &summary)?;
@@ -185,20 +181,21 @@ fn finished_summary(
 
 /// The model being trained, its optimizer, its learning-rate schedule and how its steps run
 /// (eagerly or as CUDA graph replays).
-struct Learner {
-    model: Model,
-    opt: Sgd,
-    schedule: Schedule,
-    stepper: Stepper,
+pub(super) struct Learner {
+    pub(super) model: Model,
+    pub(super) opt: Sgd,
+    pub(super) schedule: Schedule,
+    pub(super) stepper: Stepper,
 }
 
 impl Learner {
-    /// A freshly initialised model (seeded by `--seed`) with SGD and the reference's schedule.
-    fn new(config: &TrainConfig, setup: &Setup) -> Result<Self, EngineError> {
+    /// A freshly initialised model (from libtorch's generator, seeded by `--seed`) with SGD
+    /// computed by `kernel` (training's is the fused one) and the reference's schedule.
+    pub(super) fn new(config: &TrainConfig, setup: &Setup, kernel: SgdKernel) -> Result<Self, EngineError> {
         let o = &config.optim;
         let model = Model::build_for(&config.model.model, setup.num_classes(), setup.image_size(), setup.device)?
             .with_precision(config.model.precision);
-        let opt = Sgd::new(&model.vs, 0.9, o.weight_decay, o.nesterov);
+        let opt = Sgd::new(&model.vs, 0.9, o.weight_decay, o.nesterov).with_kernel(kernel);
         // --fair-comparison keeps a different number of views each step (and reads it back)
         let static_step = config.method.fair_comparison == FairComparison::Disable;
         let stepper = Stepper::new(config.run.cuda_graphs, setup.device, opt.kernel(), static_step)
@@ -212,6 +209,19 @@ impl Learner {
             warm: o.warm,
         };
         Ok(Learner { model, opt, schedule, stepper })
+    }
+
+    /// One step of `method` on `step`, as training takes it, adding to `sums`; `timer` (the
+    /// benchmark's clock; training passes none) is told as each phase ends.
+    pub(super) fn step(
+        &mut self,
+        method: &Method,
+        step: &Step,
+        sums: &mut StepSums,
+        timer: Option<&mut dyn StepTimer>,
+    ) -> Result<Stepped, EngineError> {
+        let Learner { model, opt, stepper, .. } = self;
+        Ok(stepper.step(method, &mut Net { model, opt }, step, sums, timer)?)
     }
 
     /// Where the run stands: fresh, or resumed from the checkpoint of a run with the same
@@ -252,29 +262,40 @@ impl Learner {
         report::keep_epochs(&paths.metrics, meta.epoch, meta.metrics_line.as_deref())?;
         Ok(meta)
     }
+}
 
-    /// Records a finished epoch: the weights, the best weights when the test accuracy
-    /// improved, the checkpoint and then the metrics line, written in the background from a
-    /// copy of the state while the next epoch trains.
-    fn record(
-        &self,
-        paths: &RunFolder,
-        m: &EpochMetrics,
-        meta: &mut ResumeMeta,
-        writer: &mut Writer,
-    ) -> Result<(), EngineError> {
-        writer.wait()?;
-        self.model.set_batches_tracked(meta.steps);
-        let best = m.test_top1 > meta.best_test_top1;
+/// Where a session of the run records its epochs: the run folder, the TensorBoard events, and
+/// the writer of weights, checkpoints and metrics (in the background, while training goes on).
+struct Recorder<'a> {
+    paths: &'a RunFolder,
+    events: EventWriter,
+    writer: Writer,
+}
+
+impl Recorder<'_> {
+    /// Records a finished epoch of `learner`: its TensorBoard events, then the weights, the best
+    /// weights when the test accuracy improved, the checkpoint and the metrics line, written in
+    /// the background from a copy of the state while the next epoch trains.
+    fn epoch(&mut self, learner: &Learner, record: &EpochRecord, meta: &mut ResumeMeta) -> Result<(), EngineError> {
+        let (metrics, paths) = (record.metrics, self.paths);
+        // a full disk here stops the run like a failed checkpoint write: the last one is intact
+        self.events.epoch(record).map_err(|e| EngineError::Record {
+            epoch: metrics.epoch,
+            checkpoint: paths.checkpoint.clone(),
+            source: Box::new(e.into()),
+        })?;
+        self.writer.wait()?;
+        learner.model.set_batches_tracked(meta.steps);
+        let best = metrics.test_top1 > meta.best_test_top1;
         if best {
-            meta.best_test_top1 = m.test_top1;
-            meta.best_epoch = m.epoch;
+            meta.best_test_top1 = metrics.test_top1;
+            meta.best_epoch = metrics.epoch;
         }
-        meta.epoch = m.epoch;
-        meta.seconds += m.seconds;
-        meta.metrics_line = Some(report::metrics_line(m));
-        writer.submit(EpochFiles {
-            snapshot: Snapshot::take(&self.model, &self.opt),
+        meta.epoch = metrics.epoch;
+        meta.seconds += metrics.seconds;
+        meta.metrics_line = Some(report::metrics_line(metrics));
+        self.writer.submit(EpochFiles {
+            snapshot: Snapshot::take(&learner.model, &learner.opt),
             meta: meta.clone(),
             checkpoint: paths.checkpoint.clone(),
             weights: Some(paths.weights.clone()),
@@ -283,49 +304,56 @@ impl Learner {
         })
     }
 
-    /// Saves the epoch stopped by the user (`p`) in the checkpoint and returns the error that
-    /// ends the run, saying how to resume.
-    fn interrupted(
-        &self,
-        paths: &RunFolder,
+    /// Saves where the user's `stop` found `learner` (an epoch in progress goes into the
+    /// checkpoint; a recorded one is waited for) and returns the error that ends the run,
+    /// saying how to resume.
+    fn stopped(
+        &mut self,
+        learner: &Learner,
         meta: &ResumeMeta,
-        p: PartialEpoch,
-        writer: &mut Writer,
+        stop: Stop,
         progress: &mut dyn Progress,
     ) -> EngineError {
-        progress.note("stopping: saving a checkpoint of the epoch in progress (signal again to quit at once)");
-        let at = format!("in epoch {} after {} batches", p.epoch, p.batches);
-        let save = || -> Result<(), EngineError> {
-            writer.wait()?;
-            self.model.set_batches_tracked(meta.steps + p.steps);
-            let meta = ResumeMeta { partial: Some(p), ..meta.clone() };
-            let snapshot = Snapshot::take(&self.model, &self.opt);
-            writer.submit(EpochFiles {
-                snapshot,
-                meta,
-                checkpoint: paths.checkpoint.clone(),
-                weights: None,
-                best: None,
-                metrics: None,
-            })?;
-            writer.wait()
+        let checkpoint = self.paths.checkpoint.display();
+        let saved = match stop {
+            Stop::AfterEpoch(epoch) => self.writer.wait().map(|()| {
+                format!("after epoch {epoch}, which is recorded in {checkpoint}: rerun the same command to resume")
+            }),
+            Stop::InEpoch(p) => {
+                progress.note("stopping: saving a checkpoint of the epoch in progress (signal again to quit at once)");
+                let at = format!("in epoch {} after {} batches", p.epoch, p.batches);
+                self.save_partial(learner, meta, p)
+                    .map(|()| format!("{at}; saved in {checkpoint}: rerun the same command to resume from there"))
+            }
         };
-        match save() {
-            Ok(()) => EngineError::Interrupted(format!(
-                "{at}; saved in {}: rerun the same command to resume from there",
-                paths.checkpoint.display()
-            )),
+        match saved {
+            Ok(how) => EngineError::Interrupted(how),
             Err(e) => e,
         }
     }
+
+    /// Writes the checkpoint of `learner` in the epoch `p` stands in, and waits for it.
+    fn save_partial(&mut self, learner: &Learner, meta: &ResumeMeta, p: PartialEpoch) -> Result<(), EngineError> {
+        self.writer.wait()?;
+        learner.model.set_batches_tracked(meta.steps + p.steps);
+        self.writer.submit(EpochFiles {
+            snapshot: Snapshot::take(&learner.model, &learner.opt),
+            meta: ResumeMeta { partial: Some(p), ..meta.clone() },
+            checkpoint: self.paths.checkpoint.clone(),
+            weights: None,
+            best: None,
+            metrics: None,
+        })?;
+        self.writer.wait()
+    }
 }
 
-/// The augmentation of the run; a `--prob 1.0` run never draws one (every view is an original).
+/// The augmentation of the run, `--prob 1.0` included: its batches hold original views only,
+/// but its detection pass (`--gmm`) scores `--aug` views, as the reference's data.py inserts
+/// RandAugment (or the `--aug` op) into the augmented view whatever `--prob` is.
 pub fn augmenter(config: &TrainConfig) -> Augmenter {
     let a = &config.aug;
-    let aug =
-        if a.prob < 1.0 { Augmenter::new(a.aug, a.n, a.m, a.cutout, config.data.dataset) } else { Augmenter::none() };
-    aug.with_crop_padding(a.crop_padding)
+    Augmenter::new(a.aug, a.n, a.m, a.cutout, config.data.dataset).with_crop_padding(a.crop_padding)
 }
 
 /// The method of the run: loads the pretrained baseline when needed and, with `--gmm`, runs the
@@ -339,9 +367,8 @@ fn prepare_method(
     resuming: bool,
     progress: &mut dyn Progress,
 ) -> Result<(Method, Option<PathBuf>), EngineError> {
-    let m = &config.method;
     if !config.needs_pretrained() {
-        return Ok((Method::new(m, config.aug.prob, None, None), None));
+        return Ok((Method::new(&config.method, config.aug.prob, None, None), None));
     }
     let r = &config.run;
     let path = pretrained_path(config);
@@ -350,7 +377,7 @@ fn prepare_method(
     let (classes, image) = (setup.num_classes(), setup.image_size());
     let scorer =
         load_pretrained(&path, &config.model.model, config.data.dataset, (classes, image), &r.tag, setup.device)?;
-    let gmm = if !m.gmm {
+    let gmm = if !config.method.gmm {
         None
     } else if resuming && paths.gmm.is_file() {
         Some(Gmm::load(&paths.gmm)?)
@@ -362,7 +389,7 @@ fn prepare_method(
         det.write_csv(&paths.losses)?;
         Some(det.gmm)
     };
-    Ok((Method::new(m, config.aug.prob, Some(scorer), gmm), Some(path)))
+    Ok((Method::new(&config.method, config.aug.prob, Some(scorer), gmm), Some(path)))
 }
 
 /// What one epoch of training gave.
@@ -413,7 +440,7 @@ enum EpochEnd {
 /// The seed of libtorch's generator for batch `batch` of epoch `epoch`. Seeding each step makes
 /// its random draws (`--weighting random|uniform`) independent of the steps before it, so a run
 /// resumed mid-epoch draws what an uninterrupted one draws.
-fn step_seed(seed: u64, epoch: usize, batch: usize) -> i64 {
+pub(super) fn step_seed(seed: u64, epoch: usize, batch: usize) -> i64 {
     (seed as i64).wrapping_mul(1_000_003).wrapping_add(epoch as i64).wrapping_mul(1_000_003).wrapping_add(batch as i64)
 }
 
@@ -425,9 +452,67 @@ struct Trainer<'a> {
     aug: Arc<Augmenter>,
     method: Method,
     place: Placement,
+    eval_sets: EvalSets<'a>,
 }
 
 impl Trainer<'_> {
+    /// The epochs of this session, from where `meta` stands: each one trained at the
+    /// schedule's learning rate, evaluated and recorded, until the run's last epoch or
+    /// `--stop-after`; returns the metrics of the last one. A stop asked by the user ends the
+    /// run with where it stands saved.
+    fn epochs(
+        &self,
+        learner: &mut Learner,
+        meta: &mut ResumeMeta,
+        recorder: &mut Recorder,
+        observer: &mut Logged,
+    ) -> Result<EpochMetrics, EngineError> {
+        let (mut epoch, mut partial, mut next) = (meta.epoch, meta.partial.take(), None);
+        loop {
+            epoch += 1;
+            let started = Instant::now();
+            let lr = learner.schedule.lr_at(epoch);
+            let then = after_epoch(self.config, epoch);
+            let resume = partial.take();
+            let loader = next.take().unwrap_or_else(|| self.loader(epoch, resume.as_ref().map_or(0, |p| p.batches)));
+            let start = EpochStart { epoch, lr, loader, resume };
+            let trained = match self.epoch(learner, start, &mut recorder.writer, observer)? {
+                EpochEnd::Trained(t) => t,
+                EpochEnd::Stopped(p) => return Err(recorder.stopped(learner, meta, Stop::InEpoch(p), observer)),
+            };
+            // the next epoch's first batches are made while this one is evaluated and recorded
+            next = (then == Then::NextEpoch).then(|| self.loader(epoch + 1, 0));
+            let eval_started = Instant::now();
+            let Some(eval) = self.eval_sets.evaluate_until(&learner.model, &|| observer.stop_requested()) else {
+                let stop = Stop::InEpoch(trained.partial(epoch, self.batches()));
+                return Err(recorder.stopped(learner, meta, stop, observer));
+            };
+            meta.steps += trained.steps;
+            let metrics = epoch_metrics(epoch, lr, &trained, &eval, eval_started.elapsed(), started.elapsed());
+            let (stats, views) = (trained.sums.epoch_stats(), trained.shown.map(|i| self.views_of(epoch, i)));
+            recorder.epoch(
+                learner,
+                &EpochRecord { metrics: &metrics, stats: stats.as_ref(), views: views.as_ref() },
+                meta,
+            )?;
+            observer.epoch_end(&metrics, self.config.optim.epochs);
+            observer.check()?;
+            match then {
+                Then::NextEpoch if observer.stop_requested() => {
+                    return Err(recorder.stopped(learner, meta, Stop::AfterEpoch(epoch), observer));
+                }
+                Then::NextEpoch => {}
+                Then::StopAfter => {
+                    observer.note(&format!(
+                        "stopped after epoch {epoch} (--stop-after); rerun the command without it to resume"
+                    ));
+                    return Ok(metrics);
+                }
+                Then::LastEpoch => return Ok(metrics),
+            }
+        }
+    }
+
     /// The batches of an epoch's plan (`shuffle` and `seed` do not change their number).
     fn plan(&self, epoch: usize) -> EpochPlan {
         EpochPlan {
@@ -492,15 +577,14 @@ impl Trainer<'_> {
             }
             let Some(batch) = loader.next_batch() else { break };
             let (x, y) = batch.upload(self.place);
-            let step = StepBatch { x, y, n_ori: batch.n_ori as i64 };
+            let seed = step_seed(config.run.seed, epoch, done);
+            let step = Step { batch: StepBatch { x, y, n_ori: batch.n_ori as i64 }, lr, seed };
             shown = batch.indices.first().copied();
             loader.recycle(batch);
-            let seed = step_seed(config.run.seed, epoch, done);
-            let Learner { model, opt, stepper, .. } = learner;
-            if stepper.step(&self.method, model, opt, lr, seed, &step, &mut sums)? {
+            if learner.step(&self.method, &step, &mut sums, None)? == Stepped::Updated {
                 steps += 1;
             }
-            if let Some(note) = stepper.take_note() {
+            if let Some(note) = learner.stepper.take_note() {
                 progress.note(&note);
             }
             done += 1;

@@ -10,11 +10,11 @@
 //! that fails or differs leaves the run eager (the eager step's result is kept, so the run goes
 //! on as if graphs were off) and says why; with `on` it is an error.
 
-use super::{Method, StepBatch, StepOutputs, StepSums};
+use super::step::lap;
+use super::{Method, Net, Step, StepBatch, StepOutputs, StepPhase, StepSums, StepTimer, Stepped};
 use crate::config::CudaGraphs;
 use crate::graph::{self, CudaGraph, GraphError};
-use crate::model::Model;
-use crate::optim::{Sgd, SgdKernel};
+use crate::optim::SgdKernel;
 use crate::report::StepMode;
 use tch::{Device, Kind, Tensor};
 
@@ -142,71 +142,66 @@ impl Stepper {
         self.note.take()
     }
 
-    /// One step of `method` on `batch` at learning rate `lr` with random ops seeded by `seed`;
-    /// returns false when it was skipped (a fair-comparison batch with nothing to keep).
-    #[allow(clippy::too_many_arguments)]
+    /// One step of `method` training `net` on `step`, adding to `sums`; `timer` is told as each
+    /// phase ends (under a graph, the scorer, step and optimizer are one replay, timed as the
+    /// step).
     pub fn step(
         &mut self,
         method: &Method,
-        model: &Model,
-        opt: &mut Sgd,
-        lr: f64,
-        seed: i64,
-        batch: &StepBatch,
+        net: &mut Net,
+        step: &Step,
         sums: &mut StepSums,
-    ) -> Result<bool, StepError> {
+        mut timer: Option<&mut dyn StepTimer>,
+    ) -> Result<Stepped, StepError> {
+        let batch = &step.batch;
         match &mut self.state {
             State::Graph(c) if c.batch.x.size() == batch.x.size() && c.batch.n_ori == batch.n_ori => {
                 tch::no_grad(|| {
                     c.batch.x.copy_(&batch.x);
                     c.batch.y.copy_(&batch.y);
                 });
-                opt.set_lr(lr);
-                tch::manual_seed(seed);
+                net.opt.set_lr(step.lr);
+                tch::manual_seed(step.seed);
                 c.graph.replay()?;
-                method.account(&c.out, &c.batch, sums);
-                Ok(true)
+                lap(&mut timer, StepPhase::Step);
+                method.account(&c.out, &c.batch, sums, timer);
+                Ok(Stepped::Updated)
             }
-            State::Eager { warmup: Some(0) } => self.capture_step(method, model, opt, lr, seed, batch, sums),
+            State::Eager { warmup: Some(0) } => self.capture_step(method, net, step, sums, timer),
             State::Eager { warmup } => {
-                tch::manual_seed(seed);
-                let stepped = method.step(model, opt, lr, batch, sums);
-                if let Some(left) = warmup {
-                    *left -= stepped as usize;
+                let stepped = method.step(net, step, sums, timer);
+                if let (Some(left), Stepped::Updated) = (warmup, stepped) {
+                    *left -= 1;
                 }
                 Ok(stepped)
             }
             // a batch of another shape than the graph's (none in training: drop_last)
-            State::Graph(_) => {
-                tch::manual_seed(seed);
-                Ok(method.step(model, opt, lr, batch, sums))
-            }
+            State::Graph(_) => Ok(method.step(net, step, sums, timer)),
         }
     }
 
-    /// Trains on `batch` eagerly, then captures the step on a copy of it from the state before,
-    /// replays it and keeps the graph if it made the eager step's update; otherwise keeps the
-    /// eager step's state (`auto`) or fails (`on`).
-    #[allow(clippy::too_many_arguments)]
+    /// Trains on `step` eagerly, then captures the step on a copy of its batch from the state
+    /// before, replays it and keeps the graph if it made the eager step's update; otherwise
+    /// keeps the eager step's state (`auto`) or fails (`on`). `timer` is told when the step and
+    /// the accounting end.
     fn capture_step(
         &mut self,
         method: &Method,
-        model: &Model,
-        opt: &mut Sgd,
-        lr: f64,
-        seed: i64,
-        batch: &StepBatch,
+        net: &mut Net,
+        step: &Step,
         sums: &mut StepSums,
-    ) -> Result<bool, StepError> {
-        let live = state_tensors(model, opt);
+        mut timer: Option<&mut dyn StepTimer>,
+    ) -> Result<Stepped, StepError> {
+        let (batch, lr, seed) = (&step.batch, step.lr, step.seed);
+        let live = net.state();
         let before = copies(&live);
         tch::manual_seed(seed);
-        let eager = method.compute(model, opt, lr, batch);
+        let eager = method.compute(net, lr, batch, None);
         let after = copies(&live);
         restore(&live, &before);
-        opt.set_lr(lr);
+        net.opt.set_lr(lr);
         let inputs = StepBatch { x: batch.x.copy(), y: batch.y.copy(), n_ori: batch.n_ori };
-        let captured = (self.capture)(self.device, &mut || method.compute(model, opt, lr, &inputs))
+        let captured = (self.capture)(self.device, &mut || method.compute(net, lr, &inputs, None))
             .and_then(|(graph, out)| {
                 tch::manual_seed(seed);
                 graph.replay().map(|()| (graph, out))
@@ -223,9 +218,10 @@ impl Stepper {
                 }
                 Ok((graph, out, update))
             });
+        lap(&mut timer, StepPhase::Step);
         match captured {
             Ok((graph, out, update)) => {
-                method.account(&out, &inputs, sums);
+                method.account(&out, &inputs, sums, timer);
                 self.note = Some(format!(
                     "training steps are replays of a CUDA graph, captured after {WARMUP_STEPS} eager steps; its first \
                      step made the eager step's update to {update:.1e} of its size"
@@ -237,29 +233,22 @@ impl Stepper {
                 if self.setting == CudaGraphs::On {
                     return Err(NoGraph { reason }.into());
                 }
-                method.account(&eager, batch, sums);
+                method.account(&eager, batch, sums, timer);
                 self.note = Some(format!("training steps run eagerly: {reason}"));
                 self.state = State::Eager { warmup: None };
             }
         }
-        Ok(true)
+        Ok(Stepped::Updated)
     }
 }
 
-/// Every tensor a step changes: the model's parameters and buffers and the momentum buffers.
-fn state_tensors(model: &Model, opt: &Sgd) -> Vec<Tensor> {
-    let mut all: Vec<Tensor> = model.state_dict().into_values().collect();
-    all.extend(opt.state().into_iter().map(|(_, b)| b));
-    all
-}
-
 /// Copies of `tensors` (detached).
-fn copies(tensors: &[Tensor]) -> Vec<Tensor> {
+pub(crate) fn copies(tensors: &[Tensor]) -> Vec<Tensor> {
     tch::no_grad(|| tensors.iter().map(|t| t.detach().copy()).collect())
 }
 
 /// Writes `values` into `tensors` in place (their memory, which a graph reads, stays).
-fn restore(tensors: &[Tensor], values: &[Tensor]) {
+pub(crate) fn restore(tensors: &[Tensor], values: &[Tensor]) {
     tch::no_grad(|| {
         for (t, v) in tensors.iter().zip(values) {
             t.detach().copy_(v);
@@ -297,6 +286,8 @@ fn update_difference(before: &[Tensor], eager: &[Tensor], now: &[Tensor]) -> f64
 mod tests {
     use super::*;
     use crate::config::{ModelName, TrainConfig};
+    use crate::model::Model;
+    use crate::optim::Sgd;
 
     fn tensors(values: &[&[f32]]) -> Vec<Tensor> {
         values.iter().map(|v| Tensor::from_slice(v)).collect()
@@ -399,21 +390,22 @@ mod tests {
             }
         });
         let mut opt = Sgd::new(&model.vs, 0.9, 5e-4, true);
+        let mut net = Net { model: &model, opt: &mut opt };
         let mut sums = StepSums::new(Device::Cpu);
         for k in 0..steps as i64 {
             let x = fixed(&[4, 3, 8, 8], k as f64);
             let batch = StepBatch { x, y: Tensor::from_slice(&[0i64, 1, 2, 3]), n_ori: 2 };
+            let step = Step { batch, lr: 0.1, seed: 7 + k };
             match &mut stepper {
                 Some(s) => {
-                    s.step(&method, &model, &mut opt, 0.1, 7 + k, &batch, &mut sums)?;
+                    s.step(&method, &mut net, &step, &mut sums, None)?;
                 }
                 None => {
-                    tch::manual_seed(7 + k);
-                    method.step(&model, &mut opt, 0.1, &batch, &mut sums);
+                    method.step(&mut net, &step, &mut sums, None);
                 }
             }
         }
-        Ok((sums.loss(), state_tensors(&model, &opt), stepper))
+        Ok((sums.loss(), net.state(), stepper))
     }
 
     fn same(a: &(f64, Vec<Tensor>, Option<Stepper>), b: &(f64, Vec<Tensor>, Option<Stepper>)) -> bool {

@@ -13,7 +13,7 @@ pub use detection::{detect, export_views, ood_by_op, ops_text, Detection, ViewRe
 pub use gmm::{Gmm, GmmError};
 pub use graphed::{NoGraph, StepError, Stepper};
 pub use scorer::{baseline_command, load_pretrained, p_id_tensor, score};
-pub use step::{Method, StepBatch, StepOutputs, StepSums, SumsState};
+pub use step::{Method, Net, Step, StepBatch, StepOutputs, StepPhase, StepSums, StepTimer, Stepped, SumsState};
 
 use crate::io::FileError;
 use crate::model::ModelError;

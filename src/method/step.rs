@@ -1,15 +1,83 @@
 //! One training step of the method: p_ID of the augmented views from the pretrained scorer and
 //! the GMM, the `--weighting` variants, the criteria of the original and augmented parts, and
-//! `--fair-comparison`; the per-epoch sums stay on the device until they are reported.
+//! `--fair-comparison`; the per-epoch sums stay on the device until they are reported. A
+//! [`StepTimer`] (the benchmark's clock) may be told as each phase of a step ends.
 
 use super::{p_id_tensor, score, Gmm};
 use crate::config::{FairComparison, LossName, MethodConfig, Weighting};
+use crate::dist::{Dist, DistError};
 use crate::loss::{correct_topk, weight_p, BatchLoss, Criterion};
 use crate::model::Model;
 use crate::optim::Sgd;
 use crate::report::{EpochStats, GmmMetrics, PartStats};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
+
+/// The model a step trains and its optimizer: what a step changes.
+pub struct Net<'a> {
+    pub model: &'a Model,
+    pub opt: &'a mut Sgd,
+}
+
+impl Net<'_> {
+    /// Every tensor a step changes: the model's parameters and buffers and the momentum buffers.
+    pub fn state(&self) -> Vec<Tensor> {
+        let mut all: Vec<Tensor> = self.model.state_dict().into_values().collect();
+        all.extend(self.opt.state().into_iter().map(|(_, b)| b));
+        all
+    }
+}
+
+/// One step to take: its batch, the learning rate and the seed of its random draws.
+pub struct Step {
+    pub batch: StepBatch,
+    pub lr: f64,
+    /// The seed of libtorch's generator for the step (`--weighting random|uniform`, shake-shake).
+    pub seed: i64,
+}
+
+/// What a step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stepped {
+    /// The model was updated.
+    Updated,
+    /// No update: a `--fair-comparison` batch with nothing to keep.
+    Skipped,
+}
+
+/// The phases of a step, in the order they end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepPhase {
+    /// p_ID: the pretrained scorer on the augmented views and the GMM posterior (`--gmm`).
+    Scorer,
+    /// The forward pass, the criteria and the backward pass (with a CUDA graph: the whole replay).
+    Step,
+    /// The SGD update.
+    Optimizer,
+    /// Adding the step's results to the epoch's sums: top-k counts, per-sample terms, GMM sums.
+    Account,
+}
+
+/// Told as each phase of a step ends: the benchmark's clock. Training passes none.
+pub trait StepTimer {
+    /// `phase` of the step under way just ended.
+    fn lap(&mut self, phase: StepPhase);
+}
+
+/// Tells `timer`, if any, that `phase` ended.
+pub(super) fn lap(timer: &mut Option<&mut dyn StepTimer>, phase: StepPhase) {
+    if let Some(t) = timer {
+        t.lap(phase);
+    }
+}
+
+/// `timer`, if any, lent for one call.
+fn lend<'a>(timer: &'a mut Option<&mut dyn StepTimer>) -> Option<&'a mut dyn StepTimer> {
+    match timer {
+        Some(t) => Some(&mut **t),
+        None => None,
+    }
+}
 
 /// A batch on the device: `n_ori` original views followed by augmented views, and the labels.
 pub struct StepBatch {
@@ -225,6 +293,24 @@ pub struct SumsState {
     pub gmm: Option<[f64; 7]>,
 }
 
+impl SumsState {
+    /// The epoch's sums over every rank's steps, each rank having accounted its share of every
+    /// batch (its loss being its weighted part of the global batch's, `dist::BatchShare::
+    /// mean_weight`): what one process training on the whole batches would have summed.
+    pub fn summed_over_ranks(&self, dist: &Dist) -> Result<SumsState, DistError> {
+        let mut values = vec![self.loss, self.c1, self.c5, self.seen as f64];
+        values.extend(self.gmm.iter().flatten());
+        let sums = dist.sum_f64(&values)?;
+        Ok(SumsState {
+            loss: sums[0],
+            c1: sums[1],
+            c5: sums[2],
+            seen: sums[3] as usize,
+            gmm: self.gmm.map(|_| std::array::from_fn(|i| sums[4 + i])),
+        })
+    }
+}
+
 impl StepSums {
     /// The sums as plain numbers (reads the device).
     pub fn state(&self) -> SumsState {
@@ -285,43 +371,68 @@ impl Method {
         }
     }
 
-    /// One optimisation step with learning rate `lr`; returns false when the step was skipped
-    /// (a fair-comparison batch with nothing to keep).
-    pub fn step(&self, model: &Model, opt: &mut Sgd, lr: f64, batch: &StepBatch, sums: &mut StepSums) -> bool {
+    /// One optimisation step of `net` on `step.batch` at `step.lr`, its random draws seeded by
+    /// `step.seed`, adding to `sums`; `timer` is told as each phase ends.
+    pub fn step(
+        &self,
+        net: &mut Net,
+        step: &Step,
+        sums: &mut StepSums,
+        mut timer: Option<&mut dyn StepTimer>,
+    ) -> Stepped {
+        tch::manual_seed(step.seed);
         if self.fair != FairComparison::Disable {
-            let p = self.p_id(batch).expect("validated: --fair-comparison needs --gmm");
-            return self.fair_step(model, opt, lr, batch, p, sums);
+            let p = self.p_id(&step.batch).expect("validated: --fair-comparison needs --gmm");
+            lap(&mut timer, StepPhase::Scorer);
+            return self.fair_step(net, step, p, sums, timer);
         }
-        let out = self.compute(model, opt, lr, batch);
-        self.account(&out, batch, sums);
-        true
+        let out = self.compute(net, step.lr, &step.batch, lend(&mut timer));
+        self.account(&out, &step.batch, sums, timer);
+        Stepped::Updated
     }
 
     /// The device work of one step (not under `--fair-comparison`): p_ID from the scorer and
     /// the GMM, the forward pass, the criteria, the backward pass and the SGD update at `lr`.
     /// No host synchronisation: it can be captured as a CUDA graph (with `lr` already on the
-    /// device, [`Sgd::set_lr`]).
-    pub fn compute(&self, model: &Model, opt: &mut Sgd, lr: f64, batch: &StepBatch) -> StepOutputs {
+    /// device, [`Sgd::set_lr`], and no `timer`).
+    pub fn compute(
+        &self,
+        net: &mut Net,
+        lr: f64,
+        batch: &StepBatch,
+        mut timer: Option<&mut dyn StepTimer>,
+    ) -> StepOutputs {
         let p = self.p_id(batch);
-        let logits = model.forward_t(&batch.x, true);
+        lap(&mut timer, StepPhase::Scorer);
+        let logits = net.model.forward_t(&batch.x, true);
         let ood = p.as_ref().map(|p| p.lt(0.5));
         let p = p.map(|p| weight_p(&p, self.weighting));
+        // the teacher's forward pass (Distillation) times with the step, where the criteria need it
         let teacher = self.teacher_logits(&batch.x);
         let parts = self.loss.parts(&logits, &batch.y, batch.n_ori, p.as_ref(), teacher.as_ref());
         let loss = self.loss.combine(&parts);
-        opt.zero_grad();
+        net.opt.zero_grad();
         loss.backward();
-        opt.step(lr);
+        lap(&mut timer, StepPhase::Step);
+        net.opt.step(lr);
+        lap(&mut timer, StepPhase::Optimizer);
         StepOutputs { loss: loss.detach(), logits: logits.detach(), parts: parts.map(|t| t.detach()), p, ood, teacher }
     }
 
     /// Adds what the step `out` made from `batch` to the epoch's sums (on the device).
-    pub fn account(&self, out: &StepOutputs, batch: &StepBatch, sums: &mut StepSums) {
+    pub fn account(
+        &self,
+        out: &StepOutputs,
+        batch: &StepBatch,
+        sums: &mut StepSums,
+        mut timer: Option<&mut dyn StepTimer>,
+    ) {
         sums.add(&out.loss, &out.logits, &batch.y);
         self.add_samples(&mut sums.samples, &out.logits, batch, &out.parts, out.p.as_ref(), out.teacher.as_ref());
         if let Some(ood) = &out.ood {
             self.add_gmm_sums(sums, &out.logits, batch, ood, out.p.as_ref());
         }
+        lap(&mut timer, StepPhase::Account);
     }
 
     /// Keeps the per-sample statistics of a step on the device: the part losses, each part's
@@ -388,20 +499,20 @@ impl Method {
             aug_total: zero(device),
             smooth_sum: zero(device),
         });
-        let (n_ori, m) = (batch.n_ori, batch.len() - batch.n_ori);
+        let (n_ori, n_aug) = (batch.n_ori, batch.len() - batch.n_ori);
         let correct = logits.argmax(1, false).eq_tensor(&batch.y);
         let id = ood.logical_not();
         g.id_correct += correct.logical_and(&id).sum(Kind::Float);
         g.id_total += id.sum(Kind::Float);
         g.ood_correct += correct.logical_and(ood).sum(Kind::Float);
         g.ood_total += ood.sum(Kind::Float);
-        g.aug_ood += ood.narrow(0, n_ori, m).sum(Kind::Float);
-        g.aug_total += m as f64;
+        g.aug_ood += ood.narrow(0, n_ori, n_aug).sum(Kind::Float);
+        g.aug_total += n_aug as f64;
         g.smooth_sum += match (&self.loss.aug, p) {
             (Criterion::SampleSmooth(eps) | Criterion::SampleSmoothNormalised(eps), Some(p)) => {
-                (p.narrow(0, n_ori, m).neg() + 1.0).sum(Kind::Float) * *eps
+                (p.narrow(0, n_ori, n_aug).neg() + 1.0).sum(Kind::Float) * *eps
             }
-            (Criterion::LabelSmooth(eps), _) => Tensor::from((eps * m as f64) as f32),
+            (Criterion::LabelSmooth(eps), _) => Tensor::from((eps * n_aug as f64) as f32),
             _ => zero(device),
         };
     }
@@ -411,23 +522,23 @@ impl Method {
     /// in the reference, the p_ID given to the loss are those of the batch's first views.
     fn fair_step(
         &self,
-        model: &Model,
-        opt: &mut Sgd,
-        lr: f64,
-        batch: &StepBatch,
+        net: &mut Net,
+        step: &Step,
         p: Tensor,
         sums: &mut StepSums,
-    ) -> bool {
+        mut timer: Option<&mut dyn StepTimer>,
+    ) -> Stepped {
+        let batch = &step.batch;
         let (n, n_ori) = (batch.len(), batch.n_ori);
         let (x, y) = batch.part(n_ori, n - n_ori);
         let p = p.narrow(0, n_ori, n - n_ori);
-        let logits = model.forward_t(&x, true);
+        let logits = net.model.forward_t(&x, true);
         let ood = p.lt(0.5);
         let id = ood.logical_not();
-        let count = |m: &Tensor| m.sum(Kind::Int64).int64_value(&[]);
+        let count = |mask: &Tensor| mask.sum(Kind::Int64).int64_value(&[]);
         let keep = count(&id).min(count(&ood)).min(256);
         if keep == 0 {
-            return false;
+            return Stepped::Skipped;
         }
         // the first `keep` views of the kept kind (mix: of any kind)
         let kept = match self.fair {
@@ -437,10 +548,13 @@ impl Method {
         };
         let (sel_logits, sel_y) = (logits.index_select(0, &kept), y.index_select(0, &kept));
         let loss = self.loss.aug.loss(&sel_logits, &sel_y, Some(&p.narrow(0, 0, keep)), None);
-        opt.zero_grad();
+        net.opt.zero_grad();
         loss.backward();
-        opt.step(lr);
+        lap(&mut timer, StepPhase::Step);
+        net.opt.step(step.lr);
+        lap(&mut timer, StepPhase::Optimizer);
         sums.add(&loss, &sel_logits.detach(), &sel_y);
-        true
+        lap(&mut timer, StepPhase::Account);
+        Stepped::Updated
     }
 }

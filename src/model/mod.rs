@@ -2,6 +2,7 @@
 
 mod bottleneck;
 mod layers;
+pub mod pth;
 mod resnet;
 pub mod shakeshake;
 mod torchscript;
@@ -29,6 +30,8 @@ pub enum ModelError {
     Read { path: PathBuf, err: String },
     #[error("cannot write {path}: {err}")]
     Write { path: PathBuf, err: String },
+    #[error("cannot read {path} as a PyTorch checkpoint (torch.save): {what}")]
+    Pth { path: PathBuf, what: String },
     #[error(transparent)]
     File(#[from] FileError),
     #[error("{path} does not hold {model} weights for {classes} classes: {what}")]
@@ -169,11 +172,68 @@ impl Model {
         write_safetensors_atomic(path, &tensors)
     }
 
-    /// Loads weights written by [`Model::save`] (or a converted reference checkpoint), checking
-    /// that the keys and shapes are exactly this model's.
+    /// Loads weights written by [`Model::save`], or a PyTorch `.pth` file (a reference
+    /// checkpoint's `model` or `state_dict`, or a bare state_dict, DataParallel's `module.`
+    /// prefixes stripped, see [`pth::read`]), checking that the keys and shapes are exactly this
+    /// model's. The format is told by the file's first bytes.
     pub fn load(&mut self, path: &Path) -> Result<(), ModelError> {
-        let tensors = read_safetensors(path)?;
+        if !path.is_file() {
+            return Err(ModelError::Missing { path: path.to_path_buf(), hint: "no such weights file".into() });
+        }
+        let tensors = match pth::sniff(path) {
+            pth::WeightsFormat::Safetensors => read_safetensors(path)?,
+            _ => pth::strip_module_prefixes(pth::read(path)?.weights()),
+        };
         self.load_from(path, tensors.into_iter().collect())
+    }
+
+    /// The names of the trainable parameters in the order of the reference's
+    /// `model.parameters()`, the indices of its optimizer state (see [`Model::state_dict_ordered`]).
+    pub fn parameter_names(&self) -> Vec<String> {
+        let trainable: std::collections::HashSet<String> =
+            self.vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).map(|(k, _)| k).collect();
+        self.state_dict_ordered().into_iter().map(|(k, _)| k).filter(|k| trainable.contains(k)).collect()
+    }
+
+    /// The state_dict in the order of the reference's `model.state_dict()`: PyTorch's walk of
+    /// the modules in the order each registers its children, each module's parameters then its
+    /// buffers. For the reference's models the order of the children is theirs
+    /// ([`children_order`]); a TorchScript module's variables are in the order it registered them.
+    pub fn state_dict_ordered(&self) -> Vec<(String, Tensor)> {
+        match &self.spec {
+            ModelSpec::Builtin(name) => {
+                let mut all: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+                all.sort_by_cached_key(|(k, _)| reference_rank(*name, k));
+                all
+            }
+            ModelSpec::TorchScript(_) => self.registration_order(),
+        }
+    }
+
+    /// The variables in the order they were registered (the trainable ones by address, each
+    /// module's buffers after its last parameter).
+    fn registration_order(&self) -> Vec<(String, Tensor)> {
+        let mut all = self.state_dict();
+        let by_address: std::collections::HashMap<usize, String> =
+            all.iter().filter(|(_, t)| t.numel() > 0).map(|(k, t)| (t.data_ptr() as usize, k.clone())).collect();
+        let params: Vec<String> = self
+            .vs
+            .trainable_variables()
+            .iter()
+            .filter_map(|t| by_address.get(&(t.data_ptr() as usize)).cloned())
+            .collect();
+        let module = |k: &str| k.rsplit_once('.').map_or(String::new(), |(m, _)| m.to_string());
+        let mut out = Vec::with_capacity(all.len());
+        for (i, p) in params.iter().enumerate() {
+            out.extend(all.remove_entry(p));
+            let m = module(p);
+            if params.get(i + 1).map(|n| module(n)) != Some(m.clone()) {
+                let buffers: Vec<String> = all.keys().filter(|k| module(k) == m).cloned().collect();
+                out.extend(buffers.iter().filter_map(|k| all.remove_entry(k)));
+            }
+        }
+        out.extend(all);
+        out
     }
 
     /// Copies `tensors` (keyed as the state_dict) into the model; `source` names them in errors.
@@ -216,6 +276,60 @@ impl Model {
         });
         Ok(())
     }
+}
+
+/// The order in which the reference's modules of `name` register their named children (at the
+/// top of the model when `top`, below it otherwise); children numbered by `nn.Sequential` come
+/// in their numbers' order. Checked against PyTorch by tests/reference_files.rs.
+fn children_order(name: ModelName, top: bool) -> &'static [&'static str] {
+    use ModelName::*;
+    match name {
+        ResNet18 => &["feature", "classifier", "conv1", "bn1", "conv2", "bn2", "downsample"],
+        ResNet50 | ResNet200 => &[
+            "conv1",
+            "bn1",
+            "conv2",
+            "bn2",
+            "conv3",
+            "bn3",
+            "downsample",
+            "layer1",
+            "layer2",
+            "layer3",
+            "layer4",
+            "fc",
+        ],
+        WResNet40x2 | WResNet28x10 if top => &["conv1", "layer1", "layer2", "layer3", "bn1", "linear"],
+        WResNet40x2 | WResNet28x10 => &["bn1", "conv1", "bn2", "conv2", "shortcut"],
+        ShakeShake26x2x32d | ShakeShake26x2x64d | ShakeShake26x2x96d | ShakeShake26x2x112d | ShakeShake26x2x96dNext => {
+            &["c_in", "layer1", "layer2", "layer3", "fc_out", "shortcut", "branch1", "branch2", "conv1", "conv2", "bn"]
+        }
+    }
+}
+
+/// Where the state_dict key `key` of model `name` comes in the reference's `state_dict()`: the
+/// rank of each of its modules among its siblings, then of the tensor in its module.
+fn reference_rank(name: ModelName, key: &str) -> Vec<(usize, usize, String)> {
+    const TENSORS: [&str; 5] = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"];
+    let parts: Vec<&str> = key.split('.').collect();
+    let last = parts.len() - 1;
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let known = if i == last {
+                TENSORS.iter().position(|t| t == part)
+            } else if let Ok(n) = part.parse::<usize>() {
+                Some(n)
+            } else {
+                children_order(name, i == 0).iter().position(|c| c == part)
+            };
+            match known {
+                Some(rank) => (0, rank, String::new()),
+                None => (1, 0, part.to_string()),
+            }
+        })
+        .collect()
 }
 
 /// Which of the reference's models a state_dict belongs to, by the keys that tell them apart.

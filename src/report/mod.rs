@@ -17,6 +17,7 @@ pub mod train_log;
 pub use epoch::{EpochRecord, EpochStats, PartStats, RgbImage, SampleViews};
 
 use crate::config::TrainConfig;
+use crate::dist::{Dist, DistError};
 use crate::io::{append_line, write_atomic, FileError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -43,6 +44,15 @@ pub struct EvalMetrics {
     pub loss: f64,
     pub top1: f64,
     pub top5: f64,
+}
+
+impl EvalMetrics {
+    /// The metrics of the whole set from every rank's, each rank having evaluated its `count`
+    /// images (its `dist::shard` of the set): what one process evaluating all of them reports.
+    pub fn over_ranks(self, count: usize, dist: &Dist) -> Result<EvalMetrics, DistError> {
+        let (m, _) = dist.mean_over_ranks(&[self.loss, self.top1, self.top5], count)?;
+        Ok(EvalMetrics { loss: m[0], top1: m[1], top5: m[2] })
+    }
 }
 
 /// How the training steps of an epoch ran.

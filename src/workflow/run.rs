@@ -244,6 +244,6 @@ mod tests {
         assert_eq!((b.aug.prob, b.method.gmm, b.method.loss), (1.0, false, LossName::LabelSmooth));
         assert_eq!(b.run.tag, "c10/res18/baseline");
         // the baseline writes its best weights where the method run looks for them
-        assert_eq!(RunFolder::of(&b.run).best, pretrained_path(&c));
+        assert_eq!(RunFolder::of(&b).best, pretrained_path(&c));
     }
 }

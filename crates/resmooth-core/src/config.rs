@@ -266,6 +266,35 @@ choice!(
 );
 
 choice!(
+    /// `--save-format`: the format of a run's weights files.
+    SaveFormat, flags::SAVE_FORMAT.spelling, {
+        /// `model.safetensors`, `best.safetensors`: the state_dict alone.
+        Safetensors = "safetensors",
+        /// `model.pth`, `best.pth`: the reference's torch.save checkpoint
+        /// `{'epoch', 'log', 'optimizer', 'model'}`.
+        Pth = "pth",
+    }
+);
+
+impl SaveFormat {
+    /// The extension of its files.
+    pub fn extension(self) -> &'static str {
+        match self {
+            SaveFormat::Safetensors => "safetensors",
+            SaveFormat::Pth => "pth",
+        }
+    }
+
+    /// The format a weights file's name says: `.pth` or `.pt` is torch.save's, anything else safetensors.
+    pub fn of_path(path: &std::path::Path) -> SaveFormat {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("pth" | "pt") => SaveFormat::Pth,
+            _ => SaveFormat::Safetensors,
+        }
+    }
+}
+
+choice!(
     /// `--optimizer` of `bench train`: how an SGD step updates the parameters (training always
     /// uses the fused step).
     SgdKernel, "--optimizer", {
@@ -336,6 +365,8 @@ pub struct OptimConfig {
     /// Warmup to `lr * warm_multiplier` over `warm_epoch` epochs (`--warm`).
     #[serde(default = "yes")]
     pub warm: bool,
+    /// A whole number on the command line (the reference's `type=int`); kept as a float, the type
+    /// earlier versions wrote (`2.0`), so that their run folders resume.
     pub warm_multiplier: f64,
     pub warm_epoch: usize,
     /// Mini-batch size; the last partial training batch is dropped.
@@ -374,8 +405,11 @@ pub struct RunConfig {
     /// Run name: outputs go to `<logdir>/<tag>/`.
     pub tag: String,
     pub logdir: PathBuf,
-    /// Weights file (default `<logdir>/<tag>/model.safetensors`).
+    /// Weights file (default `<logdir>/<tag>/model.safetensors`, or `model.pth`).
     pub save: Option<PathBuf>,
+    /// `--save-format`, when given (see [`TrainConfig::save_format`]).
+    #[serde(default)]
+    pub save_format: Option<SaveFormat>,
     /// CUDA device index.
     pub gpu: usize,
     /// Seed of every random draw.
@@ -500,6 +534,7 @@ impl Default for TrainConfig {
                 tag: String::new(),
                 logdir: PathBuf::from("logs"),
                 save: None,
+                save_format: None,
                 gpu: 0,
                 seed: 0,
                 workers: 0,
@@ -611,6 +646,16 @@ impl TrainConfig {
         }
         self.data.check()?;
         let r = &self.run;
+        if let (Some(format), Some(save)) = (r.save_format, &r.save) {
+            if format != SaveFormat::of_path(save) {
+                return bad(format!(
+                    "--save {} names a {} file but --save-format is {format}; name it *.{} or drop --save-format",
+                    save.display(),
+                    SaveFormat::of_path(save),
+                    format.extension()
+                ));
+            }
+        }
         if r.only_eval && r.save.is_none() && r.tag.is_empty() {
             return bad(
                 "--only-eval needs the weights to evaluate: pass --save PATH (or the --tag of a finished run)".into()
@@ -684,6 +729,13 @@ impl TrainConfig {
             ..blank.run
         };
         c
+    }
+
+    /// The format of the run's weights files: `--save-format`, else the one `--save`'s name
+    /// says (`.pth`/`.pt`: torch.save's), else safetensors.
+    pub fn save_format(&self) -> SaveFormat {
+        let r = &self.run;
+        r.save_format.unwrap_or_else(|| r.save.as_deref().map_or(SaveFormat::Safetensors, SaveFormat::of_path))
     }
 
     /// The identity as checkpoints store it (the flat JSON of [`TrainConfig::identity`]).

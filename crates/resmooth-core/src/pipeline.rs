@@ -4,7 +4,7 @@
 
 use crate::augment::cutout::fill_cutout;
 use crate::augment::{Applied, Augmenter};
-use crate::data::{ImageSet, Normalisation};
+use crate::data::{DataError, ImageSet, Normalisation};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -23,6 +23,19 @@ pub enum Views {
     Both,
 }
 
+impl Views {
+    /// (sample, is original) for each image slot of a batch of samples `indices`.
+    pub fn slots(self, indices: &[usize]) -> Vec<(usize, bool)> {
+        match self {
+            Views::Mixed { prob } => {
+                let n_ori = (indices.len() as f64 * prob).floor() as usize;
+                indices.iter().enumerate().map(|(k, &i)| (i, k < n_ori)).collect()
+            }
+            Views::Both => indices.iter().map(|&i| (i, true)).chain(indices.iter().map(|&i| (i, false))).collect(),
+        }
+    }
+}
+
 /// One batch: HWC uint8 images, their labels and dataset indices.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -36,6 +49,9 @@ pub struct Batch {
     pub n_ori: usize,
     /// What was applied to each augmented view (in batch order after the originals).
     pub applied: Vec<Applied>,
+    /// Per image, an RGB offset added to its [0, 1] floats before normalisation (the reference's
+    /// ImageNet Lighting); empty when there is none.
+    pub lighting: Vec<[f32; 3]>,
 }
 
 impl Batch {
@@ -98,7 +114,19 @@ pub fn make_view(
     original: bool,
     out: &mut [u8],
 ) -> Option<Applied> {
-    let (h, w, src) = (set.height, set.width, set.image(index));
+    view_of(set.image(index), (set.height, set.width), aug, (seed, epoch, index), original, out)
+}
+
+/// [`make_view`] of the image `src` (HWC `h` x `w`) of sample `index`, wherever it was read from:
+/// what the in-memory and the streamed sources share.
+pub fn view_of(
+    src: &[u8],
+    (h, w): (usize, usize),
+    aug: &Augmenter,
+    (seed, epoch, index): (u64, u64, usize),
+    original: bool,
+    out: &mut [u8],
+) -> Option<Applied> {
     if original {
         aug.original_view(src, h, w, &mut sample_rng(seed, epoch, index as u64, 0), out);
         None
@@ -130,15 +158,7 @@ pub fn shown_view(
 /// Fills `batch` with the views of samples `indices` of `set`.
 pub fn assemble(set: &ImageSet, indices: &[usize], plan: &EpochPlan, aug: &Augmenter, batch: &mut Batch) {
     let per = set.image_bytes();
-    let b = indices.len();
-    // (sample, is_original) for each image slot
-    let slots: Vec<(usize, bool)> = match plan.views {
-        Views::Mixed { prob } => {
-            let n_ori = (b as f64 * prob).floor() as usize;
-            indices.iter().enumerate().map(|(k, &i)| (i, k < n_ori)).collect()
-        }
-        Views::Both => indices.iter().map(|&i| (i, true)).chain(indices.iter().map(|&i| (i, false))).collect(),
-    };
+    let slots = plan.views.slots(indices);
     (batch.height, batch.width) = (set.height, set.width);
     batch.n_ori = slots.iter().filter(|s| s.1).count();
     batch.images.resize(slots.len() * per, 0);
@@ -146,6 +166,7 @@ pub fn assemble(set: &ImageSet, indices: &[usize], plan: &EpochPlan, aug: &Augme
     batch.labels.extend(slots.iter().map(|&(i, _)| set.labels[i]));
     batch.indices.clear();
     batch.indices.extend(slots.iter().map(|&(i, _)| i));
+    batch.lighting.clear();
     let applied: Vec<Option<Applied>> = batch
         .images
         .par_chunks_mut(per)
@@ -155,9 +176,44 @@ pub fn assemble(set: &ImageSet, indices: &[usize], plan: &EpochPlan, aug: &Augme
     batch.applied = applied.into_iter().flatten().collect();
 }
 
+/// What a [`Loader`] makes batches from: images held in memory, or files read as it goes
+/// (`crate::streaming`).
+pub trait BatchSource: Send + Sync {
+    /// Number of samples.
+    fn len(&self) -> usize;
+
+    /// True when there is no sample.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Fills `batch` with the views of samples `indices` for `plan`, in the caller's rayon pool;
+    /// an error names the file it comes from.
+    fn fill(&self, indices: &[usize], plan: &EpochPlan, batch: &mut Batch) -> Result<(), DataError>;
+}
+
+/// Images held in memory with the augmentation their views are made with.
+pub struct InMemory {
+    pub set: Arc<ImageSet>,
+    pub aug: Arc<Augmenter>,
+}
+
+impl BatchSource for InMemory {
+    fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    fn fill(&self, indices: &[usize], plan: &EpochPlan, batch: &mut Batch) -> Result<(), DataError> {
+        assemble(&self.set, indices, plan, &self.aug, batch);
+        Ok(())
+    }
+}
+
 /// Batches of one epoch, made by a background thread (with a rayon pool) at most `depth` ahead.
 pub struct Loader {
-    rx: Option<Receiver<Batch>>,
+    rx: Option<Receiver<Result<Batch, DataError>>>,
+    /// Why the batches stopped before the end of the epoch, if they did.
+    error: Option<DataError>,
     recycle: Arc<Mutex<Vec<Batch>>>,
     handle: Option<JoinHandle<()>>,
     /// Time the consumer spent blocked waiting for a batch.
@@ -188,30 +244,66 @@ impl Loader {
         depth: usize,
         first: usize,
     ) -> Self {
-        let mut batches = plan.batches(set.len());
+        Self::start_source(Arc::new(InMemory { set, aug }), plan, pool, depth, first)
+    }
+
+    /// Starts producing the batches of `plan` from `source`, from batch `first` on; a batch that
+    /// cannot be made ends the epoch early with its error ([`Loader::try_next_batch`]).
+    pub fn start_source(
+        source: Arc<dyn BatchSource>,
+        plan: EpochPlan,
+        pool: Arc<rayon::ThreadPool>,
+        depth: usize,
+        first: usize,
+    ) -> Self {
+        let mut batches = plan.batches(source.len());
         let num_batches = batches.len();
         batches.drain(..first.min(num_batches));
-        let (tx, rx): (SyncSender<Batch>, Receiver<Batch>) = sync_channel(depth.max(1));
+        type Made = Result<Batch, DataError>;
+        let (tx, rx): (SyncSender<Made>, Receiver<Made>) = sync_channel(depth.max(1));
         let recycle: Arc<Mutex<Vec<Batch>>> = Arc::new(Mutex::new(Vec::new()));
         let free = recycle.clone();
         let handle = std::thread::spawn(move || {
             for indices in batches {
                 let mut batch = free.lock().map(|mut f| f.pop()).ok().flatten().unwrap_or_default();
-                pool.install(|| assemble(&set, &indices, &plan, &aug, &mut batch));
-                if tx.send(batch).is_err() {
-                    return; // the consumer stopped early
+                let made = pool.install(|| source.fill(&indices, &plan, &mut batch)).map(|()| batch);
+                let failed = made.is_err();
+                if tx.send(made).is_err() || failed {
+                    return; // the consumer stopped early, or this epoch cannot go on
                 }
             }
         });
-        Loader { rx: Some(rx), recycle, handle: Some(handle), wait: Duration::ZERO, num_batches }
+        Loader { rx: Some(rx), error: None, recycle, handle: Some(handle), wait: Duration::ZERO, num_batches }
     }
 
-    /// The next batch, or `None` at the end of the epoch.
+    /// The next batch, or `None` at the end of the epoch, or when a batch could not be made
+    /// (then [`Loader::error`] says why).
     pub fn next_batch(&mut self) -> Option<Batch> {
+        self.try_next_batch().unwrap_or_else(|e| {
+            self.error = Some(e);
+            None
+        })
+    }
+
+    /// The next batch, `None` at the end of the epoch, or the error that stopped the batches
+    /// (after which the epoch has no more batches).
+    pub fn try_next_batch(&mut self) -> Result<Option<Batch>, DataError> {
         let t = Instant::now();
-        let b = self.rx.as_ref()?.recv().ok();
+        let made = self.rx.as_ref().and_then(|rx| rx.recv().ok());
         self.wait += t.elapsed();
-        b
+        match made {
+            None => Ok(None),
+            Some(Ok(b)) => Ok(Some(b)),
+            Some(Err(e)) => {
+                self.rx = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Why the batches stopped before the end of the epoch, if they did.
+    pub fn error(&self) -> Option<&DataError> {
+        self.error.as_ref()
     }
 
     /// Hands a used batch back so its buffers are reused.

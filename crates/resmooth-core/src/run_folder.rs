@@ -3,7 +3,7 @@
 //! each other: the tag of an untagged run, the pretrained baseline a method run loads, the
 //! siblings of a tag. Every other layer asks here.
 
-use crate::config::{RunConfig, TrainConfig};
+use crate::config::{SaveFormat, TrainConfig};
 use std::path::{Path, PathBuf};
 
 /// The last epoch's weights, unless `--save` names another file.
@@ -72,9 +72,21 @@ impl RunFolder {
         Self::with_weights(logdir.join(tag), save)
     }
 
-    /// The folder of the run that `run` (`--logdir`, `--tag`, `--save`) names.
-    pub fn of(run: &RunConfig) -> Self {
-        Self::new(&run.logdir, &run.tag, run.save.as_deref())
+    /// The folder of the run that `config` (`--logdir`, `--tag`, `--save`) names, its weights
+    /// files in the run's `--save-format`.
+    pub fn of(config: &TrainConfig) -> Self {
+        let run = &config.run;
+        Self::new(&run.logdir, &run.tag, run.save.as_deref()).in_format(config.save_format())
+    }
+
+    /// These files with the weights in `format`: the default `model.safetensors` becomes
+    /// `model.pth`, and the best epoch's file beside the weights is `best.<extension>`.
+    pub fn in_format(mut self, format: SaveFormat) -> Self {
+        if self.weights == self.dir.join(WEIGHTS) {
+            self.weights = self.dir.join(format!("model.{}", format.extension()));
+        }
+        self.best = self.weights.with_file_name(format!("best.{}", format.extension()));
+        self
     }
 
     fn with_weights(dir: PathBuf, save: Option<&Path>) -> Self {
@@ -128,14 +140,24 @@ pub fn baseline_tag(tag: &str) -> String {
 /// improves): `<logdir>/<baseline tag>/best.safetensors`, or, with `--save DIR/RUN/FILE`, the
 /// reference's lookup with the save path's parent folder replaced by `baseline`:
 /// `DIR/baseline/best.safetensors`.
+///
+/// A baseline trained with `--save-format pth` has `best.pth` there instead; it is taken when
+/// `best.safetensors` is missing.
 pub fn pretrained_path(config: &TrainConfig) -> PathBuf {
     let r = &config.run;
     if let Some(p) = &config.method.pretrained {
         return p.clone();
     }
-    match &r.save {
-        Some(save) => baseline_dir_of_save(save).join(BEST_WEIGHTS),
-        None => r.logdir.join(baseline_tag(&r.tag)).join(BEST_WEIGHTS),
+    let dir = match &r.save {
+        Some(save) => baseline_dir_of_save(save),
+        None => r.logdir.join(baseline_tag(&r.tag)),
+    };
+    let best = RunFolder::at(&dir).best;
+    let pth = RunFolder::at(&dir).in_format(SaveFormat::Pth).best;
+    if !best.is_file() && pth.is_file() {
+        pth
+    } else {
+        best
     }
 }
 

@@ -120,6 +120,7 @@ flags! {
     DAID: ours "daid" "--daid" Value;
     DETERMINISTIC: ours "deterministic" "--deterministic" Switch;
     CUDA_GRAPHS: ours "cuda_graphs" "--cuda-graphs" Value;
+    SAVE_FORMAT: ours "save_format" "--save-format" Value;
 }
 
 /// The fields of the configuration that a command line standing for a run leaves out, each

@@ -1,10 +1,12 @@
 //! CIFAR binary files: records of label byte(s) then 1024 R, 1024 G, 1024 B bytes (row-major).
 
+use super::sources::{CIFAR100_PYTHON, CIFAR10_PYTHON};
 use super::{DataError, Dataset, ImageSet, Normalisation};
 use std::path::Path;
 
 const SIDE: usize = 32;
-const PIXELS: usize = SIDE * SIDE * 3;
+/// Bytes of one CIFAR image.
+pub(super) const PIXELS: usize = SIDE * SIDE * 3;
 
 /// CIFAR-10 class names in label order.
 pub const CIFAR10_CLASSES: [&str; 10] =
@@ -40,15 +42,20 @@ pub fn read_cifar_records(
                 format!("record {r} has label {label}, expected below {num_classes}"),
             ));
         }
-        let chw = &rec[label_bytes..];
-        for p in 0..SIDE * SIDE {
-            for c in 0..3 {
-                hwc[p * 3 + c] = chw[c * SIDE * SIDE + p];
-            }
-        }
-        into.push(&hwc, label as i64);
+        push_chw(&rec[label_bytes..], label as i64, &mut hwc, into);
     }
     Ok(bytes.len() / record)
+}
+
+/// Adds one CIFAR image given as 1,024 R, 1,024 G then 1,024 B bytes (row-major) to `into`, in
+/// HWC order (`hwc` is a 3,072-byte scratch buffer).
+pub(super) fn push_chw(chw: &[u8], label: i64, hwc: &mut [u8], into: &mut ImageSet) {
+    for p in 0..SIDE * SIDE {
+        for c in 0..3 {
+            hwc[p * 3 + c] = chw[c * SIDE * SIDE + p];
+        }
+    }
+    into.push(hwc, label);
 }
 
 /// CIFAR-100 fine class names in label order.
@@ -201,9 +208,13 @@ fn extracted_dir(root: &Path, folder: &str, archive: &str, name: &str) -> Result
     Ok(dir)
 }
 
-/// Reads CIFAR-100 from `<root>/cifar-100-binary` (the official binary distribution), keeping
-/// the fine or the coarse labels.
+/// Reads CIFAR-100 from `<root>/cifar-100-binary` (the official binary distribution), or, when
+/// only that is there, from torchvision's `<root>/cifar-100-python`, keeping the fine or the
+/// coarse labels.
 pub fn read_cifar100(root: &Path, labels: Cifar100Labels) -> Result<Dataset, DataError> {
+    if !root.join("cifar-100-binary").is_dir() && root.join(CIFAR100_PYTHON.dir).is_dir() {
+        return super::cifar_py::read_cifar100_python(root, labels);
+    }
     let dir = extracted_dir(root, "cifar-100-binary", "cifar-100-binary.tar.gz", "cifar100")?;
     let (label_at, names): (usize, &[&str]) = match labels {
         Cifar100Labels::Coarse => (0, &CIFAR100_COARSE_CLASSES),
@@ -222,8 +233,12 @@ pub fn read_cifar100(root: &Path, labels: Cifar100Labels) -> Result<Dataset, Dat
     })
 }
 
-/// Reads CIFAR-10 from `<root>/cifar-10-batches-bin` (the official binary distribution).
+/// Reads CIFAR-10 from `<root>/cifar-10-batches-bin` (the official binary distribution), or,
+/// when only that is there, from torchvision's `<root>/cifar-10-batches-py`.
 pub fn read_cifar10(root: &Path) -> Result<Dataset, DataError> {
+    if !root.join("cifar-10-batches-bin").is_dir() && root.join(CIFAR10_PYTHON.dir).is_dir() {
+        return super::cifar_py::read_cifar10_python(root);
+    }
     let dir = extracted_dir(root, "cifar-10-batches-bin", "cifar-10-binary.tar.gz", "cifar10")?;
     let mut train = ImageSet::new(SIDE, SIDE);
     for i in 1..=5 {

@@ -2,8 +2,10 @@
 //! checked for format and size; what is missing is downloaded (MD5-verified) and extracted into
 //! a temporary folder that is renamed into place only once complete.
 
+use super::cifar_py::{check_pickled, pickled_folder};
 use super::download::{download, md5_file};
 use super::mat::check_mat_header;
+use super::sources::PickledFolder;
 use super::sources::{Folder, Remote, CIFAR100_ARCHIVE, CIFAR100_FOLDER, CIFAR10_ARCHIVE, CIFAR10_FOLDER};
 use super::sources::{SVHN_EXTRA, SVHN_TEST, SVHN_TRAIN, TINY_ARCHIVE, TINY_FOLDER};
 use super::svhn::read_svhn_split;
@@ -11,7 +13,7 @@ use super::DataError;
 use crate::config::DatasetName;
 use crate::progress::Progress;
 use flate2::read::GzDecoder;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 /// The environment variable that sets the download mirror when `--mirror` is not given.
 pub const MIRROR_ENV: &str = "RESMOOTH_MIRROR";
@@ -75,6 +77,11 @@ pub fn fetch(
     let layout = downloadable(name, opts.extra)?;
     std::fs::create_dir_all(root).map_err(|e| DataError::io(root, e))?;
     match layout {
+        Layout::Archive(_, folder) if pickled_instead(name, root, &Some(folder)).is_some() => {
+            let (pickled, dir) = pickled_instead(name, root, &Some(folder)).expect("just seen");
+            check_pickled_files(name.name(), &pickled, &dir)?;
+            Ok(vec![format!("present {} (torchvision's version)", dir.display())])
+        }
         Layout::Archive(remote, folder) => {
             Ok(vec![fetch_archive(name.name(), &remote, &folder, root, opts, progress)?])
         }
@@ -86,6 +93,9 @@ pub fn fetch(
 /// .mat files) for format and record counts, an archive not yet extracted for its MD5.
 pub fn check(name: DatasetName, root: &Path, extra: bool) -> Result<Vec<String>, DataError> {
     let layout = downloadable(name, extra)?;
+    if let Some((pickled, dir)) = pickled_instead(name, root, &folder_of(&layout)) {
+        return check_pickled(name.name(), &pickled, &dir);
+    }
     let name = name.name();
     match layout {
         Layout::Archive(remote, folder) => {
@@ -126,6 +136,40 @@ pub fn check(name: DatasetName, root: &Path, extra: bool) -> Result<Vec<String>,
             })
             .collect(),
     }
+}
+
+/// torchvision's pickled folder of `name` and where it is, when it is in `root` and the binary
+/// `folder` is not (the binary one is read when both are).
+fn pickled_instead(name: DatasetName, root: &Path, folder: &Option<Folder>) -> Option<(PickledFolder, PathBuf)> {
+    let pickled = pickled_folder(name.name())?;
+    let dir = root.join(pickled.dir);
+    let binary = folder.as_ref().is_some_and(|f| root.join(f.dir).exists());
+    (dir.is_dir() && !binary).then_some((pickled, dir))
+}
+
+/// The folder an archive layout extracts to.
+fn folder_of(layout: &Layout) -> Option<Folder> {
+    match layout {
+        Layout::Archive(_, folder) => Some(*folder),
+        Layout::Files(_) => None,
+    }
+}
+
+/// Checks that every data file of torchvision's folder `dir` is there (without reading it).
+fn check_pickled_files(name: &str, folder: &PickledFolder, dir: &Path) -> Result<(), DataError> {
+    for (file, _) in folder.train.iter().chain([&folder.test]) {
+        let path = dir.join(file);
+        if !path.is_file() {
+            return Err(DataError::Missing {
+                path,
+                hint: format!(
+                    "{} is incomplete: download it again with torchvision, or delete it and run `resmooth data fetch {name}`",
+                    dir.display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn missing(name: &str, remote: &Remote, root: &Path, folder: Option<&Folder>) -> DataError {

@@ -1,6 +1,7 @@
 //! `resmooth data info`: what a dataset or a folder holds, per split and per class.
 
 use super::sources::{official_count, CIFAR100_FOLDER, CIFAR10_FOLDER, SVHN_EXTRA, SVHN_TRAIN, TINY_FOLDER};
+use super::sources::{CIFAR100_PYTHON, CIFAR10_PYTHON};
 use super::{load, read_cifar100, read_svhn_split, Cifar100Labels, DataError, ImageSet, Size, STATS_FILE};
 use crate::config::DatasetName;
 use crate::progress::Progress;
@@ -12,6 +13,8 @@ fn detect(dir: &Path) -> Vec<(DatasetName, PathBuf)> {
     for (name, folder) in [
         (DatasetName::Cifar10, CIFAR10_FOLDER.dir),
         (DatasetName::Cifar100, CIFAR100_FOLDER.dir),
+        (DatasetName::Cifar10, CIFAR10_PYTHON.dir),
+        (DatasetName::Cifar100, CIFAR100_PYTHON.dir),
         (DatasetName::Tiny, TINY_FOLDER.dir),
     ] {
         if dir.file_name().is_some_and(|f| f == folder) {
@@ -21,14 +24,16 @@ fn detect(dir: &Path) -> Vec<(DatasetName, PathBuf)> {
     if dir.join("train").is_dir() && dir.join("test").is_dir() {
         return vec![(DatasetName::ImageFolder, dir.to_path_buf())];
     }
-    let mut found = Vec::new();
+    let mut found: Vec<(DatasetName, PathBuf)> = Vec::new();
     for (name, marker) in [
         (DatasetName::Cifar10, CIFAR10_FOLDER.dir),
         (DatasetName::Cifar100, CIFAR100_FOLDER.dir),
+        (DatasetName::Cifar10, CIFAR10_PYTHON.dir),
+        (DatasetName::Cifar100, CIFAR100_PYTHON.dir),
         (DatasetName::Svhn, SVHN_TRAIN.file),
         (DatasetName::Tiny, TINY_FOLDER.dir),
     ] {
-        if dir.join(marker).exists() {
+        if dir.join(marker).exists() && !found.iter().any(|(n, _)| *n == name) {
             found.push((name, dir.to_path_buf()));
         }
     }
@@ -54,7 +59,7 @@ pub fn info(target: &str, dataroot: &Path, size: Size, progress: &mut dyn Progre
             return Err(DataError::Missing {
                 path: dir.to_path_buf(),
                 hint: "holds no dataset: expected train/ and test/ class folders, cifar-10-batches-bin/, \
-                       cifar-100-binary/, tiny-imagenet-200/ or train_32x32.mat"
+                       cifar-100-binary/, cifar-10-batches-py/, cifar-100-python/, tiny-imagenet-200/ or train_32x32.mat"
                     .into(),
             });
         }

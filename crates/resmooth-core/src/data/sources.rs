@@ -77,6 +77,41 @@ pub const TINY_ARCHIVE: Remote = Remote {
     md5: "90528d7ca1a48142e341f4ef8d21d0de",
 };
 
+/// A folder of torchvision's CIFAR distribution (the "python version", pickled dicts of numpy
+/// arrays), as `torchvision.datasets.CIFAR10/100(download=True)` leaves it, with the MD5 of each
+/// file as torchvision checks them (`torchvision/datasets/cifar.py`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PickledFolder {
+    pub dir: &'static str,
+    /// The training files, in order, with their MD5s.
+    pub train: &'static [(&'static str, &'static str)],
+    pub test: (&'static str, &'static str),
+    /// The label names' file (not needed to read the images).
+    pub meta: (&'static str, &'static str),
+}
+
+/// torchvision's CIFAR-10 folder (`cifar-10-python.tar.gz`, MD5 c58f30108f718f92721af3b95e74349a).
+pub const CIFAR10_PYTHON: PickledFolder = PickledFolder {
+    dir: "cifar-10-batches-py",
+    train: &[
+        ("data_batch_1", "c99cafc152244af753f735de768cd75f"),
+        ("data_batch_2", "d4bba439e000b95fd0a9bffe97cbabec"),
+        ("data_batch_3", "54ebc095f3ab1f0389bbae665268c751"),
+        ("data_batch_4", "634d18415352ddfa80567beed471001a"),
+        ("data_batch_5", "482c414d41f54cd18b22e5b47cb7c3cb"),
+    ],
+    test: ("test_batch", "40351d587109b95175f43aff81a1287e"),
+    meta: ("batches.meta", "5ff9c542aee3614f3951f8cda6e48888"),
+};
+
+/// torchvision's CIFAR-100 folder (`cifar-100-python.tar.gz`, MD5 eb9058c3a382ffc7106e4002c42a8d85).
+pub const CIFAR100_PYTHON: PickledFolder = PickledFolder {
+    dir: "cifar-100-python",
+    train: &[("train", "16019d7e3df5f24257cddd939b257f8d")],
+    test: ("test", "f0ef6b0ae62326f3e7ffdfab6717acfc"),
+    meta: ("meta", "7973b15100ade9c7d40fb424638fde48"),
+};
+
 /// Bytes of one CIFAR-10 record: label, 3,072 pixels.
 pub const CIFAR10_RECORD: usize = 1 + 3072;
 /// Bytes of one CIFAR-100 record: coarse label, fine label, 3,072 pixels.
