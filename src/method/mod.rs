@@ -9,7 +9,9 @@ pub mod graphed;
 pub mod scorer;
 pub mod step;
 
-pub use detection::{detect, export_views, ood_by_op, ops_text, Detection, ViewRecord, ViewSource, DETECTION_EPOCH};
+pub use detection::{
+    detect, diagnose, export_views, ood_by_op, ops_text, Detection, ViewRecord, ViewSource, DETECTION_EPOCH,
+};
 pub use gmm::{Gmm, GmmError};
 pub use graphed::{NoGraph, StepError, Stepper};
 pub use scorer::{baseline_command, load_pretrained, p_id_tensor, score};
