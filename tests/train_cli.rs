@@ -316,7 +316,8 @@ fn bad_input_gets_clear_errors() {
 
     // a training split smaller than one batch: the cause and the flag to change
     let mut args = train_args(&run, "big-batch", "1");
-    args[14] = "200";
+    let at = args.iter().position(|a| *a == "--batch-size").unwrap() + 1;
+    args[at] = "200";
     let out = resmooth(&args);
     assert!(!out.status.success());
     let log = text(&out);

@@ -588,7 +588,9 @@ mod tests {
         // no OOD view (or no ID view): nothing to keep, the step is skipped
         let all_id = Tensor::from_slice(&[0.9f32, 0.6, 0.5]);
         assert!(fair_kept(FairComparison::Daid, &all_id).is_none());
-        assert!(fair_kept(FairComparison::Daood, &(1.0 - all_id)).is_none());
+        let all_ood = Tensor::from_slice(&[0.1f32, 0.4, 0.49]);
+        assert!(fair_kept(FairComparison::Daood, &all_ood).is_none());
+        assert!(fair_kept(FairComparison::Mix, &all_ood).is_none());
     }
 
     /// A DAOOD step trains on exactly the views the rule keeps: its loss is the criterion's on
