@@ -69,7 +69,10 @@ fn detection_marks_destroyed_views_ood_and_retraining_logs_id_ood_metrics() {
     let out = resmooth(&[&args[..], &["--batch-size", "200"]].concat());
     assert!(!out.status.success());
     let log = text(&out);
-    assert!(log.contains("144 images, fewer than one batch of 200") && log.contains("--batch-size 144 or less"), "{log}");
+    assert!(
+        log.contains("144 images, fewer than one batch of 200") && log.contains("--batch-size 144 or less"),
+        "{log}"
+    );
     let out = resmooth(&args);
     assert!(out.status.success(), "{}", text(&out));
     let report = text(&out);
@@ -147,7 +150,10 @@ fn detection_marks_destroyed_views_ood_and_retraining_logs_id_ood_metrics() {
     assert!(out.status.success(), "{}", text(&out));
     let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(page.contains("id=\"views-0\"") && page.contains("detection pass"), "{}", text(&out));
-    assert!(page.contains("Warning: the GMM fit of the detection pass is degenerate"), "the report hides the diagnosis");
+    assert!(
+        page.contains("Warning: the GMM fit of the detection pass is degenerate"),
+        "the report hides the diagnosis"
+    );
     let grid = &page[page.find("Most OOD (lowest p_ID)").unwrap()..page.find("Most ID (highest p_ID)").unwrap()];
     assert_eq!(grid.matches("<img").count(), 4);
     let mut scored: Vec<(f64, f64, String)> = csv
@@ -312,17 +318,25 @@ fn compare_with_scikit_learn(dir: &Path) {
     let out = std::process::Command::new(python).args(["-c", SKLEARN_FIT]).arg(&csv).output().unwrap();
     assert!(out.status.success(), "scikit-learn: {}", text(&out));
     let fits: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let ours: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("gmm.json")).unwrap()).unwrap();
+    let ours: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("gmm.json")).unwrap()).unwrap();
     let pair = |v: &serde_json::Value| [v[0].as_f64().unwrap(), v[1].as_f64().unwrap()];
     let (means, variances, weights) = (pair(&ours["means"]), pair(&ours["variances"]), pair(&ours["weights"]));
     let order = if means[0] <= means[1] { [0, 1] } else { [1, 0] };
-    let p_ids: Vec<f64> =
-        std::fs::read_to_string(&csv).unwrap().lines().skip(1).map(|l| l.rsplit(',').next().unwrap().parse().unwrap()).collect();
+    let p_ids: Vec<f64> = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
     // losses.csv rounds the log-losses to 1e-6, so the fits agree to about that
     for (seed, fit) in fits.iter().enumerate() {
         for (k, &c) in order.iter().enumerate() {
             let close = |what: &str, ours: f64, theirs: f64| {
-                assert!((ours - theirs).abs() < 1e-4 * theirs.abs().max(1.0), "seed {seed} {what} {k}: {ours} vs {theirs}");
+                assert!(
+                    (ours - theirs).abs() < 1e-4 * theirs.abs().max(1.0),
+                    "seed {seed} {what} {k}: {ours} vs {theirs}"
+                );
             };
             close("mean", means[c], pair(&fit["means"])[k]);
             close("variance", variances[c], pair(&fit["variances"])[k]);
@@ -364,7 +378,11 @@ fn check_exported_views(dir: &Path, export: &Path) {
             index,
             false,
         );
-        assert_eq!(resmooth::method::ops_text(&applied.unwrap_or_default()), ops, "sample {index}: not the scored view");
+        assert_eq!(
+            resmooth::method::ops_text(&applied.unwrap_or_default()),
+            ops,
+            "sample {index}: not the scored view"
+        );
         assert!(png.as_raw() == &pixels, "{}: not the pixels of the scored view", path.display());
         checked += 1;
     }

@@ -241,9 +241,11 @@ fn train_and_test_size_subsets_are_what_the_run_uses() {
     let log = std::fs::read_to_string(run.logs.join("subset/train.log")).unwrap();
     assert!(log.contains("48 training images, 20 test images"), "{log}");
     let m = &metrics(&run.logs.join("subset/metrics.jsonl"))[0];
-    // accuracies count the 20 test images; 48 images make 3 batches of 16
-    let top1 = m["test_top1"].as_f64().unwrap() * 20.0;
-    assert!((top1 - top1.round()).abs() < 1e-9, "{m}");
+    // accuracies count the 20 test images and the 48 training images (3 batches of 16)
+    for (key, n) in [("test_top1", 20.0), ("train_top1", 48.0)] {
+        let correct = m[key].as_f64().unwrap() * n;
+        assert!((correct - correct.round()).abs() < 1e-9, "{key} is not a count of {n}: {m}");
+    }
     // more than the folder holds is refused, naming the flag
     let mut args = train_args(&run, "subset2", "1");
     args.extend(["--train-size", "500"]);

@@ -605,15 +605,30 @@ mod tests {
         let y = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]);
         // a mixture that splits the augmented views' scores about their median
         let aug_loss = score(&scorer, &x.narrow(0, n_ori, n - n_ori), &y.narrow(0, n_ori, n - n_ori));
-        let mut logs: Vec<f64> = Vec::<f32>::try_from(&aug_loss).unwrap().iter().map(|&l| (l as f64 + 1e-10).ln()).collect();
+        let mut logs: Vec<f64> =
+            Vec::<f32>::try_from(&aug_loss).unwrap().iter().map(|&l| (l as f64 + 1e-10).ln()).collect();
         logs.sort_by(f64::total_cmp);
         let mid = (logs[3] + logs[4]) / 2.0;
-        let gmm = Gmm { weights: [0.5, 0.5], means: [mid - 0.1, mid + 0.1], variances: [0.05, 0.05], converged: true, iterations: 1, lower_bound: 0.0 };
+        let gmm = Gmm {
+            weights: [0.5, 0.5],
+            means: [mid - 0.1, mid + 0.1],
+            variances: [0.05, 0.05],
+            converged: true,
+            iterations: 1,
+            lower_bound: 0.0,
+        };
         let p = p_id_tensor(&gmm, &score(&scorer, &x, &y)).narrow(0, n_ori, n - n_ori);
-        let ood: Vec<i64> = Vec::<f32>::try_from(&p).unwrap().iter().enumerate().filter(|(_, &q)| q < 0.5).map(|(i, _)| i as i64).collect();
+        let ood: Vec<i64> = Vec::<f32>::try_from(&p)
+            .unwrap()
+            .iter()
+            .enumerate()
+            .filter(|(_, &q)| q < 0.5)
+            .map(|(i, _)| i as i64)
+            .collect();
         assert_eq!(ood.len(), 4, "{p}");
         let expected = {
-            let logits = model.forward_t(&x.narrow(0, n_ori, n - n_ori), true).index_select(0, &Tensor::from_slice(&ood));
+            let logits =
+                model.forward_t(&x.narrow(0, n_ori, n - n_ori), true).index_select(0, &Tensor::from_slice(&ood));
             let y = y.narrow(0, n_ori, n - n_ori).index_select(0, &Tensor::from_slice(&ood));
             Criterion::SampleSmooth(0.4).loss(&logits, &y, Some(&p.narrow(0, 0, 4)), None).double_value(&[])
         };

@@ -497,7 +497,11 @@ impl DetectionView {
         }
         if let Some(d) = &self.diagnosis {
             if let Some(w) = d.warning() {
-                let _ = write!(out, r#"<p class="note warn">{}</p>"#, escape(&format!("Warning: {w}")).replace('\n', "<br>"));
+                let _ = write!(
+                    out,
+                    r#"<p class="note warn">{}</p>"#,
+                    escape(&format!("Warning: {w}")).replace('\n', "<br>")
+                );
             }
             let _ = writeln!(out, "<p>{}.</p>", escape(&d.floor_line()));
         }
