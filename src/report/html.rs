@@ -8,11 +8,11 @@
 //! histograms of original and augmented views with the fitted Gaussians and the ID/OOD boundary,
 //! the OOD fraction per op, and the most-OOD and most-ID augmented views.
 
-use super::detect_summary::FitDiagnosis;
 use super::reproduce::command_lines;
 use super::svg::{escape, Chart, Series, Style, CSS};
 use super::tensorboard::{tags, HistogramProto};
 use super::{EpochMetrics, Summary};
+use crate::method::FitDiagnosis;
 use crate::run_folder::{GMM, LOSSES, METRICS, SUMMARY};
 use base64::Engine;
 use std::collections::BTreeMap;
