@@ -5,35 +5,20 @@
 
 use super::ModelError;
 use crate::io::replace_with;
-use safetensors::tensor::{Dtype, SafeTensors, View};
-use std::borrow::Cow;
-use std::collections::HashMap;
+use safetensors::tensor::{Dtype, SafeTensors};
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 use tch::{Kind, Tensor};
 
 /// The `__metadata__` key of the checksum: CRC-32C (hex) of the tensors, see [`checksum`].
 pub const CHECKSUM_KEY: &str = "resmooth.crc32c";
 
-/// One tensor's bytes on the host, as the safetensors writer takes them.
+/// One tensor's bytes on the host, as they go into the file.
 struct HostTensor {
     dtype: Dtype,
     shape: Vec<usize>,
     bytes: Vec<u8>,
-}
-
-impl View for &HostTensor {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.bytes)
-    }
-    fn data_len(&self) -> usize {
-        self.bytes.len()
-    }
 }
 
 impl HostTensor {
@@ -71,11 +56,42 @@ pub fn write_safetensors_atomic(path: &Path, tensors: &[(String, Tensor)]) -> Re
         .map_err(failed)?;
     let sum = checksum(host.iter().map(|(k, h)| (*k, h.dtype, h.shape.as_slice(), h.bytes.as_slice())));
     // "format": "pt" is what safetensors.torch.save_file writes, so the files read as PyTorch's there
-    let metadata = HashMap::from([("format".to_string(), "pt".to_string()), (CHECKSUM_KEY.to_string(), sum)]);
+    let metadata = BTreeMap::from([("format", "pt".to_string()), (CHECKSUM_KEY, sum)]);
     replace_with(path, |tmp| {
-        safetensors::tensor::serialize_to_file(host.iter().map(|(k, h)| (*k, h)), &Some(metadata), tmp)
-            .map_err(|e| ModelError::Write { path: tmp.to_path_buf(), err: e.to_string() })
+        write_file(tmp, &metadata, host).map_err(|e| ModelError::Write { path: tmp.to_path_buf(), err: e.to_string() })
     })
+}
+
+/// Writes a safetensors file: the header (its length, then its JSON), then each tensor's bytes.
+/// The safetensors crate writes the metadata's keys in hash order, which differs from process to
+/// process; here every key is in sorted order, so the same tensors make the same bytes (a resumed
+/// run's weights equal an uninterrupted one's, byte for byte). The tensors go in the crate's
+/// order, by decreasing alignment and then name, so that each one's data is aligned.
+fn write_file(
+    path: &Path,
+    metadata: &BTreeMap<&str, String>,
+    mut host: Vec<(&str, HostTensor)>,
+) -> std::io::Result<()> {
+    host.sort_by(|(a, x), (b, y)| y.dtype.cmp(&x.dtype).then(a.cmp(b)));
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), serde_json::json!(metadata));
+    let mut offset = 0;
+    for (name, h) in &host {
+        let end = offset + h.bytes.len();
+        let info = serde_json::json!({ "dtype": h.dtype, "shape": h.shape, "data_offsets": [offset, end] });
+        header.insert(name.to_string(), info);
+        offset = end;
+    }
+    let mut json = serde_json::to_vec(&header)?;
+    // the header is padded with spaces to a multiple of 8 bytes, as the safetensors crate does
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    out.write_all(&(json.len() as u64).to_le_bytes())?;
+    out.write_all(&json)?;
+    for (_, h) in &host {
+        out.write_all(&h.bytes)?;
+    }
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()
 }
 
 /// Reads every tensor of a safetensors file, with an error naming the file; a file whose
@@ -152,6 +168,31 @@ mod tests {
         for ((k, a), (l, b)) in back.iter().zip(&want) {
             assert_eq!((k, a.kind(), a.size()), (l, b.kind(), b.size()));
             assert!(a.equal(b), "{k}");
+        }
+    }
+
+    #[test]
+    fn the_same_tensors_make_the_same_bytes_that_other_readers_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
+        write_safetensors_atomic(&a, &tensors()).unwrap();
+        let mut reversed = tensors();
+        reversed.reverse();
+        write_safetensors_atomic(&b, &reversed).unwrap();
+        assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(), "the bytes depend on the order given");
+        // tch's reader (the safetensors crate's, without the checksum) reads the same tensors
+        let mut back = Tensor::read_safetensors(&a).unwrap();
+        back.sort_by(|x, y| x.0.cmp(&y.0));
+        let mut want = tensors();
+        want.sort_by(|x, y| x.0.cmp(&y.0));
+        for ((k, x), (l, y)) in back.iter().zip(&want) {
+            assert!(k == l && x.kind() == y.kind() && x.equal(y), "{k}");
+        }
+        // each tensor's data starts at a multiple of its element size (after the header)
+        let bytes = std::fs::read(&a).unwrap();
+        for (name, start, _) in data_spans(&bytes) {
+            let size = want.iter().find(|(k, _)| *k == name).unwrap().1.kind().elt_size_in_bytes();
+            assert_eq!(start % size, 0, "{name} at {start}");
         }
     }
 
