@@ -182,7 +182,9 @@ proptest! {
     }
 }
 
-/// Weights files of the real model, cut or damaged anywhere, are refused by name.
+/// Weights files of the real model, cut or damaged anywhere, are refused by name: the
+/// checksum in their metadata lets through only a file whose tensors are those written (a
+/// change the header's JSON does not see, such as other whitespace, is harmless).
 #[test]
 fn damaged_weights_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -190,17 +192,34 @@ fn damaged_weights_files_are_refused() {
     let model = resmooth::model::Model::new(resmooth::config::ModelName::ResNet18, 10, Device::Cpu);
     model.save(&path).unwrap();
     let bytes = std::fs::read(&path).unwrap();
-    let mut runner = proptest::test_runner::TestRunner::new(config(12));
+    let saved = model.state_dict();
+    let header = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut runner = proptest::test_runner::TestRunner::new(config(24));
     runner
         .run(&damage(), |d| {
-            std::fs::write(&path, d.apply(&bytes, 4096)).unwrap();
+            // half of the writes land in the header, the other half anywhere (mostly tensor data)
+            let damaged = d.apply(&bytes, header);
+            std::fs::write(&path, &damaged).unwrap();
             let mut m = resmooth::model::Model::new(resmooth::config::ModelName::ResNet18, 10, Device::Cpu);
-            if let Err(e) = m.load(&path) {
-                prop_assert!(e.to_string().contains("model.safetensors"), "{e}");
+            match m.load(&path) {
+                Err(e) => prop_assert!(e.to_string().contains("model.safetensors"), "{e}"),
+                Ok(()) => {
+                    let same = m.state_dict().iter().all(|(k, v)| v.equal(&saved[k]));
+                    prop_assert!(same, "damaged weights loaded with other values");
+                }
             }
             Ok(())
         })
         .unwrap();
+    // a byte flipped in the tensor data is refused, the message naming the file and the damage
+    for at in [header, header + (bytes.len() - header) / 2, bytes.len() - 1] {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x01;
+        std::fs::write(&path, &damaged).unwrap();
+        let mut m = resmooth::model::Model::new(resmooth::config::ModelName::ResNet18, 10, Device::Cpu);
+        let err = m.load(&path).unwrap_err().to_string();
+        assert!(err.contains("model.safetensors is damaged") && err.contains("checksum"), "byte {at}: {err}");
+    }
 }
 
 /// Size fields that promise more than the file holds fail at once, without allocating them.

@@ -503,7 +503,10 @@ fn the_report_renders_in_headless_chromium() {
             std::env::var_os("RESMOOTH_REQUIRE_CHROMIUM").is_none(),
             "RESMOOTH_REQUIRE_CHROMIUM is set but no chromium is installed (apt-get install chromium)"
         );
-        eprintln!("skipped: no chromium on PATH (apt-get install chromium runs this test)");
+        common::skipped(
+            "the_report_renders_in_headless_chromium",
+            "no chromium on PATH (apt-get install chromium runs this test; RESMOOTH_REQUIRE_CHROMIUM=1 makes it required)",
+        );
         return;
     };
     let r = runs();

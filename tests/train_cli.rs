@@ -6,6 +6,13 @@ mod common;
 use common::{resmooth, resmooth_cmd, text, write_colour_folder, Colours};
 use std::path::{Path, PathBuf};
 
+/// The JSON header of a safetensors file (its tensors' dtypes and shapes, and `__metadata__`).
+fn safetensors_header(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    serde_json::from_slice(&bytes[8..8 + n]).unwrap()
+}
+
 fn metrics(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -91,6 +98,9 @@ fn trains_learns_saves_and_evaluates() {
     assert_eq!(summary["best_test_top1"].as_f64().unwrap(), best);
     for f in ["model.safetensors", "best.safetensors", "checkpoint.safetensors"] {
         assert!(dir.join(f).is_file(), "{f} missing");
+        // every weights file carries the checksum of its tensors, checked when it is read
+        let crc = &safetensors_header(&dir.join(f))["__metadata__"][resmooth::model::CHECKSUM_KEY];
+        assert!(crc.as_str().is_some_and(|c| c.len() == 8), "{f}: {crc}");
     }
     if summary["device"] == "Cpu" {
         assert!(text(&out).contains("no CUDA GPU found; running on the CPU"), "{}", text(&out));
@@ -127,33 +137,41 @@ fn an_interrupted_run_resumes_at_the_next_epoch() {
     let run = setup();
     let args = train_args(&run, "resume", "4");
     let metrics_path = run.logs.join("resume/metrics.jsonl");
+    // killed for good in the first step of epoch 4 (96 images, 6 steps an epoch): epochs 1 and
+    // 2 are on disk, epoch 3's files perhaps
+    let marker = run.data.with_file_name("paused");
     let mut child = resmooth_cmd()
         .args(&args)
+        .env("RESMOOTH_TEST_PAUSE", "step#19")
+        .env("RESMOOTH_TEST_PAUSE_MARKER", &marker)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    loop {
-        let lines = std::fs::read_to_string(&metrics_path).map(|t| t.lines().count()).unwrap_or(0);
-        if lines >= 2 || std::time::Instant::now() > deadline {
-            break;
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
+    while !marker.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before its pause point");
+        assert!(std::time::Instant::now() < deadline, "the run never reached its pause point");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = metrics(&metrics_path).len();
+    assert!((2..=3).contains(&before), "{before} epochs recorded before the kill");
 
     let out = resmooth(&args);
     assert!(out.status.success(), "{}", text(&out));
     let log = text(&out);
+    // this session resumed after the last epoch on disk (the line of an epoch whose checkpoint
+    // was written just before the kill is restored) and trained only the ones after it
+    let resumed = format!("resuming {} after epoch ", run.logs.join("resume").display());
+    let at = log.find(&resumed).unwrap_or_else(|| panic!("the run did not resume: {log}"));
+    let epoch: usize = log[at + resumed.len()..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap();
+    assert!((before..=3).contains(&epoch), "resumed after epoch {epoch}, {before} recorded: {log}");
+    assert!(!log.contains(&format!("epoch {epoch}/4")) && log.contains("epoch 4/4"), "{log}");
     let m = metrics(&metrics_path);
     let epochs: Vec<u64> = m.iter().map(|e| e["epoch"].as_u64().unwrap()).collect();
     assert_eq!(epochs, vec![1, 2, 3, 4], "{log}");
-    assert!(log.contains("resuming") || log.contains("complete"), "{log}");
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.logs.join("resume/summary.json")).unwrap()).unwrap();
     assert_eq!(summary["epochs"], 4);
@@ -162,6 +180,98 @@ fn an_interrupted_run_resumes_at_the_next_epoch() {
     let out = resmooth(&train_args(&run, "resume", "6"));
     assert!(!out.status.success());
     assert!(text(&out).contains("--restart"), "{}", text(&out));
+}
+
+#[test]
+fn restart_starts_the_run_over() {
+    let run = setup();
+    let args = train_args(&run, "again", "3");
+    let first = resmooth(&[&args[..], &["--stop-after", "1"]].concat());
+    assert!(first.status.success(), "{}", text(&first));
+    let path = run.logs.join("again/metrics.jsonl");
+    let once = metrics(&path);
+    assert_eq!(once.len(), 1);
+    // resumed, the next session would train epoch 2; --restart trains epoch 1 again, from scratch
+    let out = resmooth(&[&args[..], &["--restart", "--stop-after", "1"]].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    let log = text(&out);
+    assert!(log.contains("epoch 1/3") && !log.contains("epoch 2/3") && !log.contains("resuming"), "{log}");
+    let again = metrics(&path);
+    assert_eq!(again.len(), 1, "the first session's epoch is replaced, not kept");
+    // the same fresh start: the same numbers, bit for bit on the CPU
+    for key in ["train_loss", "test_loss", "test_top1", "lr"] {
+        assert_eq!(again[0][key], once[0][key], "{key}");
+    }
+}
+
+/// `--precision bf16` trains on the CPU (bf16 autocast exists there) in bf16: the same run in
+/// fp32 gives other numbers, and the weights it saves stay fp32.
+#[test]
+fn bf16_runs_end_to_end_in_bf16() {
+    let run = setup();
+    let fp32 = resmooth(&train_args(&run, "fp32", "1"));
+    assert!(fp32.status.success(), "{}", text(&fp32));
+    let bf16 = resmooth(&[&train_args(&run, "bf16", "1")[..], &["--precision", "bf16"]].concat());
+    assert!(bf16.status.success(), "{}", text(&bf16));
+    let a = &metrics(&run.logs.join("fp32/metrics.jsonl"))[0];
+    let b = &metrics(&run.logs.join("bf16/metrics.jsonl"))[0];
+    let loss = |m: &serde_json::Value, key: &str| m[key].as_f64().unwrap();
+    assert!(loss(b, "train_loss").is_finite() && loss(b, "test_loss").is_finite(), "{b}");
+    // the same seed, batches and draws: only bf16's rounding tells the runs apart
+    assert_ne!(loss(a, "train_loss"), loss(b, "train_loss"), "bf16 trained exactly as fp32: bf16 is not used");
+    assert_ne!(loss(a, "test_loss"), loss(b, "test_loss"), "bf16 evaluated exactly as fp32: bf16 is not used");
+    let rel = (loss(a, "train_loss") - loss(b, "train_loss")).abs() / loss(a, "train_loss");
+    assert!(rel < 0.5, "bf16's training loss is far from fp32's: {a} vs {b}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.logs.join("bf16/summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["config"]["precision"], "bf16");
+    let header = safetensors_header(&run.logs.join("bf16/model.safetensors"));
+    assert_eq!(header["classifier.weight"]["dtype"], "F32", "master weights stay fp32");
+}
+
+/// `--train-size` and `--test-size` draw the subsets a run trains and evaluates on.
+#[test]
+fn train_and_test_size_subsets_are_what_the_run_uses() {
+    let run = setup();
+    let mut args = train_args(&run, "subset", "1");
+    args.extend(["--train-size", "48", "--test-size", "20"]);
+    let out = resmooth(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("48 training images, 20 test images, 3 classes"), "{}", text(&out));
+    let log = std::fs::read_to_string(run.logs.join("subset/train.log")).unwrap();
+    assert!(log.contains("48 training images, 20 test images"), "{log}");
+    let m = &metrics(&run.logs.join("subset/metrics.jsonl"))[0];
+    // accuracies count the 20 test images and the 48 training images (3 batches of 16)
+    for (key, n) in [("test_top1", 20.0), ("train_top1", 48.0)] {
+        let correct = m[key].as_f64().unwrap() * n;
+        assert!((correct - correct.round()).abs() < 1e-9, "{key} is not a count of {n}: {m}");
+    }
+    // more than the folder holds is refused, naming the flag
+    let mut args = train_args(&run, "subset2", "1");
+    args.extend(["--train-size", "500"]);
+    let out = resmooth(&args);
+    assert!(!out.status.success() && text(&out).contains("--train-size"), "{}", text(&out));
+}
+
+/// The `--save` folder is held for the run as its own folder is: a second process on it is
+/// refused before any work, and the lock goes with its holder.
+#[test]
+fn the_save_folder_is_locked_for_the_run() {
+    let run = setup();
+    let weights = run.data.with_file_name("weights");
+    let save = weights.join("model.safetensors");
+    let mut args = train_args(&run, "saved", "1");
+    args.extend(["--save", save.to_str().unwrap()]);
+    let held = resmooth::io::lock_dir(&weights).unwrap();
+    let out = resmooth(&args);
+    assert!(!out.status.success());
+    let log = text(&out);
+    assert!(log.contains(&format!("{} is in use by another resmooth process", weights.display())), "{log}");
+    assert!(!run.logs.join("saved/metrics.jsonl").exists(), "the refused run trained");
+    drop(held);
+    let out = resmooth(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(save.is_file());
 }
 
 #[test]
@@ -205,6 +315,15 @@ fn bad_input_gets_clear_errors() {
     let out = resmooth(&args);
     assert!(!out.status.success());
     assert!(text(&out).contains("/nonexistent/folder/train"), "{}", text(&out));
+
+    // a training split smaller than one batch: the cause and the flag to change
+    let mut args = train_args(&run, "big-batch", "1");
+    let at = args.iter().position(|a| *a == "--batch-size").unwrap() + 1;
+    args[at] = "200";
+    let out = resmooth(&args);
+    assert!(!out.status.success());
+    let log = text(&out);
+    assert!(log.contains("96 images, fewer than one batch of 200") && log.contains("--batch-size 96 or less"), "{log}");
 
     let out = resmooth(&["train", "--prob", "2", "--dataroot", run.data.to_str().unwrap()]);
     assert!(!out.status.success());

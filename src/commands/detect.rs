@@ -39,17 +39,24 @@ pub fn detect(args: DetectArgs) -> Result<()> {
     let (gmm, csv) = (&folder.gmm, &folder.losses);
     det.gmm.save(gmm)?;
     det.write_csv(csv)?;
+    let diagnosis = det.diagnosis();
+    let warning = diagnosis.warning();
     let summary = DetectSummary {
         pretrained: path.clone(),
         views: det.records.len(),
         seconds: started.elapsed().as_secs_f64(),
         device: format!("{:?}", setup.device),
         config,
+        diagnosis: Some(diagnosis),
+        warning: warning.clone(),
     };
     write_detect_summary(&folder.detect, &summary)?;
     println!("scored {} views with {} in {:.1}s", det.records.len(), path.display(), started.elapsed().as_secs_f64());
     print!("{}", det.report());
     println!("wrote {} and {}", gmm.display(), csv.display());
+    if let Some(w) = &warning {
+        eprintln!("warning: {w}");
+    }
     if let Some(export) = &args.export {
         let source = ViewSource {
             set: &setup.train,

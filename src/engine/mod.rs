@@ -133,7 +133,7 @@ pub enum EngineError {
     )]
     OtherRun { path: PathBuf },
     /// The training split is smaller than one batch.
-    #[error("the training split has {images} images, fewer than one batch of {batch_size}; lower --batch-size")]
+    #[error("the training split has {images} images, fewer than one batch of {batch_size}: batches drop their last partial one (as the reference's loader does), so there is no batch to train on or to score; pass --batch-size {images} or less (or use more training images)")]
     TooFewImages { images: usize, batch_size: usize },
     /// A folder that `resmooth export` cannot write as the reference's checkpoint.
     #[error("{} cannot be exported: {reason}", dir.display())]

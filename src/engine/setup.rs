@@ -37,6 +37,13 @@ impl Setup {
     ) -> Result<Self, EngineError> {
         let device = select_device(gpu, progress)?;
         let dataset = load_dataset(data, seed, progress)?;
+        progress.note(&format!(
+            "{}: {} training images, {} test images, {} classes",
+            data.dataset,
+            dataset.train.len(),
+            dataset.test.len(),
+            dataset.num_classes()
+        ));
         Setup::on(device, dataset, workers)
     }
 
@@ -86,8 +93,18 @@ impl Setup {
         batch_size: usize,
         progress: &mut dyn Progress,
     ) -> Result<Detection, EngineError> {
+        self.check_one_batch(batch_size)?;
         let loader = self.loader(Detection::plan(seed, batch_size), aug);
         Ok(detect(scorer, loader, self.placement(false), progress)?)
+    }
+
+    /// Refuses a batch size larger than the training split: batches drop their last partial
+    /// one, so there would be none.
+    pub fn check_one_batch(&self, batch_size: usize) -> Result<(), EngineError> {
+        match self.train.len() < batch_size {
+            true => Err(EngineError::TooFewImages { images: self.train.len(), batch_size }),
+            false => Ok(()),
+        }
     }
 
     /// Where batches go: the device, in NCHW order or (`channels_last`) NHWC, normalised with

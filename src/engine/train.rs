@@ -385,6 +385,9 @@ fn prepare_method(
         let started = Instant::now();
         let det = setup.detect(&scorer, aug, r.seed, config.optim.batch_size, progress)?;
         progress.note(&format!("detection pass ({:.1}s):\n{}", started.elapsed().as_secs_f64(), det.report()));
+        if let Some(w) = det.diagnosis().warning() {
+            progress.note(&format!("warning: {w}"));
+        }
         det.gmm.save(&paths.gmm)?;
         det.write_csv(&paths.losses)?;
         Some(det.gmm)

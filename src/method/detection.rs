@@ -2,6 +2,8 @@
 //! of one epoch, the GMM fitted on their logs, and what is made of it: `losses.csv`, a per-op
 //! OOD report, and the views exported as DAOOD/DAID trees.
 
+use super::diagnosis::{diagnose, FitDiagnosis};
+use super::gmm::log_loss;
 use super::{score, Gmm, MethodError};
 use crate::augment::{Applied, AppliedOp, Augmenter, OpName};
 use crate::data::{ImageSet, Normalisation};
@@ -70,7 +72,7 @@ pub fn detect(
                 label: batch.labels[k],
                 original: k < b,
                 applied: if k < b { Applied::default() } else { batch.applied[k - b].clone() },
-                log_loss: super::gmm::log_loss(*l as f64),
+                log_loss: log_loss(*l as f64),
                 p_id: 0.0,
             });
         }
@@ -180,6 +182,11 @@ impl Detection {
         Ok(crate::io::write_atomic(path, &text)?)
     }
 
+    /// Whether this pass's fit is degenerate (see [`diagnose`]).
+    pub fn diagnosis(&self) -> FitDiagnosis {
+        diagnose(&self.records, &self.gmm)
+    }
+
     /// Fraction of views judged OOD (`p_ID < 0.5`) among `records` that pass `keep`.
     pub fn ood_fraction(&self, keep: impl Fn(&ViewRecord) -> bool) -> (usize, f64) {
         let chosen: Vec<&ViewRecord> = self.records.iter().filter(|r| keep(r)).collect();
@@ -224,6 +231,7 @@ impl Detection {
         out += &format!("  original views:  {:.2}% of {n}\n", 100.0 * f);
         let (n, f) = self.ood_fraction(|r| !r.original);
         out += &format!("  augmented views: {:.2}% of {n}\n", 100.0 * f);
+        out += &format!("{}\n", self.diagnosis().floor_line());
         let rows = ood_by_op(&self.records);
         if !rows.is_empty() {
             out += "augmented views containing each op (value magnitude):\n";
@@ -312,10 +320,91 @@ fn parse_record(line: &str) -> Result<ViewRecord, String> {
 mod tests {
     use super::*;
     use crate::augment::Op;
+    use crate::method::diagnosis::COLLAPSE_FACTOR;
+    use crate::method::gmm::REG_COVAR;
 
     fn record(index: usize, original: bool, ops: Vec<AppliedOp>, cutout: Option<[u16; 4]>, p_id: f64) -> ViewRecord {
         let applied = Applied { ops, cutout };
         ViewRecord { index, label: (index % 3) as i64, original, applied, log_loss: -3.25 + index as f64, p_id }
+    }
+
+    /// Views of a detection pass from raw losses (`original` for the first `originals`), with
+    /// the GMM fitted on them and p_ID from it.
+    fn pass(losses: &[f32], originals: usize) -> Detection {
+        let mut records: Vec<ViewRecord> = losses
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| {
+                let mut r = record(i, i < originals, vec![], None, 0.0);
+                r.log_loss = log_loss(l as f64);
+                r
+            })
+            .collect();
+        let values: Vec<f64> = records.iter().map(|r| r.log_loss).collect();
+        let gmm = Gmm::fit(&values).unwrap();
+        for (r, p) in records.iter_mut().zip(gmm.p_id_batch(&values)) {
+            r.p_id = p;
+        }
+        Detection { records, gmm }
+    }
+
+    /// Deterministic losses spread log-uniformly over [lo, hi].
+    fn spread(n: usize, lo: f32, hi: f32, seed: u32) -> Vec<f32> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let u = (state >> 8) as f32 / (1u32 << 24) as f32;
+                (lo.ln() + u * (hi.ln() - lo.ln())).exp()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_fit_collapsed_onto_underflowed_losses_is_diagnosed_and_left_as_it_is() {
+        // a baseline that fits its training set: 60% of the views (most originals) have a loss
+        // that underflowed to exactly 0 in fp32; the rest are small but above 0, a few large
+        let mut losses = vec![0.0f32; 180];
+        losses.extend(spread(20, 1e-6, 1e-3, 1));
+        losses.extend(vec![0.0f32; 60]);
+        losses.extend(spread(30, 1e-7, 1e-2, 2));
+        losses.extend(spread(10, 1.0, 20.0, 3));
+        let det = pass(&losses, 200);
+        let d = det.diagnosis();
+        assert_eq!((d.views, d.at_floor, d.originals), (300, 240, 200));
+        // the reference's fit, untouched: the ID component sits on the spike at log(1e-10)
+        let id = det.gmm.id_component();
+        assert!((det.gmm.means[id] - log_loss(0.0)).abs() < 1e-9, "{:?}", det.gmm);
+        assert!(det.gmm.variances[id] <= COLLAPSE_FACTOR * REG_COVAR, "{:?}", det.gmm);
+        let c = d.collapsed.as_ref().expect("the collapse is found");
+        assert!(c.id && (c.mean - det.gmm.means[id]).abs() < 1e-12);
+        // every original above 0 is OOD under that fit: 20 of 200, not most of them
+        assert_eq!(d.originals_ood, 20);
+        let w = d.warning().expect("a degenerate fit is reported");
+        for part in ["240 of 300 views", "-23.03", "collapsed", "what to do", "--pretrained", "earlier epoch"] {
+            assert!(w.contains(part), "{part} missing from: {w}");
+        }
+        assert!(det.report().contains("underflow floor") && det.report().contains("240 of 300"), "{}", det.report());
+    }
+
+    #[test]
+    fn a_sound_fit_gets_no_warning_and_most_originals_ood_does() {
+        // originals confident, augmented views spread higher: no zero loss, no collapse
+        let mut losses = spread(200, 1e-4, 1e-2, 4);
+        losses.extend(spread(100, 0.05, 5.0, 5));
+        let det = pass(&losses, 200);
+        let d = det.diagnosis();
+        assert_eq!((d.at_floor, d.collapsed.is_some()), (0, false), "{:?}", det.gmm);
+        assert!(d.warning().is_none() && d.originals_ood < 20, "{d:?}");
+        // a split that puts most originals OOD is degenerate even without underflow
+        let mut records = det.records.clone();
+        for r in records.iter_mut().filter(|r| r.original).take(150) {
+            r.p_id = 0.2;
+        }
+        let d = diagnose(&records, &det.gmm);
+        assert_eq!(d.originals_ood, 150);
+        let w = d.warning().expect("most originals OOD is reported");
+        assert!(w.contains("150 of the 200 original views") && w.contains("do not separate"), "{w}");
     }
 
     #[test]

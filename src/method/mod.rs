@@ -4,12 +4,14 @@
 //! as a CUDA graph (`--cuda-graphs`).
 
 pub mod detection;
+pub mod diagnosis;
 pub use resmooth_core::gmm;
 pub mod graphed;
 pub mod scorer;
 pub mod step;
 
 pub use detection::{detect, export_views, ood_by_op, ops_text, Detection, ViewRecord, ViewSource, DETECTION_EPOCH};
+pub use diagnosis::{diagnose, Collapsed, FitDiagnosis};
 pub use gmm::{Gmm, GmmError};
 pub use graphed::{NoGraph, StepError, Stepper};
 pub use scorer::{baseline_command, load_pretrained, p_id_tensor, score};

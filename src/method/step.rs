@@ -340,6 +340,24 @@ impl StepSums {
     }
 }
 
+/// The augmented views a `--fair-comparison` step trains on, given their p_ID: with `keep =
+/// min(#ID, #OOD, 256)` (ID: p_ID >= 0.5), the first `keep` OOD views (DAOOD), ID views (DAID) or
+/// views of any kind (mix), as indices; `None` when `keep` is 0 (the step is skipped).
+pub fn fair_kept(rule: FairComparison, p: &Tensor) -> Option<Tensor> {
+    let ood = p.lt(0.5);
+    let id = ood.logical_not();
+    let count = |mask: &Tensor| mask.sum(Kind::Int64).int64_value(&[]);
+    let keep = count(&id).min(count(&ood)).min(256);
+    if keep == 0 {
+        return None;
+    }
+    Some(match rule {
+        FairComparison::Daood => ood.nonzero().squeeze_dim(1).narrow(0, 0, keep),
+        FairComparison::Daid => id.nonzero().squeeze_dim(1).narrow(0, 0, keep),
+        _ => Tensor::arange(keep, (Kind::Int64, p.device())),
+    })
+}
+
 /// What the method adds to plain training: the GMM with its scorer, the distillation teacher,
 /// and the criteria of the original and augmented parts.
 pub struct Method {
@@ -533,19 +551,10 @@ impl Method {
         let (x, y) = batch.part(n_ori, n - n_ori);
         let p = p.narrow(0, n_ori, n - n_ori);
         let logits = net.model.forward_t(&x, true);
-        let ood = p.lt(0.5);
-        let id = ood.logical_not();
-        let count = |mask: &Tensor| mask.sum(Kind::Int64).int64_value(&[]);
-        let keep = count(&id).min(count(&ood)).min(256);
-        if keep == 0 {
+        let Some(kept) = fair_kept(self.fair, &p) else {
             return Stepped::Skipped;
-        }
-        // the first `keep` views of the kept kind (mix: of any kind)
-        let kept = match self.fair {
-            FairComparison::Daood => ood.nonzero().squeeze_dim(1).narrow(0, 0, keep),
-            FairComparison::Daid => id.nonzero().squeeze_dim(1).narrow(0, 0, keep),
-            _ => Tensor::arange(keep, (Kind::Int64, x.device())),
         };
+        let keep = kept.size()[0];
         let (sel_logits, sel_y) = (logits.index_select(0, &kept), y.index_select(0, &kept));
         let loss = self.loss.aug.loss(&sel_logits, &sel_y, Some(&p.narrow(0, 0, keep)), None);
         net.opt.zero_grad();
@@ -556,5 +565,83 @@ impl Method {
         sums.add(&loss, &sel_logits.detach(), &sel_y);
         lap(&mut timer, StepPhase::Account);
         Stepped::Updated
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ModelName;
+    use crate::loss::Criterion;
+
+    fn indices(t: Option<Tensor>) -> Vec<i64> {
+        t.map(|t| Vec::<i64>::try_from(t).unwrap()).unwrap_or_default()
+    }
+
+    #[test]
+    fn fair_comparison_keeps_the_views_its_rule_selects() {
+        // OOD (p < 0.5) at 1, 2, 5, 7; ID at 0, 3, 4, 6, 8: keep = min(5, 4) = 4
+        let p = Tensor::from_slice(&[0.9f32, 0.1, 0.2, 0.5, 0.7, 0.3, 0.6, 0.49, 0.8]);
+        assert_eq!(indices(fair_kept(FairComparison::Daood, &p)), [1, 2, 5, 7]);
+        assert_eq!(indices(fair_kept(FairComparison::Daid, &p)), [0, 3, 4, 6]);
+        assert_eq!(indices(fair_kept(FairComparison::Mix, &p)), [0, 1, 2, 3]);
+        // no OOD view (or no ID view): nothing to keep, the step is skipped
+        let all_id = Tensor::from_slice(&[0.9f32, 0.6, 0.5]);
+        assert!(fair_kept(FairComparison::Daid, &all_id).is_none());
+        let all_ood = Tensor::from_slice(&[0.1f32, 0.4, 0.49]);
+        assert!(fair_kept(FairComparison::Daood, &all_ood).is_none());
+        assert!(fair_kept(FairComparison::Mix, &all_ood).is_none());
+    }
+
+    /// A DAOOD step trains on exactly the views the rule keeps: its loss is the criterion's on
+    /// those views alone, with the p_ID of the batch's first views (as the reference).
+    #[test]
+    fn a_fair_comparison_step_trains_on_the_kept_views_only() {
+        tch::manual_seed(4);
+        let model = Model::new(ModelName::ResNet18, 3, Device::Cpu);
+        let scorer = Model::new(ModelName::ResNet18, 3, Device::Cpu);
+        let (n, n_ori) = (12i64, 4i64);
+        let x = Tensor::randn([n, 3, 8, 8], (Kind::Float, Device::Cpu));
+        let y = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]);
+        // a mixture that splits the augmented views' scores about their median
+        let aug_loss = score(&scorer, &x.narrow(0, n_ori, n - n_ori), &y.narrow(0, n_ori, n - n_ori));
+        let mut logs: Vec<f64> =
+            Vec::<f32>::try_from(&aug_loss).unwrap().iter().map(|&l| (l as f64 + 1e-10).ln()).collect();
+        logs.sort_by(f64::total_cmp);
+        let mid = (logs[3] + logs[4]) / 2.0;
+        let gmm = Gmm {
+            weights: [0.5, 0.5],
+            means: [mid - 0.1, mid + 0.1],
+            variances: [0.05, 0.05],
+            converged: true,
+            iterations: 1,
+            lower_bound: 0.0,
+        };
+        let p = p_id_tensor(&gmm, &score(&scorer, &x, &y)).narrow(0, n_ori, n - n_ori);
+        let ood: Vec<i64> = Vec::<f32>::try_from(&p)
+            .unwrap()
+            .iter()
+            .enumerate()
+            .filter(|(_, &q)| q < 0.5)
+            .map(|(i, _)| i as i64)
+            .collect();
+        assert_eq!(ood.len(), 4, "{p}");
+        let expected = {
+            let logits =
+                model.forward_t(&x.narrow(0, n_ori, n - n_ori), true).index_select(0, &Tensor::from_slice(&ood));
+            let y = y.narrow(0, n_ori, n - n_ori).index_select(0, &Tensor::from_slice(&ood));
+            Criterion::SampleSmooth(0.4).loss(&logits, &y, Some(&p.narrow(0, 0, 4)), None).double_value(&[])
+        };
+        let mut config = crate::config::TrainConfig::default().method;
+        (config.gmm, config.loss, config.smooth_aug) = (true, LossName::SampleSmooth, 0.4);
+        config.fair_comparison = FairComparison::Daood;
+        let method = Method::new(&config, 0.25, Some(scorer), Some(gmm));
+        let mut opt = Sgd::new(&model.vs, 0.9, 5e-4, true);
+        let mut sums = StepSums::new(Device::Cpu);
+        let step = Step { batch: StepBatch { x, y, n_ori }, lr: 0.0, seed: 1 };
+        let stepped = method.step(&mut Net { model: &model, opt: &mut opt }, &step, &mut sums, None);
+        assert_eq!(stepped, Stepped::Updated);
+        assert_eq!(sums.seen, 4, "the step trains on the 4 kept views");
+        assert!((sums.loss() - expected).abs() < 1e-5, "{} vs {expected}", sums.loss());
     }
 }

@@ -6,16 +6,18 @@ pub mod pth;
 mod resnet;
 pub mod shakeshake;
 mod torchscript;
+mod weights_file;
 mod wideresnet;
 
 pub use bottleneck::BottleneckResNet;
 pub use resnet::ResNet18;
 pub use shakeshake::ShakeNet;
 pub use torchscript::TorchScriptNet;
+pub use weights_file::{read_safetensors, write_safetensors_atomic, CHECKSUM_KEY};
 pub use wideresnet::WideResNet;
 
 use crate::config::{ModelName, ModelSpec, Precision};
-use crate::io::{replace_with, FileError};
+use crate::io::FileError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::nn::{self, ModuleT};
@@ -38,6 +40,9 @@ pub enum ModelError {
     Mismatch { path: PathBuf, model: String, classes: i64, what: String },
     #[error("{path}: {what}")]
     TorchScript { path: PathBuf, what: String },
+    /// A weights file whose tensors no longer match the checksum written with them.
+    #[error("{path} is damaged: its tensors have checksum {got}, not the {want} written with them (a failing disk or a copy gone wrong changed them); copy the file again from where it came from, or make it again with the run that wrote it")]
+    Damaged { path: PathBuf, want: String, got: String },
 }
 
 /// A model: its variables (named as the reference's state_dict) and its forward function.
@@ -128,10 +133,16 @@ impl Model {
     /// Logits (fp32) for a normalised NCHW float batch, computed in [`Model::compute`]
     /// precision; `train` selects batch statistics in BatchNorm.
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        if self.compute == Kind::Float {
-            return self.net.forward_t(xs, train);
+        match self.compute {
+            Kind::Float => self.net.forward_t(xs, train),
+            _ => self.forward_computed(xs, train).to_kind(Kind::Float),
         }
-        self.net.forward_t(&xs.to_kind(self.compute), train).to_kind(Kind::Float)
+    }
+
+    /// The network's output as it computed it, in [`Model::compute`] precision: the input cast
+    /// to it, each convolution and matrix product computing in it.
+    fn forward_computed(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.net.forward_t(&xs.to_kind(self.compute), train)
     }
 
     /// Number of trainable parameters.
@@ -350,22 +361,6 @@ fn recognise(state: &BTreeMap<String, Tensor>) -> Option<String> {
     Some(name)
 }
 
-/// Reads every tensor of a safetensors file, with an error naming the file.
-pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>, ModelError> {
-    if !path.is_file() {
-        return Err(ModelError::Missing { path: path.to_path_buf(), hint: "no such weights file".into() });
-    }
-    Tensor::read_safetensors(path).map_err(|e| ModelError::Read { path: path.to_path_buf(), err: e.to_string() })
-}
-
-/// Writes tensors as safetensors, atomically (see [`crate::io::replace_with`]).
-pub fn write_safetensors_atomic(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), ModelError> {
-    replace_with(path, |tmp| {
-        Tensor::write_safetensors(tensors, tmp)
-            .map_err(|e| ModelError::Write { path: tmp.to_path_buf(), err: e.to_string() })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,7 +516,12 @@ mod tests {
             let x = Tensor::randn([4, 3, 16, 16], (Kind::Float, Device::Cpu));
             let fp32 = tch::no_grad(|| m.forward_t(&x, false));
             let m = m.with_precision(Precision::Bf16);
+            // inside the forward the layers compute in bf16, up to the classifier's matrix product
+            let inside = tch::no_grad(|| m.forward_computed(&x, false));
+            assert_eq!(inside.kind(), Kind::BFloat16, "{name}: --precision bf16 computes in bf16");
             let bf16_eval = tch::no_grad(|| m.forward_t(&x, false));
+            // bf16's rounding shows in the logits: close to fp32's but not the same numbers
+            assert!(!bf16_eval.equal(&fp32), "{name}: bf16 logits are exactly fp32's: bf16 is not used");
             let bf16 = m.forward_t(&x, true);
             assert_eq!(bf16.kind(), Kind::Float);
             bf16.sum(Kind::Float).backward();

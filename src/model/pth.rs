@@ -413,6 +413,14 @@ mod tests {
             assert!(a.equal(b) && a.kind() == b.kind() && a.size() == b.size());
         }
         assert!(!path.with_extension("pth.partial").exists());
+        // the zip's CRC-32 of each record is checked as it is read: a changed tensor byte is refused
+        let bytes = std::fs::read(&path).unwrap();
+        let at = bytes.windows(16).position(|w| w == Vec::<u8>::try_from(&m.view_dtype(Kind::Uint8)).unwrap()).unwrap();
+        let mut damaged = bytes.clone();
+        damaged[at + 5] ^= 0x01;
+        std::fs::write(&path, &damaged).unwrap();
+        let err = read(&path).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("model.pth"), "{err}");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! `detect.json`: what `resmooth detect` scored, beside its `gmm.json` and `losses.csv`, so that
-//! the report can remake the views it scored.
+//! the report can remake the views it scored, and the diagnosis of the pass's fit.
 
 use super::ReportError;
 use crate::config::TrainConfig;
 use crate::io::{write_atomic, FileError};
+use crate::method::FitDiagnosis;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,12 @@ pub struct DetectSummary {
     /// The data, augmentation, model and seed of the pass, as a training run's configuration
     /// (the other fields at their defaults).
     pub config: TrainConfig,
+    /// Whether the fit is degenerate, and why (absent in files of earlier versions).
+    #[serde(default)]
+    pub diagnosis: Option<FitDiagnosis>,
+    /// The diagnosis's warning, as the terminal showed it; null when the fit is sound.
+    #[serde(default)]
+    pub warning: Option<String>,
 }
 
 /// Writes `detect.json` atomically.

@@ -12,6 +12,7 @@ use super::reproduce::command_lines;
 use super::svg::{escape, Chart, Series, Style, CSS};
 use super::tensorboard::{tags, HistogramProto};
 use super::{EpochMetrics, Summary};
+use crate::method::FitDiagnosis;
 use crate::run_folder::{GMM, LOSSES, METRICS, SUMMARY};
 use base64::Engine;
 use std::collections::BTreeMap;
@@ -76,6 +77,8 @@ pub struct DetectionView {
     pub most_id: Vec<Tile>,
     /// The RandAugment magnitude (`--M`) and ops per image (`--N`), when known.
     pub magnitude: Option<(usize, usize)>,
+    /// Whether the fit is degenerate, when both the mixture and the scored views are at hand.
+    pub diagnosis: Option<FitDiagnosis>,
 }
 
 /// One run folder.
@@ -110,6 +113,7 @@ th{background:#eee}td.l,th.l{text-align:left}code,pre{font-family:monospace;font
 pre{background:#f0f0f0;padding:8px;white-space:pre-wrap;word-break:break-all}\
 .plots{display:flex;flex-wrap:wrap;gap:12px}.plots>div{flex:1 1 600px;max-width:660px}\
 .note{background:#fff4d6;border-left:4px solid #e0a800;padding:6px 10px;margin:8px 0;font-size:13px}\
+.warn{background:#fde2e1;border-left-color:#c62828}\
 .grid{display:flex;flex-wrap:wrap;gap:8px}.tile{width:132px;font-size:11px;background:#fff;border:1px solid #ddd;padding:4px}\
 .tile img{width:128px;height:128px;image-rendering:pixelated;display:block}\
 nav a{margin-right:12px}summary{cursor:pointer;margin:8px 0}";
@@ -490,6 +494,16 @@ impl DetectionView {
             );
         } else {
             note(out, &format!("no {LOSSES}: the scored views are not at hand, only the mixture"));
+        }
+        if let Some(d) = &self.diagnosis {
+            if let Some(w) = d.warning() {
+                let _ = write!(
+                    out,
+                    r#"<p class="note warn">{}</p>"#,
+                    escape(&format!("Warning: {w}")).replace('\n', "<br>")
+                );
+            }
+            let _ = writeln!(out, "<p>{}.</p>", escape(&d.floor_line()));
         }
         if let Some(g) = &self.mixture {
             out.push_str("<table><tr><th class=\"l\">component</th><th>weight</th><th>mean</th><th>variance</th></tr>");

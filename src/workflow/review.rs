@@ -8,7 +8,7 @@ use crate::config::{AugName, DataConfig, TrainConfig};
 use crate::data::{self, Dataset};
 use crate::engine::{augmenter, checkpoint, subsets, EngineError};
 use crate::io::write_atomic;
-use crate::method::{ood_by_op, ops_text, Detection, Gmm, ViewRecord, DETECTION_EPOCH};
+use crate::method::{diagnose, ood_by_op, ops_text, Detection, Gmm, ViewRecord, DETECTION_EPOCH};
 use crate::pipeline::shown_view;
 use crate::progress::Progress;
 use crate::report::detect_summary::read_detect_summary;
@@ -170,9 +170,13 @@ fn read_detection(
         return None;
     }
     let mut view = DetectionView::default();
+    let mut gmm = None;
     if gmm_path.is_file() {
         match Gmm::load(gmm_path) {
-            Ok(g) => view.mixture = Some(mixture(&g)),
+            Ok(g) => {
+                view.mixture = Some(mixture(&g));
+                gmm = Some(g);
+            }
             Err(e) => notes.push(chain(&e)),
         }
     }
@@ -193,6 +197,9 @@ fn read_detection(
         view.ood[usize::from(!r.original)] += usize::from(r.p_id < 0.5);
     }
     view.ops = ood_by_op(&records);
+    if let Some(g) = gmm.as_ref().filter(|_| !records.is_empty()) {
+        view.diagnosis = Some(diagnose(&records, g));
+    }
     if let Some(c) = config.filter(|c| c.aug.aug == AugName::RandAugment && c.aug.prob < 1.0) {
         view.magnitude = Some((c.aug.m, c.aug.n));
     }

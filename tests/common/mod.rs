@@ -71,3 +71,10 @@ pub fn resmooth(args: &[&str]) -> Output {
 pub fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
+
+/// Says that `test` skipped its checks and why, on stderr past the test harness's capture (which
+/// hides what a passing test prints): under a plain `cargo test` the skip shows beside its "ok".
+pub fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "\nSKIPPED {test}: {why}");
+}
