@@ -16,7 +16,7 @@ use crate::dist::{BatchShare, Dist, Reducer, DEFAULT_BUCKET_BYTES};
 use crate::method::graphed::WARMUP_STEPS;
 use crate::method::{Gmm, Method, Step, StepBatch, StepPhase, StepSums, StepTimer, Stepped};
 use crate::model::Model;
-use crate::pipeline::{assemble, Batch, EpochPlan, Part, Placement, Views};
+use crate::pipeline::{assemble, Batch, EpochPlan, Part, Placement, Upload, Views};
 use crate::progress::Progress;
 use serde::Serialize;
 use std::path::PathBuf;

@@ -17,7 +17,7 @@ use crate::method::{
 };
 use crate::model::Model;
 use crate::optim::Sgd;
-use crate::pipeline::{shown_view, EpochPlan, Loader, Part, Placement, Views};
+use crate::pipeline::{shown_view, EpochPlan, Loader, Part, Placement, Upload, Views};
 use crate::progress::{Progress, Unit};
 use crate::report::tensorboard::EventWriter;
 use crate::report::{self, EpochMetrics, EpochRecord, RgbImage, SampleViews, StepMode, Summary};

@@ -7,7 +7,7 @@ use crate::augment::{Applied, AppliedOp, Augmenter, OpName};
 use crate::data::{ImageSet, Normalisation};
 use crate::dist::{Dist, DistError};
 use crate::model::Model;
-use crate::pipeline::{shown_view, EpochPlan, Loader, Part, Placement, Views};
+use crate::pipeline::{shown_view, EpochPlan, Loader, Part, Placement, Upload, Views};
 use crate::progress::{Progress, Unit};
 use crate::report::html::OpRow;
 use rayon::prelude::*;
