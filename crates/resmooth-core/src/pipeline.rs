@@ -23,19 +23,6 @@ pub enum Views {
     Both,
 }
 
-impl Views {
-    /// (sample, is original) for each image slot of a batch of samples `indices`.
-    pub fn slots(self, indices: &[usize]) -> Vec<(usize, bool)> {
-        match self {
-            Views::Mixed { prob } => {
-                let n_ori = (indices.len() as f64 * prob).floor() as usize;
-                indices.iter().enumerate().map(|(k, &i)| (i, k < n_ori)).collect()
-            }
-            Views::Both => indices.iter().map(|&i| (i, true)).chain(indices.iter().map(|&i| (i, false))).collect(),
-        }
-    }
-}
-
 /// One batch: HWC uint8 images, their labels and dataset indices.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -133,6 +120,29 @@ impl EpochPlan {
         }
         out
     }
+
+    /// (sample, is original) for each image slot of this process's part ([`Part`]) of the
+    /// global batch of samples `indices`: its original views first, those of the global batch's
+    /// original positions, then its augmented views.
+    pub fn slots(&self, indices: &[usize]) -> Vec<(usize, bool)> {
+        let (mine, n_ori) = (self.part.positions(indices.len()), self.views.originals(indices.len()));
+        match self.views {
+            Views::Mixed { .. } => mine.map(|k| (indices[k], k < n_ori)).collect(),
+            Views::Both => {
+                let part = &indices[mine];
+                part.iter().map(|&i| (i, true)).chain(part.iter().map(|&i| (i, false))).collect()
+            }
+        }
+    }
+
+    /// The number of images and of original views of the global batch of `len` samples
+    /// ([`Batch::whole`]).
+    pub fn whole(&self, len: usize) -> (usize, usize) {
+        match self.views {
+            Views::Mixed { .. } => (len, self.views.originals(len)),
+            Views::Both => (2 * len, len),
+        }
+    }
 }
 
 /// The generator of every random draw for one sample's view: independent of thread count and
@@ -203,20 +213,8 @@ pub fn shown_view(
 /// positions, then its augmented views.
 pub fn assemble(set: &ImageSet, indices: &[usize], plan: &EpochPlan, aug: &Augmenter, batch: &mut Batch) {
     let per = set.image_bytes();
-    let (b, mine) = (indices.len(), plan.part.positions(indices.len()));
-    let n_ori = plan.views.originals(b);
-    // (sample, is_original) for each image slot
-    let slots: Vec<(usize, bool)> = match plan.views {
-        Views::Mixed { .. } => mine.map(|k| (indices[k], k < n_ori)).collect(),
-        Views::Both => {
-            let part = &indices[mine];
-            part.iter().map(|&i| (i, true)).chain(part.iter().map(|&i| (i, false))).collect()
-        }
-    };
-    batch.whole = match plan.views {
-        Views::Mixed { .. } => (b, n_ori),
-        Views::Both => (2 * b, b),
-    };
+    let slots = plan.slots(indices);
+    batch.whole = plan.whole(indices.len());
     (batch.height, batch.width) = (set.height, set.width);
     batch.n_ori = slots.iter().filter(|s| s.1).count();
     batch.images.resize(slots.len() * per, 0);
