@@ -427,7 +427,7 @@ mod tests {
     #[test]
     fn the_ranks_parts_of_a_batch_are_the_whole_batch_with_its_originals_where_they_were() {
         let set = toy_set(12);
-        let aug = Augmenter::none();
+        let aug = Augmenter::new(crate::config::AugName::RandAugment, 2, 14, 4, crate::config::DatasetName::Cifar10);
         let indices: Vec<usize> = vec![7, 2, 9, 4, 11, 0, 5, 3];
         for views in [Views::Mixed { prob: 0.4 }, Views::Both] {
             let mut whole = Batch::default();
