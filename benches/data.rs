@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use resmooth::augment::imagenet::{ImageNetTrain, TrainDraw};
 use resmooth::data::jpeg::{decode_jpeg_into, DctScale};
 use resmooth::data::stream::{FileList, OnBadImage};
-use resmooth::pipeline::{EpochPlan, Loader, Views};
+use resmooth::pipeline::{EpochPlan, Loader, Part, Views};
 use resmooth::streaming::{StreamSource, StreamViews};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,6 +50,7 @@ fn stream_rate(list: &FileList, reduced_dct: bool, threads: usize, seconds: f64)
             shuffle: true,
             drop_last: false,
             views: Views::Mixed { prob: 1.0 },
+            part: Part::WHOLE,
         };
         let mut loader = Loader::start_source(source.clone(), plan, pool.clone(), 3, 0);
         while let Some(b) = loader.try_next_batch().expect("no bad file") {

@@ -462,7 +462,7 @@ def plan(proof, a, paths):
         # 5. once the binary has them
         bench(R.NCCL, "bench train, fp32, through NCCL at world size 1", synthetic("fp32", "nchw"), NOTE_S,
               env={"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1",
-                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())},
+                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "GLOO_SOCKET_IFNAME": "lo"},
               skip=None if "--dist-timeout" in train_help else
               "this binary has no distributed training (issue 20): `resmooth train --help` lists no --dist-timeout"),
         dict(id=R.INPUT_PIPELINE, title="input pipeline img/s on all cores", side="resmooth", kind="probe",

@@ -9,6 +9,8 @@
 //! runs. Every failure (a rank gone, a collective past `--dist-timeout`) is a [`DistError`] that
 //! says what to do, never an abort or a hang.
 
+pub use crate::pipeline::shard;
+use crate::pipeline::Part;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::sync::Arc;
 use std::time::Duration;
@@ -283,6 +285,8 @@ impl Drop for Group {
 }
 
 /// This process's place in a group of processes training together, and the group's collectives.
+/// A clone is the same place in the same group.
+#[derive(Clone)]
 pub struct Dist {
     group: Arc<Group>,
     launch: Launch,
@@ -457,6 +461,26 @@ impl Dist {
         collective(unsafe { shim::resmooth_dist_barrier(self.group.raw) }, "barrier")
     }
 
+    /// Whether `mine` holds on any rank: every rank gets the same answer (a stop asked on one
+    /// rank, or on each at a different step, is taken by all at the same step).
+    pub fn any(&self, mine: bool) -> Result<bool, DistError> {
+        Ok(self.sum_f64(&[f64::from(u8::from(mine))])?[0] > 0.0)
+    }
+
+    /// Rank 0's `text` on every rank (the others' `text` is not read).
+    pub fn broadcast_text(&self, text: &str) -> Result<String, DistError> {
+        let len = Tensor::from_slice(&[text.len() as i64]);
+        self.broadcast_(std::slice::from_ref(&len))?;
+        let len = len.int64_value(&[0]) as usize;
+        let bytes = if self.is_primary() { text.as_bytes().to_vec() } else { vec![0u8; len] };
+        let t = Tensor::from_slice(&bytes);
+        if len > 0 {
+            self.broadcast_(std::slice::from_ref(&t))?;
+        }
+        let bytes = Vec::<u8>::try_from(&t).expect("a 1-D u8 tensor");
+        String::from_utf8(bytes).map_err(|e| DistError::BadTensor { op: "broadcast", message: e.to_string() })
+    }
+
     /// `--sync-bn`: BatchNorm of `x` (`[N, C, ...]`) in training mode with the mean and
     /// variance of every rank's batch together, as torch.nn.SyncBatchNorm, updating `layer`'s
     /// running statistics with them. Differentiable: backward all-reduces the per-channel sums
@@ -487,6 +511,49 @@ impl Dist {
         )?;
         // SAFETY: as above.
         Ok(unsafe { Tensor::from_ptr(out as *mut _) })
+    }
+}
+
+/// `--sync-bn` for the BatchNorm layers of one model: [`Dist::sync_batch_norm`] in training
+/// forwards. A collective that fails is kept (the first one), and every later layer normalises
+/// with its own batch's statistics instead of waiting on a broken group; the step asks
+/// [`SyncBatchNorm::failure`] after its forward and stops with the error.
+pub struct SyncBatchNorm {
+    dist: Dist,
+    failed: std::sync::Mutex<Option<DistError>>,
+}
+
+impl std::fmt::Debug for SyncBatchNorm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncBatchNorm").field("dist", &self.dist).finish()
+    }
+}
+
+impl SyncBatchNorm {
+    /// BatchNorm across the ranks of `dist`, shared by a model's layers.
+    pub fn new(dist: Dist) -> Arc<SyncBatchNorm> {
+        Arc::new(SyncBatchNorm { dist, failed: std::sync::Mutex::new(None) })
+    }
+
+    /// `layer` over `x` in training mode with every rank's batch statistics; `None` once a
+    /// collective of this model has failed (the layer then uses its own batch's).
+    pub fn forward(&self, x: &Tensor, layer: &BatchNormLayer) -> Option<Tensor> {
+        let mut failed = self.failed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if failed.is_some() {
+            return None;
+        }
+        match self.dist.sync_batch_norm(x, layer) {
+            Ok(y) => Some(y),
+            Err(e) => {
+                *failed = Some(e);
+                None
+            }
+        }
+    }
+
+    /// The collective that failed, if one did (it stays failed).
+    pub fn failure(&self) -> Option<DistError> {
+        self.failed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 }
 
@@ -606,6 +673,11 @@ impl BatchShare {
         Ok(BatchShare { batch_size, rank, world_size })
     }
 
+    /// The part of every batch the data pipeline makes for this rank.
+    pub fn part(&self) -> Part {
+        Part { rank: self.rank, world_size: self.world_size }
+    }
+
     /// The share of every full batch: B/N.
     pub fn local_batch_size(&self) -> usize {
         self.batch_size / self.world_size
@@ -640,12 +712,6 @@ impl BatchShare {
             self.world_size as f64 / global_count as f64
         }
     }
-}
-
-/// Rank `rank` of `world_size`'s contiguous part of `len` items (the evaluation set, the
-/// detection pass): `len·r/N .. len·(r+1)/N`, so the parts in rank order are the whole in order.
-pub fn shard(len: usize, rank: usize, world_size: usize) -> std::ops::Range<usize> {
-    len * rank / world_size..len * (rank + 1) / world_size
 }
 
 #[cfg(test)]

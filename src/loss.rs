@@ -220,8 +220,14 @@ impl BatchLoss {
     }
 
     /// The batch loss of its two parts: `prob * org + (1 - prob) * aug`.
-    pub fn combine(&self, [org, aug]: &[Tensor; 2]) -> Tensor {
-        org * self.prob + aug * (1.0 - self.prob)
+    pub fn combine(&self, parts: &[Tensor; 2]) -> Tensor {
+        self.combine_weighted(parts, [1.0, 1.0])
+    }
+
+    /// The batch loss of its two parts, each multiplied by its weight (one process's part of a
+    /// global batch, see `method::StepBatch::part_of`): `prob·w0·org + (1 - prob)·w1·aug`.
+    pub fn combine_weighted(&self, [org, aug]: &[Tensor; 2], [w_org, w_aug]: [f64; 2]) -> Tensor {
+        org * (self.prob * w_org) + aug * ((1.0 - self.prob) * w_aug)
     }
 }
 

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use resmooth_core::augment::Augmenter;
 use resmooth_core::config::{check_magnitude, AugName, DatasetName};
 use resmooth_core::data::{self, ImageSet, Size};
-use resmooth_core::pipeline::{self, EpochPlan, Views};
+use resmooth_core::pipeline::{self, EpochPlan, Part, Views};
 use resmooth_core::progress::Silent;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -157,7 +157,7 @@ impl Loader {
             set: Arc::new(set),
             aug: Arc::new(aug.augmenter()?),
             pool: Arc::new(pool),
-            plan: EpochPlan { seed, epoch, batch_size, shuffle, drop_last, views },
+            plan: EpochPlan { seed, epoch, batch_size, shuffle, drop_last, views, part: Part::WHOLE },
             prefetch: prefetch.max(1),
             running: Mutex::new(None),
         })

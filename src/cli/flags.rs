@@ -7,7 +7,7 @@ use clap::{ArgAction, Args};
 use resmooth::config::flags as flag;
 use resmooth::config::{
     AugConfig, AugName, CudaGraphs, DataConfig, DatasetName, FairComparison, LossName, MemoryFormat, ModelConfig,
-    ModelSpec, Precision, SaveFormat, Weighting,
+    ModelSpec, Precision, SaveFormat, Weighting, DEFAULT_DIST_TIMEOUT,
 };
 use std::path::PathBuf;
 
@@ -117,12 +117,18 @@ pub struct ComputeFlags {
     /// Memory layout of activations: nchw or channels_last.
     #[arg(long = flag::MEMORY_FORMAT.long(), default_value = "nchw", value_parser = super::choice::<MemoryFormat>())]
     pub memory_format: MemoryFormat,
+    /// Under torchrun (several processes): BatchNorm normalises each training batch with the
+    /// statistics of the whole global batch, as torch.nn.SyncBatchNorm (one all-gather per layer
+    /// forward, one all-reduce backward). Off by default, as DistributedDataParallel: each
+    /// process normalises its own --batch-size / N images. No effect in one process.
+    #[arg(long = flag::SYNC_BN.long())]
+    pub sync_bn: bool,
 }
 
 impl ComputeFlags {
     /// The configuration of `model` computing as these flags say.
     pub fn config(&self, model: ModelSpec) -> ModelConfig {
-        ModelConfig { model, precision: self.precision, memory_format: self.memory_format }
+        ModelConfig { model, precision: self.precision, memory_format: self.memory_format, sync_bn: self.sync_bn }
     }
 }
 
@@ -143,6 +149,10 @@ pub struct DeviceFlags {
     /// metrics record the mode that ran (step_mode).
     #[arg(long = flag::CUDA_GRAPHS.long(), default_value = "off", value_parser = super::choice::<CudaGraphs>())]
     pub cuda_graphs: CudaGraphs,
+    /// Under torchrun (several processes): seconds a process waits for the others, to join and
+    /// in each collective, before it stops with an error (a rank that died or hangs).
+    #[arg(long = flag::DIST_TIMEOUT.long(), value_name = "SECONDS", default_value_t = DEFAULT_DIST_TIMEOUT)]
+    pub dist_timeout: u64,
 }
 
 /// SGD and its schedule.

@@ -72,6 +72,7 @@ impl TrainArgs {
                 workers: device.workers,
                 deterministic: run.deterministic,
                 cuda_graphs: device.cuda_graphs,
+                dist_timeout: device.dist_timeout,
                 restart: run.restart,
                 stop_after: run.stop_after,
                 only_eval: eval.only_eval,
@@ -260,6 +261,7 @@ mod tests {
             seed: 7,
             deterministic: true,
             cuda_graphs: CudaGraphs::Auto,
+            dist_timeout: 90,
             only_eval: true,
             eval_da: true,
             daood: "DA OOD".into(),
@@ -273,6 +275,7 @@ mod tests {
             model: ModelName::WResNet28x10.into(),
             precision: Precision::Bf16,
             memory_format: MemoryFormat::Nchw,
+            sync_bn: true,
         };
         (b.method.loss, b.method.k, b.method.pretrained) = (LossName::Distillation, 5, Some("b.safetensors".into()));
         (b.run.tag, b.run.cuda_graphs) = ("tiny/w10/kd".into(), CudaGraphs::On);

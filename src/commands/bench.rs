@@ -6,7 +6,11 @@ use super::Terminal;
 use crate::cli::{BenchArgs, BenchAugmentArgs, BenchCommand, BenchTrainArgs};
 use anyhow::{bail, Result};
 use resmooth::config::{LossName, MethodConfig, OptimConfig, RunConfig, TrainConfig};
-use resmooth::engine::bench::{bench_augment, bench_train, BenchOptions};
+use resmooth::dist::Launch;
+use resmooth::engine::{
+    self,
+    bench::{bench_augment, bench_train, BenchOptions},
+};
 
 /// Runs `resmooth bench ...`.
 pub fn bench(args: BenchArgs) -> Result<()> {
@@ -32,13 +36,29 @@ fn augment(b: &BenchAugmentArgs) -> Result<()> {
 
 fn train(b: &BenchTrainArgs) -> Result<()> {
     let (config, options) = configs(b);
-    let result = bench_train(&config, &options, &mut Terminal::default());
+    // under a launcher, every rank measures; rank 0 reports
+    let dist = Launch::from_env()?.map(|launch| engine::join(&config, launch)).transpose()?;
+    let quiet = dist.as_ref().is_some_and(|d| !d.is_primary());
+    let terminal = if quiet { Terminal::default().quiet() } else { Terminal::default() };
+    let result = bench_train(&config, &options, dist.as_ref(), &mut { terminal });
     let _ = std::fs::remove_file(&options.checkpoint);
     let r = result?;
+    if quiet {
+        return Ok(());
+    }
+    let all_reduce = r.all_reduce.as_ref().map_or(String::new(), |a| {
+        format!(
+            "; gradient all-reduce over {} ranks: {:.1}% of a step (per rank: {:.0} img/s averaged, {:.0} img/s local)",
+            a.ranks,
+            100.0 * a.share,
+            a.averaged_images_per_sec,
+            a.local_images_per_sec
+        )
+    });
     let shares: Vec<String> =
         r.share.named().iter().map(|(name, share)| format!("{name} {:.1}%", 100.0 * share)).collect();
     println!(
-        "bench train: {} on {}, {} {}, {} SGD, {} steps, batch {}, prob {}{}: step {:.0} img/s; loop {:.0} img/s ({} images + evaluation of {} + checkpoint); time in {}",
+        "bench train: {} on {}, {} {}, {} SGD, {} steps, batch {}, prob {}{}: step {:.0} img/s; loop {:.0} img/s ({} images + evaluation of {} + checkpoint); time in {}{all_reduce}",
         r.model,
         r.device,
         r.precision,
@@ -79,6 +99,7 @@ fn configs(b: &BenchTrainArgs) -> (TrainConfig, BenchOptions) {
             gpu: b.device.gpu,
             workers: b.device.workers,
             cuda_graphs: b.device.cuda_graphs,
+            dist_timeout: b.device.dist_timeout,
             ..defaults.run
         },
     };

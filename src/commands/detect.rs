@@ -35,7 +35,7 @@ pub fn detect(args: DetectArgs) -> Result<()> {
     let scorer = load_pretrained(&path, &args.model.model, d.dataset, input, &args.tag, setup.device)?;
     let aug = Arc::new(Augmenter::new(a.aug, a.n, a.m, a.cutout, d.dataset).with_crop_padding(a.crop_padding));
     let started = std::time::Instant::now();
-    let det = setup.detect(&scorer, &aug, args.seed, args.batch_size, &mut terminal)?;
+    let det = setup.detect(&scorer, &aug, args.seed, args.batch_size, None, &mut terminal)?;
     let (gmm, csv) = (&folder.gmm, &folder.losses);
     det.gmm.save(gmm)?;
     det.write_csv(csv)?;

@@ -35,6 +35,8 @@ pub struct Terminal {
     lines: Option<Lines>,
     /// `None` on a terminal; otherwise the time between progress lines.
     line_every: Option<Duration>,
+    /// Shows nothing (a rank other than 0 of a distributed run: its errors are printed by `main`).
+    quiet: bool,
 }
 
 /// The piece of work that progress lines describe.
@@ -55,7 +57,7 @@ impl Default for Terminal {
                 .filter(|s| s.is_finite() && *s >= 0.0)
                 .map_or(LINE_EVERY, Duration::from_secs_f64)
         });
-        Terminal { bar: None, lines: None, line_every }
+        Terminal { bar: None, lines: None, line_every, quiet: false }
     }
 }
 
@@ -108,6 +110,11 @@ impl Terminal {
         Ok(Terminal::default())
     }
 
+    /// This terminal showing nothing, but still stopping on signals.
+    pub fn quiet(self) -> Self {
+        Terminal { quiet: true, ..self }
+    }
+
     /// Prints `text` on stderr without tearing the bar.
     fn say(&self, text: &str) {
         match &self.bar {
@@ -128,11 +135,16 @@ fn style(unit: Unit, total: Option<u64>) -> ProgressStyle {
 
 impl Progress for Terminal {
     fn note(&mut self, text: &str) {
-        self.say(text.trim_end());
+        if !self.quiet {
+            self.say(text.trim_end());
+        }
     }
 
     fn start(&mut self, what: &str, total: Option<u64>, done: u64, unit: Unit) {
         self.finish();
+        if self.quiet {
+            return;
+        }
         if self.line_every.is_some() {
             let now = Instant::now();
             self.lines = Some(Lines { what: what.trim().to_string(), total, unit, started: now, last: now });
@@ -179,7 +191,9 @@ impl Progress for Terminal {
 
 impl TrainObserver for Terminal {
     fn epoch_end(&mut self, metrics: &EpochMetrics, epochs: usize) {
-        println!("{}", metrics.line(epochs));
+        if !self.quiet {
+            println!("{}", metrics.line(epochs));
+        }
     }
 }
 

@@ -12,10 +12,11 @@ use crate::augment::Augmenter;
 use crate::config::{ConfigError, CudaGraphs, DataConfig, MemoryFormat, MethodConfig, SgdKernel, TrainConfig};
 use crate::data::{synthetic_set, Dataset, ImageSet, Normalisation};
 use crate::device::synchronize;
+use crate::dist::{BatchShare, Dist, Reducer, DEFAULT_BUCKET_BYTES};
 use crate::method::graphed::WARMUP_STEPS;
 use crate::method::{Gmm, Method, Step, StepBatch, StepPhase, StepSums, StepTimer, Stepped};
 use crate::model::Model;
-use crate::pipeline::{assemble, Batch, EpochPlan, Placement, Upload, Views};
+use crate::pipeline::{assemble, Batch, EpochPlan, Part, Placement, Upload, Views};
 use crate::progress::Progress;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -34,7 +35,15 @@ pub fn bench_augment(
     batch_size: usize,
 ) -> Result<f64, EngineError> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(EngineError::Workers)?;
-    let plan = EpochPlan { seed: 0, epoch: 1, batch_size, shuffle: false, drop_last: false, views: Views::Both };
+    let plan = EpochPlan {
+        seed: 0,
+        epoch: 1,
+        batch_size,
+        shuffle: false,
+        drop_last: false,
+        views: Views::Both,
+        part: Part::WHOLE,
+    };
     let mut batch = Batch::default();
     let mut make = |start: usize| {
         let indices: Vec<usize> = (start..start + batch_size).map(|i| i % set.len()).collect();
@@ -159,6 +168,20 @@ impl Phases {
     }
 }
 
+/// Under a launcher: what averaging the gradients over the processes (the Reducer's all-reduce
+/// in backward) costs training's step alone, on this rank's part of the batch.
+#[derive(Debug, Clone, Serialize)]
+pub struct AllReduceShare {
+    /// The number of processes.
+    pub ranks: usize,
+    /// Images per second of this rank's step with its gradients kept local.
+    pub local_images_per_sec: f64,
+    /// Images per second of this rank's step with its gradients averaged over the ranks.
+    pub averaged_images_per_sec: f64,
+    /// The share of an averaged step's time that averaging adds: `1 - averaged / local`.
+    pub share: f64,
+}
+
 /// What `bench train` measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchTrainResult {
@@ -188,19 +211,25 @@ pub struct BenchTrainResult {
     pub seconds: Phases,
     /// The same as fractions of their total.
     pub share: Phases,
+    /// Under a launcher: the gradient all-reduce's share of a step (the loop above is this
+    /// rank's alone, on the whole batch).
+    pub all_reduce: Option<AllReduceShare>,
 }
 
 /// Runs the training benchmark of `config` (its model, data, augmentation, method, precision,
 /// memory format, batch size and CUDA-graph setting) with the benchmark's `bench` options. The
-/// steps are training's own ([`Learner::step`]), eager or replayed alike.
+/// steps are training's own ([`Learner::step`]), eager or replayed alike. As one of the
+/// processes of `dist`, it also measures the gradient all-reduce's share of the step.
 pub fn bench_train(
     config: &TrainConfig,
     bench: &BenchOptions,
+    dist: Option<&Dist>,
     progress: &mut dyn Progress,
 ) -> Result<BenchTrainResult, EngineError> {
     config.validate()?;
     bench.check()?;
-    let setup = bench_setup(config, bench, progress)?;
+    let setup = bench_setup(config, bench, dist, progress)?;
+    let all_reduce = dist.map(|d| all_reduce_share(config, bench, &setup, d)).transpose()?;
     let (step_images_per_sec, plain_note) = step_alone(config, bench, &setup)?;
     let mut timed = LoopBench::new(config, bench, setup)?;
     let (images, wall, _) = timed.run(false)?;
@@ -226,13 +255,22 @@ pub fn bench_train(
         eval_images: timed.setup.dataset.test.len(),
         seconds,
         share: seconds.shares(),
+        all_reduce,
     })
 }
 
 /// The device, data and workers of the benchmark: the configuration's dataset (its test split
 /// cut to `eval_images`), or generated images, as many as the loop's steps take.
-fn bench_setup(config: &TrainConfig, bench: &BenchOptions, progress: &mut dyn Progress) -> Result<Setup, EngineError> {
-    let r = &config.run;
+fn bench_setup(
+    config: &TrainConfig,
+    bench: &BenchOptions,
+    dist: Option<&Dist>,
+    progress: &mut dyn Progress,
+) -> Result<Setup, EngineError> {
+    let mut r = config.run.clone();
+    if let Some(Device::Cuda(gpu)) = dist.map(Dist::device) {
+        r.gpu = gpu;
+    }
     if !bench.synthetic {
         let data = DataConfig { test_size: bench.eval_images.or(config.data.test_size), ..config.data.clone() };
         return Setup::new(&data, r.seed, r.gpu, r.workers, progress);
@@ -252,29 +290,77 @@ fn bench_setup(config: &TrainConfig, bench: &BenchOptions, progress: &mut dyn Pr
 /// on one random batch already on the device, after the warm-up steps; and what its stepper
 /// said about the mode (a capture, a fallback).
 fn step_alone(config: &TrainConfig, bench: &BenchOptions, setup: &Setup) -> Result<(f64, Option<String>), EngineError> {
-    let plain_method = MethodConfig { smooth_org: 0.0, smooth_aug: 0.0, ..TrainConfig::default().method };
-    let plain = TrainConfig { method: plain_method, ..config.clone() };
+    let plain = plain_config(config);
     let mut learner = Learner::new(&plain, setup, bench.optimizer)?;
-    let method = Method::new(&plain.method, plain.aug.prob, None, None);
-    let (n, [h, w], device) = (plain.optim.batch_size as i64, setup.image_size(), setup.device);
+    let step = random_step(&plain, setup, plain.optim.batch_size, &learner);
+    let rate = timed_steps(&mut learner, &plain, bench, &step)?;
+    Ok((rate, learner.stepper.take_note()))
+}
+
+/// `config` with plain cross-entropy: the step without the method's extra work.
+fn plain_config(config: &TrainConfig) -> TrainConfig {
+    let plain_method = MethodConfig { smooth_org: 0.0, smooth_aug: 0.0, ..TrainConfig::default().method };
+    TrainConfig { method: plain_method, ..config.clone() }
+}
+
+/// A step on one random batch of `n` images already on the device (every step on the same
+/// batch, with the same seed).
+fn random_step(plain: &TrainConfig, setup: &Setup, n: usize, learner: &Learner) -> Step {
+    let (n, [h, w], device) = (n as i64, setup.image_size(), setup.device);
     let x = Tensor::randn([n, 3, h as i64, w as i64], (Kind::Float, device));
     let channels_last = plain.model.memory_format == MemoryFormat::ChannelsLast;
     let x = if channels_last { x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]) } else { x };
     let y = Tensor::randint(setup.num_classes(), [n], (Kind::Int64, device));
-    // every step on the same batch, with the same seed
-    let step = Step { batch: StepBatch { x, y, n_ori: n }, lr: learner.schedule.lr_at(1), seed: plain.run.seed as i64 };
+    Step { batch: StepBatch::whole(x, y, n), lr: learner.schedule.lr_at(1), seed: plain.run.seed as i64 }
+}
+
+/// Images per second of `learner`'s steps on `step`, after the warm-up steps.
+fn timed_steps(
+    learner: &mut Learner,
+    plain: &TrainConfig,
+    bench: &BenchOptions,
+    step: &Step,
+) -> Result<f64, EngineError> {
+    let method = Method::new(&plain.method, plain.aug.prob, None, None);
+    let device = step.batch.x.device();
     let mut sums = StepSums::new(device);
     for _ in 0..bench.warmup(plain.run.cuda_graphs) {
-        learner.step(&method, &step, &mut sums, None)?;
+        learner.step(&method, step, &mut sums, None)?;
     }
     synchronize(device);
     let started = Instant::now();
     for _ in 0..bench.steps {
-        learner.step(&method, &step, &mut sums, None)?;
+        learner.step(&method, step, &mut sums, None)?;
     }
     synchronize(device);
-    let rate = (bench.steps as i64 * n) as f64 / started.elapsed().as_secs_f64();
-    Ok((rate, learner.stepper.take_note()))
+    Ok((bench.steps as i64 * step.batch.len()) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The gradient all-reduce's share of training's step alone, as one of the processes of
+/// `dist`, each on its part (`--batch-size` / N) of the batch: the step timed with its
+/// gradients kept local, then averaged by the Reducer (every rank times the same steps).
+fn all_reduce_share(
+    config: &TrainConfig,
+    bench: &BenchOptions,
+    setup: &Setup,
+    dist: &Dist,
+) -> Result<AllReduceShare, EngineError> {
+    let share = BatchShare::new(config.optim.batch_size, dist.rank(), dist.world_size())?;
+    let plain = plain_config(config);
+    let mut learner = Learner::new_in(&plain, setup, bench.optimizer, Some(dist))?;
+    let reducer = Reducer::new(dist, &learner.model.vs, DEFAULT_BUCKET_BYTES)?;
+    let step = random_step(&plain, setup, share.local_batch_size(), &learner);
+    dist.barrier()?;
+    let local = timed_steps(&mut learner, &plain, bench, &step)?;
+    learner.reducer = Some(reducer);
+    dist.barrier()?;
+    let averaged = timed_steps(&mut learner, &plain, bench, &step)?;
+    Ok(AllReduceShare {
+        ranks: dist.world_size(),
+        local_images_per_sec: local,
+        averaged_images_per_sec: averaged,
+        share: 1.0 - averaged / local,
+    })
 }
 
 /// The method of `config` as the benchmark runs it. Where training loads the pretrained
@@ -387,6 +473,7 @@ impl<'a> LoopBench<'a> {
             shuffle: true,
             drop_last: true,
             views: Views::Mixed { prob: config.aug.prob },
+            part: Part::WHOLE,
         };
         let mut loader = self.setup.loader(plan, &self.aug);
         let lr = self.learner.schedule.lr_at(1);
@@ -402,7 +489,7 @@ impl<'a> LoopBench<'a> {
             clock.mark();
             let (x, y) = batch.upload(self.place);
             let seed = step_seed(config.run.seed, epoch, done);
-            let step = Step { batch: StepBatch { x, y, n_ori: batch.n_ori as i64 }, lr, seed };
+            let step = Step { batch: StepBatch::whole(x, y, batch.n_ori as i64), lr, seed };
             images += batch.len();
             loader.recycle(batch);
             clock.lap_into(|t| &mut t.upload);
@@ -484,7 +571,7 @@ mod tests {
         let dir = temp_dir("phases");
         let (mut config, bench) = tiny(&dir);
         config.run.cuda_graphs = CudaGraphs::Auto;
-        let r = bench_train(&config, &bench, &mut Silent).unwrap();
+        let r = bench_train(&config, &bench, None, &mut Silent).unwrap();
         assert_eq!((r.loop_images, r.eval_images, r.optimizer.as_str()), (2, 2, "fused"));
         assert_eq!(r.step_mode, "eager", "--cuda-graphs auto on the CPU: eager steps, phases timed apart");
         assert!(r.step_images_per_sec > 0.0 && r.loop_images_per_sec > 0.0);
@@ -501,17 +588,25 @@ mod tests {
     fn the_benchmarks_step_is_the_training_step() {
         let dir = temp_dir("same-step");
         let (config, bench) = tiny(&dir);
-        let setup = bench_setup(&config, &bench, &mut Silent).unwrap();
+        let setup = bench_setup(&config, &bench, None, &mut Silent).unwrap();
         let mut timed = LoopBench::new(&config, &bench, setup).unwrap();
-        let plan = EpochPlan { seed: 0, epoch: 1, batch_size: 2, shuffle: false, drop_last: true, views: Views::Both };
+        let plan = EpochPlan {
+            seed: 0,
+            epoch: 1,
+            batch_size: 2,
+            shuffle: false,
+            drop_last: true,
+            views: Views::Both,
+            part: Part::WHOLE,
+        };
         let mut loader = timed.setup.loader(plan, &timed.aug);
         let batch = loader.next_batch().unwrap();
         let (x, y) = batch.upload(timed.place);
-        let step = Step { batch: StepBatch { x, y, n_ori: batch.n_ori as i64 }, lr: 0.1, seed: 3 };
+        let step = Step { batch: StepBatch::whole(x, y, batch.n_ori as i64), lr: 0.1, seed: 3 };
         assert!(step.batch.n_ori > 0 && step.batch.n_ori < step.batch.len(), "originals and augmented views");
         // a first step makes the momentum buffers: from then on the state below is all a step changes
         timed.learner.step(&timed.method, &step, &mut StepSums::new(Device::Cpu), None).unwrap();
-        let live = Net { model: &timed.learner.model, opt: &mut timed.learner.opt }.state();
+        let live = Net { model: &timed.learner.model, opt: &mut timed.learner.opt, reducer: None }.state();
         let before = copies(&live);
 
         // training's step, as the epoch loop takes it

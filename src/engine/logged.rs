@@ -9,21 +9,23 @@ use crate::report::train_log::TrainLog;
 use crate::report::{EpochMetrics, ReportError};
 use std::path::Path;
 
-/// An observer that also writes its notices and epoch lines to `train.log`. A failed write is
-/// kept and returned by [`Logged::check`].
+/// An observer that also writes its notices and epoch lines to `train.log` (in the process that
+/// writes the run's files). A failed write is kept and returned by [`Logged::check`].
 pub(super) struct Logged<'a> {
     inner: &'a mut dyn TrainObserver,
-    log: TrainLog,
+    log: Option<TrainLog>,
     failed: Option<ReportError>,
 }
 
 impl<'a> Logged<'a> {
-    /// Opens the log at `path` and records the start of a session of `config`.
+    /// Opens the log at `path` (none: a rank other than 0, which writes no file) and records the
+    /// start of a session of `config`.
     pub(super) fn open(
-        path: &Path,
+        path: Option<&Path>,
         config: &TrainConfig,
         inner: &'a mut dyn TrainObserver,
     ) -> Result<Self, EngineError> {
+        let Some(path) = path else { return Ok(Logged { inner, log: None, failed: None }) };
         let log = TrainLog::open(path)?;
         let json = serde_json::to_string(config).expect("a configuration serialises");
         log.line(&format!(
@@ -31,11 +33,11 @@ impl<'a> Logged<'a> {
             env!("CARGO_PKG_VERSION"),
             std::process::id()
         ))?;
-        Ok(Logged { inner, log, failed: None })
+        Ok(Logged { inner, log: Some(log), failed: None })
     }
 
     fn write(&mut self, text: &str) {
-        if let Err(e) = self.log.line(text) {
+        if let Some(Err(e)) = self.log.as_ref().map(|log| log.line(text)) {
             self.failed.get_or_insert(e);
         }
     }

@@ -11,17 +11,20 @@ mod evaluate;
 mod logged;
 mod preflight;
 pub mod pth_files;
+mod ranks;
 mod setup;
 mod train;
 pub mod warm_start;
 
 pub use evaluate::{evaluate, evaluate_weights, EvalReport};
+pub use ranks::join;
 pub use setup::{data_pool, load_dataset, subsets, Setup};
-pub use train::{augmenter, train, TrainObserver};
+pub use train::{augmenter, train, train_in, TrainObserver};
 
 use crate::config::ConfigError;
 use crate::data::DataError;
 use crate::device::DeviceError;
+use crate::dist::DistError;
 use crate::io::{FileError, LockError};
 use crate::method::{GmmError, MethodError, StepError};
 use crate::model::ModelError;
@@ -138,6 +141,16 @@ pub enum EngineError {
     /// A folder that `resmooth export` cannot write as the reference's checkpoint.
     #[error("{} cannot be exported: {reason}", dir.display())]
     NotExportable { dir: PathBuf, reason: String },
+    /// A collective across the processes of a distributed run failed, or joining them did.
+    #[error(transparent)]
+    Dist(#[from] DistError),
+    /// A rank of a distributed run would resume from elsewhere than rank 0.
+    #[error(
+        "rank {rank} would resume {rank_at} but rank 0 {primary_at}: every rank reads {} to resume, so --logdir \
+         must be on a filesystem every machine sees (rank 0 alone writes it)",
+        checkpoint.display()
+    )]
+    RanksDisagree { rank: usize, rank_at: String, primary_at: String, checkpoint: PathBuf },
     /// The loss diverged.
     #[error("the training loss became NaN in epoch {epoch}{}; lower --lr or check the data", step.map(|s| format!(" (step {s})")).unwrap_or_default())]
     NotANumber { epoch: usize, step: Option<usize> },

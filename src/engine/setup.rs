@@ -5,9 +5,10 @@ use super::EngineError;
 use crate::augment::Augmenter;
 use crate::config::DataConfig;
 use crate::data::{self, Dataset, ImageSet};
-use crate::method::{detect, Detection};
+use crate::dist::Dist;
+use crate::method::{detect, Detection, Shared};
 use crate::model::Model;
-use crate::pipeline::{EpochPlan, Loader, Placement};
+use crate::pipeline::{EpochPlan, Loader, Part, Placement};
 use crate::progress::Progress;
 use std::sync::Arc;
 use tch::Device;
@@ -84,18 +85,24 @@ impl Setup {
     }
 
     /// The detection pass of `scorer` over both views (augmented by `aug`) of the training
-    /// split, in batches of `batch_size` drawn with `seed`.
+    /// split, in batches of `batch_size` drawn with `seed`; with several processes (`dist`),
+    /// each scores its part of every batch and every one gets all the views.
     pub fn detect(
         &self,
         scorer: &Model,
         aug: &Arc<Augmenter>,
         seed: u64,
         batch_size: usize,
+        dist: Option<&Dist>,
         progress: &mut dyn Progress,
     ) -> Result<Detection, EngineError> {
         self.check_one_batch(batch_size)?;
-        let loader = self.loader(Detection::plan(seed, batch_size), aug);
-        Ok(detect(scorer, loader, self.placement(false), progress)?)
+        let part = dist.map_or(Part::WHOLE, |d| Part { rank: d.rank(), world_size: d.world_size() });
+        let plan = Detection::plan(seed, batch_size, part);
+        let batches = plan.batches(self.train.len());
+        let loader = self.loader(plan, aug);
+        let shared = dist.map(|dist| Shared { dist, batches: &batches });
+        Ok(detect(scorer, loader, self.placement(false), shared, progress)?)
     }
 
     /// Refuses a batch size larger than the training split: batches drop their last partial

@@ -6,14 +6,18 @@
 use super::checkpoint::{Checkpoint, EpochFiles, PartialEpoch, ResumeMeta, Snapshot, Writer};
 use super::evaluate::{EvalReport, EvalSets};
 use super::logged::{open_events, Logged};
+use super::ranks::{self, primary, stop_agreed};
 use super::warm_start::{evaluate_only, read_save, SaveStart};
 use super::{preflight, EngineError, Setup};
 use crate::augment::Augmenter;
-use crate::config::{FairComparison, MemoryFormat, SgdKernel, TrainConfig};
-use crate::method::{load_pretrained, Gmm, Method, Net, Step, StepBatch, StepSums, StepTimer, Stepped, Stepper};
+use crate::config::{ConfigError, CudaGraphs, FairComparison, MemoryFormat, ModelSpec, SgdKernel, TrainConfig};
+use crate::dist::{BatchShare, Dist, Reducer, SyncBatchNorm, DEFAULT_BUCKET_BYTES};
+use crate::method::{
+    load_pretrained, Gmm, Method, Net, NoGraph, Step, StepBatch, StepSums, StepTimer, Stepped, Stepper,
+};
 use crate::model::Model;
 use crate::optim::Sgd;
-use crate::pipeline::{shown_view, EpochPlan, Loader, Placement, Upload, Views};
+use crate::pipeline::{shown_view, EpochPlan, Loader, Part, Placement, Upload, Views};
 use crate::progress::{Progress, Unit};
 use crate::report::tensorboard::EventWriter;
 use crate::report::{self, EpochMetrics, EpochRecord, RgbImage, SampleViews, StepMode, Summary};
@@ -40,43 +44,73 @@ const STATUS_EVERY: usize = 20;
 /// Trains the run `config` describes, resuming it when its folder holds a checkpoint of the
 /// same configuration; returns its summary (also written to `summary.json`).
 pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<Summary, EngineError> {
+    train_in(config, None, observer)
+}
+
+/// [`train`] as one of the processes of `dist` (joined with [`super::join`]), or alone: every
+/// process trains on its part of each global batch (`--batch-size` stays the global batch, so
+/// the run is the same on 1 or N processes) and their gradients are averaged; rank 0 alone
+/// writes the run's files, holds its lock and tells `observer` more than errors.
+pub fn train_in(
+    config: &TrainConfig,
+    dist: Option<&Dist>,
+    observer: &mut dyn TrainObserver,
+) -> Result<Summary, EngineError> {
     config.validate()?;
+    if let Some(d) = dist {
+        check_distributed(config, d)?;
+    }
     let mut config = config.clone();
-    config.run.tag = resolve_tag(&config.run.tag);
+    config.run.tag = run_tag(&config.run.tag, dist)?;
     let config = &config;
     let paths = RunFolder::of(config);
-    let _guard = preflight::claim(config, &paths)?;
-    let mut logged = Logged::open(&paths.train_log, config, observer)?;
+    let writes = primary(dist);
+    let _guard = writes.then(|| preflight::claim(config, &paths)).transpose()?;
+    let mut logged = Logged::open(writes.then_some(paths.train_log.as_path()), config, observer)?;
     let observer = &mut logged;
-    let mut setup = Setup::new(&config.data, config.run.seed, config.run.gpu, config.run.workers, observer)?;
+    let gpu = match dist.map(Dist::device) {
+        Some(tch::Device::Cuda(index)) => index,
+        _ => config.run.gpu,
+    };
+    let mut setup = Setup::new(&config.data, config.run.seed, gpu, config.run.workers, observer)?;
     if config.run.deterministic {
         crate::device::set_deterministic();
     }
     tch::manual_seed(config.run.seed as i64);
-    let mut learner = Learner::new(config, &setup, SgdKernel::Fused)?;
-    preflight::check_space(&paths, &learner.model)?;
-    let mut meta = learner.resume(config, &paths, observer)?;
+    let mut learner = Learner::new_in(config, &setup, SgdKernel::Fused, dist)?;
+    if writes {
+        preflight::check_space(&paths, &learner.model)?;
+    }
+    let mut meta = learner.resume(config, &paths, writes, observer)?;
     let norm = setup.dataset.normalisation;
     let Learner { model, opt, .. } = &mut learner;
     if let SaveStart::EvaluateOnly { epoch } = read_save(config, model, opt, &mut meta, norm, observer)? {
         return evaluate_only(config, &setup, &learner.model, epoch, observer);
     }
+    if let Some(dist) = dist {
+        ranks::check_same_start(dist, &meta, &paths.checkpoint)?;
+    }
     if meta.epoch >= config.optim.epochs {
-        return finished_summary(config, &paths, &meta, &learner, &setup, observer);
+        return finished_summary(config, &paths, &meta, &learner, &setup, writes, observer);
     }
     keep_normalisation(&mut setup, &mut meta, observer);
     let aug = Arc::new(augmenter(config));
-    let (method, pretrained) = prepare_method(config, &setup, &aug, &paths, meta.epoch > 0, observer)?;
+    let (method, pretrained) = prepare_method(config, &setup, &aug, &paths, meta.epoch > 0, dist, observer)?;
+    if let Some(dist) = dist {
+        learner.reducer = Some(Reducer::new(dist, &learner.model.vs, DEFAULT_BUCKET_BYTES)?);
+    }
     let place = setup.placement(config.model.memory_format == MemoryFormat::ChannelsLast);
-    let eval_sets = EvalSets::new(config, &setup, place)?;
-    let trainer = Trainer { config, setup: &setup, aug, method, place, eval_sets };
-    let events = open_events(&paths.dir, meta.epoch, observer)?;
+    let eval_sets = EvalSets::new(config, &setup, place)?.shared_by(dist);
+    let trainer = Trainer { config, setup: &setup, aug, method, place, eval_sets, dist };
+    let events = writes.then(|| open_events(&paths.dir, meta.epoch, observer)).transpose()?;
     let mut recorder = Recorder { paths: &paths, events, writer: Writer::default() };
     let last = trainer.epochs(&mut learner, &mut meta, &mut recorder, observer)?;
     // the last epoch's files are on disk before the run says it is done
     recorder.writer.wait()?;
     let summary = summary_of(config, &meta, last.test_top1, &learner, &setup, pretrained);
-    report::write_summary(&paths.summary, &summary)?;
+    if writes {
+        report::write_summary(&paths.summary, &summary)?;
+    }
     observer.note(&format!(
         "done: last test top1 {:.4}, best {:.4} (epoch {}); weights in {}",
         last.test_top1,
@@ -85,6 +119,33 @@ pub fn train(config: &TrainConfig, observer: &mut dyn TrainObserver) -> Result<S
         paths.weights.display()
     ));
     Ok(summary)
+}
+
+/// Refuses what several processes cannot train as one: a `--batch-size` that does not divide
+/// among them, and `--fair-comparison`, which picks the views of a step from the counts of the
+/// whole batch.
+fn check_distributed(config: &TrainConfig, dist: &Dist) -> Result<(), EngineError> {
+    BatchShare::new(config.optim.batch_size, dist.rank(), dist.world_size())?;
+    if config.method.fair_comparison != FairComparison::Disable && dist.world_size() > 1 {
+        return Err(ConfigError(format!(
+            "--fair-comparison {} keeps views by the counts of the whole batch, which one process of {} does not \
+             see; run it in one process",
+            config.method.fair_comparison,
+            dist.world_size()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The run's tag ([`resolve_tag`]); with several processes, rank 0's (an untagged run is named
+/// by the time, which the ranks must share).
+fn run_tag(tag: &str, dist: Option<&Dist>) -> Result<String, EngineError> {
+    let tag = resolve_tag(tag);
+    match dist {
+        Some(d) => Ok(d.broadcast_text(&tag)?),
+        None => Ok(tag),
+    }
 }
 
 /// What follows an epoch in this session of the run.
@@ -161,6 +222,7 @@ fn finished_summary(
     meta: &ResumeMeta,
     learner: &Learner,
     setup: &Setup,
+    writes: bool,
     progress: &mut dyn Progress,
 ) -> Result<Summary, EngineError> {
     progress.note(&format!(
@@ -175,31 +237,63 @@ fn finished_summary(
     let last_test_top1 = last.last().map_or(f64::NAN, |metrics| metrics.test_top1);
     let pretrained = config.needs_pretrained().then(|| pretrained_path(config));
     let summary = summary_of(config, meta, last_test_top1, learner, setup, pretrained);
-    report::write_summary(&paths.summary, &summary)?;
+    if writes {
+        report::write_summary(&paths.summary, &summary)?;
+    }
     Ok(summary)
 }
 
-/// The model being trained, its optimizer, its learning-rate schedule and how its steps run
-/// (eagerly or as CUDA graph replays).
+/// The model being trained, its optimizer, its learning-rate schedule, how its steps run
+/// (eagerly or as CUDA graph replays) and, with several processes, the Reducer that averages
+/// its gradients over them.
 pub(super) struct Learner {
     pub(super) model: Model,
     pub(super) opt: Sgd,
     pub(super) schedule: Schedule,
     pub(super) stepper: Stepper,
+    pub(super) reducer: Option<Reducer>,
 }
 
 impl Learner {
     /// A freshly initialised model (from libtorch's generator, seeded by `--seed`) with SGD
     /// computed by `kernel` (training's is the fused one) and the reference's schedule.
     pub(super) fn new(config: &TrainConfig, setup: &Setup, kernel: SgdKernel) -> Result<Self, EngineError> {
+        Learner::new_in(config, setup, kernel, None)
+    }
+
+    /// [`Learner::new`] for one of the processes of `dist`: with `--sync-bn`, its BatchNorm
+    /// layers normalise across them; its steps run eagerly (a CUDA graph cannot hold the
+    /// Reducer's hooks). The Reducer itself is made once the weights are loaded.
+    pub(super) fn new_in(
+        config: &TrainConfig,
+        setup: &Setup,
+        kernel: SgdKernel,
+        dist: Option<&Dist>,
+    ) -> Result<Self, EngineError> {
         let o = &config.optim;
-        let model = Model::build_for(&config.model.model, setup.num_classes(), setup.image_size(), setup.device)?
-            .with_precision(config.model.precision);
+        let (classes, image, device) = (setup.num_classes(), setup.image_size(), setup.device);
+        let model = match (dist, &config.model.model) {
+            (Some(d), ModelSpec::Builtin(name)) if config.model.sync_bn => {
+                Model::new_synced(*name, classes, device, SyncBatchNorm::new(d.clone()))
+            }
+            (_, spec) => Model::build_for(spec, classes, image, device)?,
+        }
+        .with_precision(config.model.precision);
         let opt = Sgd::new(&model.vs, 0.9, o.weight_decay, o.nesterov).with_kernel(kernel);
         // --fair-comparison keeps a different number of views each step (and reads it back)
         let static_step = config.method.fair_comparison == FairComparison::Disable;
-        let stepper = Stepper::new(config.run.cuda_graphs, setup.device, opt.kernel(), static_step)
-            .map_err(|e| EngineError::Step(e.into()))?;
+        let graphs = match (dist, config.run.cuda_graphs) {
+            (Some(_), CudaGraphs::On) => {
+                let reason = "several processes average the gradients from hooks in backward, which this graph \
+                              does not capture"
+                    .to_string();
+                return Err(EngineError::Step(NoGraph { reason }.into()));
+            }
+            (Some(_), _) => CudaGraphs::Off,
+            (None, graphs) => graphs,
+        };
+        let stepper =
+            Stepper::new(graphs, setup.device, opt.kernel(), static_step).map_err(|e| EngineError::Step(e.into()))?;
         let schedule = Schedule {
             lr: o.lr,
             warm_epoch: o.warm_epoch,
@@ -208,7 +302,7 @@ impl Learner {
             cosine: o.cosine,
             warm: o.warm,
         };
-        Ok(Learner { model, opt, schedule, stepper })
+        Ok(Learner { model, opt, schedule, stepper, reducer: None })
     }
 
     /// One step of `method` on `step`, as training takes it, adding to `sums`; `timer` (the
@@ -220,27 +314,29 @@ impl Learner {
         sums: &mut StepSums,
         timer: Option<&mut dyn StepTimer>,
     ) -> Result<Stepped, EngineError> {
-        let Learner { model, opt, stepper, .. } = self;
-        Ok(stepper.step(method, &mut Net { model, opt }, step, sums, timer)?)
+        let Learner { model, opt, stepper, reducer, .. } = self;
+        Ok(stepper.step(method, &mut Net { model, opt, reducer: reducer.as_mut() }, step, sums, timer)?)
     }
 
     /// Where the run stands: fresh, or resumed from the checkpoint of a run with the same
     /// configuration (unless `--restart`). `metrics.jsonl` is made to hold exactly the epochs
-    /// the checkpoint covers, their lines kept byte for byte.
+    /// the checkpoint covers, their lines kept byte for byte. Only the process that `writes`
+    /// the run's files changes them.
     fn resume(
         &mut self,
         config: &TrainConfig,
         paths: &RunFolder,
+        writes: bool,
         progress: &mut dyn Progress,
     ) -> Result<ResumeMeta, EngineError> {
         let mut meta = ResumeMeta::fresh(config);
-        if config.run.restart {
+        if config.run.restart && writes {
             // a later rerun without --restart must not resume the run this one replaces
             for old in [&paths.checkpoint, &paths.summary] {
                 let _ = std::fs::remove_file(old);
             }
         }
-        if paths.checkpoint.exists() {
+        if !config.run.restart && paths.checkpoint.exists() {
             let bad = |source| EngineError::BadCheckpoint {
                 path: paths.checkpoint.clone(),
                 weights: paths.weights.clone(),
@@ -259,16 +355,20 @@ impl Learner {
                 progress.note(&format!("resuming {} {at}", paths.dir.display()));
             }
         }
-        report::keep_epochs(&paths.metrics, meta.epoch, meta.metrics_line.as_deref())?;
+        if writes {
+            report::keep_epochs(&paths.metrics, meta.epoch, meta.metrics_line.as_deref())?;
+        }
         Ok(meta)
     }
 }
 
 /// Where a session of the run records its epochs: the run folder, the TensorBoard events, and
 /// the writer of weights, checkpoints and metrics (in the background, while training goes on).
+/// `events` is `None` in a process that does not write the run's files (ranks other than 0):
+/// it records nothing, and only keeps `meta` as rank 0 does.
 struct Recorder<'a> {
     paths: &'a RunFolder,
-    events: EventWriter,
+    events: Option<EventWriter>,
     writer: Writer,
 }
 
@@ -278,14 +378,6 @@ impl Recorder<'_> {
     /// the background from a copy of the state while the next epoch trains.
     fn epoch(&mut self, learner: &Learner, record: &EpochRecord, meta: &mut ResumeMeta) -> Result<(), EngineError> {
         let (metrics, paths) = (record.metrics, self.paths);
-        // a full disk here stops the run like a failed checkpoint write: the last one is intact
-        self.events.epoch(record).map_err(|e| EngineError::Record {
-            epoch: metrics.epoch,
-            checkpoint: paths.checkpoint.clone(),
-            source: Box::new(e.into()),
-        })?;
-        self.writer.wait()?;
-        learner.model.set_batches_tracked(meta.steps);
         let best = metrics.test_top1 > meta.best_test_top1;
         if best {
             meta.best_test_top1 = metrics.test_top1;
@@ -294,6 +386,15 @@ impl Recorder<'_> {
         meta.epoch = metrics.epoch;
         meta.seconds += metrics.seconds;
         meta.metrics_line = Some(report::metrics_line(metrics));
+        let Some(events) = &mut self.events else { return Ok(()) };
+        // a full disk here stops the run like a failed checkpoint write: the last one is intact
+        events.epoch(record).map_err(|e| EngineError::Record {
+            epoch: metrics.epoch,
+            checkpoint: paths.checkpoint.clone(),
+            source: Box::new(e.into()),
+        })?;
+        self.writer.wait()?;
+        learner.model.set_batches_tracked(meta.steps);
         self.writer.submit(EpochFiles {
             snapshot: Snapshot::take(&learner.model, &learner.opt),
             meta: meta.clone(),
@@ -315,6 +416,9 @@ impl Recorder<'_> {
         progress: &mut dyn Progress,
     ) -> EngineError {
         let checkpoint = self.paths.checkpoint.display();
+        if self.events.is_none() {
+            return EngineError::Interrupted(format!("(rank 0 saves the run in {checkpoint})"));
+        }
         let saved = match stop {
             Stop::AfterEpoch(epoch) => self.writer.wait().map(|()| {
                 format!("after epoch {epoch}, which is recorded in {checkpoint}: rerun the same command to resume")
@@ -365,6 +469,7 @@ fn prepare_method(
     aug: &Arc<Augmenter>,
     paths: &RunFolder,
     resuming: bool,
+    dist: Option<&Dist>,
     progress: &mut dyn Progress,
 ) -> Result<(Method, Option<PathBuf>), EngineError> {
     if !config.needs_pretrained() {
@@ -383,13 +488,15 @@ fn prepare_method(
         Some(Gmm::load(&paths.gmm)?)
     } else {
         let started = Instant::now();
-        let det = setup.detect(&scorer, aug, r.seed, config.optim.batch_size, progress)?;
+        let det = setup.detect(&scorer, aug, r.seed, config.optim.batch_size, dist, progress)?;
         progress.note(&format!("detection pass ({:.1}s):\n{}", started.elapsed().as_secs_f64(), det.report()));
         if let Some(w) = det.diagnosis().warning() {
             progress.note(&format!("warning: {w}"));
         }
-        det.gmm.save(&paths.gmm)?;
-        det.write_csv(&paths.losses)?;
+        if primary(dist) {
+            det.gmm.save(&paths.gmm)?;
+            det.write_csv(&paths.losses)?;
+        }
         Some(det.gmm)
     };
     Ok((Method::new(&config.method, config.aug.prob, Some(scorer), gmm), Some(path)))
@@ -448,7 +555,7 @@ pub(super) fn step_seed(seed: u64, epoch: usize, batch: usize) -> i64 {
 }
 
 /// What every epoch of training reads: the configuration, the data, the augmentation, the
-/// method and where batches go.
+/// method, where batches go and the processes training together, if several.
 struct Trainer<'a> {
     config: &'a TrainConfig,
     setup: &'a Setup,
@@ -456,6 +563,7 @@ struct Trainer<'a> {
     method: Method,
     place: Placement,
     eval_sets: EvalSets<'a>,
+    dist: Option<&'a Dist>,
 }
 
 impl Trainer<'_> {
@@ -479,14 +587,19 @@ impl Trainer<'_> {
             let resume = partial.take();
             let loader = next.take().unwrap_or_else(|| self.loader(epoch, resume.as_ref().map_or(0, |p| p.batches)));
             let start = EpochStart { epoch, lr, loader, resume };
-            let trained = match self.epoch(learner, start, &mut recorder.writer, observer)? {
+            let mut trained = match self.epoch(learner, start, &mut recorder.writer, observer)? {
                 EpochEnd::Trained(t) => t,
                 EpochEnd::Stopped(p) => return Err(recorder.stopped(learner, meta, Stop::InEpoch(p), observer)),
             };
+            if let (Some(dist), Some(reducer)) = (self.dist, &learner.reducer) {
+                // the epoch's sums over every rank's part; every rank evaluates rank 0's model
+                trained.sums.sum_over_ranks(dist)?;
+                reducer.sync_buffers()?;
+            }
             // the next epoch's first batches are made while this one is evaluated and recorded
             next = (then == Then::NextEpoch).then(|| self.loader(epoch + 1, 0));
             let eval_started = Instant::now();
-            let Some(eval) = self.eval_sets.evaluate_until(&learner.model, &|| observer.stop_requested()) else {
+            let Some(eval) = self.eval_sets.evaluate_until(&learner.model, &|| observer.stop_requested())? else {
                 let stop = Stop::InEpoch(trained.partial(epoch, self.batches()));
                 return Err(recorder.stopped(learner, meta, stop, observer));
             };
@@ -500,8 +613,9 @@ impl Trainer<'_> {
             )?;
             observer.epoch_end(&metrics, self.config.optim.epochs);
             observer.check()?;
+            let stop = stop_agreed(self.dist, observer.stop_requested())?;
             match then {
-                Then::NextEpoch if observer.stop_requested() => {
+                Then::NextEpoch if stop => {
                     return Err(recorder.stopped(learner, meta, Stop::AfterEpoch(epoch), observer));
                 }
                 Then::NextEpoch => {}
@@ -525,6 +639,7 @@ impl Trainer<'_> {
             shuffle: true,
             drop_last: true,
             views: Views::Mixed { prob: self.config.aug.prob },
+            part: self.dist.map_or(Part::WHOLE, |d| Part { rank: d.rank(), world_size: d.world_size() }),
         }
     }
 
@@ -559,7 +674,11 @@ impl Trainer<'_> {
             return Err(EngineError::TooFewImages { images: self.setup.train.len(), batch_size });
         }
         let (mut sums, mut steps, before, waited) = match &resume {
-            Some(p) => (StepSums::from_state(&p.sums, device), p.steps, p.train_seconds, p.data_wait_seconds),
+            // the saved sums are every rank's: rank 0 carries them on, the others add to them
+            Some(p) if primary(self.dist) => {
+                (StepSums::from_state(&p.sums, device), p.steps, p.train_seconds, p.data_wait_seconds)
+            }
+            Some(p) => (StepSums::new(device), p.steps, p.train_seconds, p.data_wait_seconds),
             None => (StepSums::new(device), 0, 0.0, 0.0),
         };
         let (mut done, mut status, mut shown) = (first, String::new(), None);
@@ -567,21 +686,26 @@ impl Trainer<'_> {
         let what = format!("train {epoch:>4}/{}", config.optim.epochs);
         progress.start(&what, Some(loader.num_batches as u64), done as u64, Unit::Steps);
         while done < loader.num_batches {
-            if progress.stop_requested() {
+            if stop_agreed(self.dist, progress.stop_requested())? {
                 progress.finish();
                 return Ok(EpochEnd::Stopped(PartialEpoch {
                     epoch,
                     batches: done,
                     steps,
-                    sums: sums.state(),
+                    sums: self.sums_over_ranks(&sums)?,
                     train_seconds: seconds(started),
                     data_wait_seconds: waited + loader.wait.as_secs_f64(),
                 }));
             }
             let Some(batch) = loader.next_batch() else { break };
             let (x, y) = batch.upload(self.place);
-            let seed = step_seed(config.run.seed, epoch, done);
-            let step = Step { batch: StepBatch { x, y, n_ori: batch.n_ori as i64 }, lr, seed };
+            let seed = self.step_seed(epoch, done);
+            let n_ori = batch.n_ori as i64;
+            let batch_part = match self.dist {
+                Some(d) => StepBatch::part_of(x, y, n_ori, batch.whole, d.world_size()),
+                None => StepBatch::whole(x, y, n_ori),
+            };
+            let step = Step { batch: batch_part, lr, seed };
             shown = batch.indices.first().copied();
             loader.recycle(batch);
             if learner.step(&self.method, &step, &mut sums, None)? == Stepped::Updated {
@@ -612,6 +736,23 @@ impl Trainer<'_> {
         let data_wait = Duration::from_secs_f64(waited) + loader.wait;
         let mode = learner.stepper.mode();
         Ok(EpochEnd::Trained(EpochTraining { sums, steps, seconds: seconds(started), data_wait, shown, mode }))
+    }
+
+    /// The seed of step `batch` of epoch `epoch` ([`step_seed`]); with several processes, each
+    /// rank's own (rank 0's is one process's), so that the random draws of a step
+    /// (`--weighting random|uniform`, shake-shake) are independent across the ranks' parts.
+    fn step_seed(&self, epoch: usize, batch: usize) -> i64 {
+        let seed = step_seed(self.config.run.seed, epoch, batch);
+        let rank = self.dist.map_or(0, Dist::rank) as i64;
+        seed.wrapping_add(rank.wrapping_mul(0x9E37_79B9))
+    }
+
+    /// The epoch's sums so far over every rank (a collective), as a checkpoint keeps them.
+    fn sums_over_ranks(&self, sums: &StepSums) -> Result<crate::method::SumsState, EngineError> {
+        match self.dist {
+            Some(d) => Ok(sums.state().summed_over_ranks(d)?),
+            None => Ok(sums.state()),
+        }
     }
 
     /// The original and augmented view of training sample `index` in epoch `epoch`, made again

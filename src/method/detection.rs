@@ -7,15 +7,16 @@ use super::gmm::log_loss;
 use super::{score, Gmm, MethodError};
 use crate::augment::{Applied, AppliedOp, Augmenter, OpName};
 use crate::data::{ImageSet, Normalisation};
+use crate::dist::{Dist, DistError};
 use crate::model::Model;
-use crate::pipeline::{shown_view, EpochPlan, Loader, Placement, Upload, Views};
+use crate::pipeline::{shown_view, EpochPlan, Loader, Part, Placement, Upload, Views};
 use crate::progress::{Progress, Unit};
 use crate::report::html::OpRow;
 use rayon::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
-use tch::Device;
+use tch::{Device, Tensor};
 
 /// One scored view of the detection pass.
 #[derive(Debug, Clone)]
@@ -41,18 +42,28 @@ pub const DETECTION_EPOCH: u64 = 0;
 
 impl Detection {
     /// The batches of the detection pass: both views of every sample, shuffled, the last
-    /// partial batch dropped.
-    pub fn plan(seed: u64, batch_size: usize) -> EpochPlan {
-        EpochPlan { seed, epoch: DETECTION_EPOCH, batch_size, shuffle: true, drop_last: true, views: Views::Both }
+    /// partial batch dropped; `part` of each (all of it, or one rank's).
+    pub fn plan(seed: u64, batch_size: usize, part: Part) -> EpochPlan {
+        EpochPlan { seed, epoch: DETECTION_EPOCH, batch_size, shuffle: true, drop_last: true, views: Views::Both, part }
     }
 }
 
+/// The processes sharing a detection pass: their group, and the batches of the pass (the
+/// global ones, each rank having scored its part of every one).
+pub struct Shared<'a> {
+    pub dist: &'a Dist,
+    pub batches: &'a [Vec<usize>],
+}
+
 /// Runs the detection pass of `scorer` over the batches of `loader` (made with
-/// [`Detection::plan`]) placed as `to` says, reporting each batch to `progress`, and fits the GMM.
+/// [`Detection::plan`]) placed as `to` says, reporting each batch to `progress`, and fits the
+/// GMM. With several processes (`shared`), each scores its part of every batch and the views
+/// are gathered in one process's order, so that every rank fits the same GMM on the same losses.
 pub fn detect(
     scorer: &Model,
     mut loader: Loader,
     to: Placement,
+    shared: Option<Shared>,
     progress: &mut dyn Progress,
 ) -> Result<Detection, MethodError> {
     let mut records = Vec::new();
@@ -82,12 +93,92 @@ pub fn detect(
         crate::io::test_point("detect");
     }
     progress.finish();
+    if let Some(shared) = shared {
+        records = gather(&records, &shared)?;
+    }
     let values: Vec<f64> = records.iter().map(|r| r.log_loss).collect();
     let gmm = Gmm::fit(&values).map_err(MethodError::Fit)?;
     for (r, p) in records.iter_mut().zip(gmm.p_id_batch(&values)) {
         r.p_id = p;
     }
     Ok(Detection { records, gmm })
+}
+
+/// Every rank's `records` of a shared detection pass, in the order one process scoring whole
+/// batches makes them: batch by batch, its original views then its augmented views, each in
+/// the batch's order. One all-gather of the records encoded as numbers ([`encode`]).
+fn gather(records: &[ViewRecord], shared: &Shared) -> Result<Vec<ViewRecord>, MethodError> {
+    let mine: Vec<f64> = records.iter().flat_map(encode).collect();
+    let all = shared.dist.all_gather_varlen(&Tensor::from_slice(&mine))?;
+    let all = Vec::<f64>::try_from(&all).expect("a 1-D f64 tensor");
+    let mut gathered = Vec::with_capacity(records.len() * shared.dist.world_size());
+    let mut rest = &all[..];
+    while !rest.is_empty() {
+        let (record, tail) = decode(rest).ok_or_else(|| DistError::BadTensor {
+            op: "all-gather",
+            message: "the detection pass's views came back cut short".into(),
+        })?;
+        gathered.push(record);
+        rest = tail;
+    }
+    let place: HashMap<usize, (usize, usize)> = shared
+        .batches
+        .iter()
+        .enumerate()
+        .flat_map(|(b, batch)| batch.iter().enumerate().map(move |(k, &index)| (index, (b, k))))
+        .collect();
+    gathered.sort_by_key(|r| {
+        let (b, k) = place.get(&r.index).copied().unwrap_or((usize::MAX, usize::MAX));
+        (b, !r.original, k)
+    });
+    Ok(gathered)
+}
+
+/// A view record as numbers: index, label, view, log-loss, the ops (count, then each op's
+/// place in [`OpName::all`] and value), and the cutout box (0, or 1 and its four sides).
+fn encode(r: &ViewRecord) -> Vec<f64> {
+    let mut out = vec![r.index as f64, r.label as f64, f64::from(u8::from(r.original)), r.log_loss];
+    out.push(r.applied.ops.len() as f64);
+    for op in &r.applied.ops {
+        out.push(OpName::all().position(|name| name == op.name).unwrap_or(usize::MAX) as f64);
+        out.push(f64::from(op.value));
+    }
+    match r.applied.cutout {
+        Some(sides) => {
+            out.push(1.0);
+            out.extend(sides.map(f64::from));
+        }
+        None => out.push(0.0),
+    }
+    out
+}
+
+/// The record [`encode`] wrote at the start of `values`, and what follows it.
+fn decode(values: &[f64]) -> Option<(ViewRecord, &[f64])> {
+    let (head, mut rest) = values.split_at_checked(5)?;
+    let mut take = |n: usize| {
+        let (taken, tail) = rest.split_at_checked(n)?;
+        rest = tail;
+        Some(taken)
+    };
+    let mut ops = Vec::with_capacity(head[4] as usize);
+    for _ in 0..head[4] as usize {
+        let op = take(2)?;
+        ops.push(AppliedOp { name: OpName::all().nth(op[0] as usize)?, value: op[1] as f32 });
+    }
+    let cutout = match take(1)?[0] {
+        0.0 => None,
+        _ => Some(<[f64; 4]>::try_from(take(4)?).ok()?.map(|side| side as u16)),
+    };
+    let record = ViewRecord {
+        index: head[0] as usize,
+        label: head[1] as i64,
+        original: head[2] != 0.0,
+        applied: Applied { ops, cutout },
+        log_loss: head[3],
+        p_id: 0.0,
+    };
+    Some((record, rest))
 }
 
 /// What the views of a detection pass are made again from: the training split and its class
@@ -405,6 +496,29 @@ mod tests {
         assert_eq!(d.originals_ood, 150);
         let w = d.warning().expect("most originals OOD is reported");
         assert!(w.contains("150 of the 200 original views") && w.contains("do not separate"), "{w}");
+    }
+
+    #[test]
+    fn records_shared_between_ranks_come_back_as_they_were_sent() {
+        let op = |name: Op, value| AppliedOp { name: name.into(), value };
+        let records = vec![
+            record(4, true, vec![], None, 0.0),
+            record(9, false, vec![op(Op::ShearX, -0.28), AppliedOp { name: OpName::Jigsaw, value: 2301.0 }], None, 0.0),
+            record(2, false, vec![AppliedOp { name: OpName::Cutout, value: 0.7 }], Some([0, 8, 3, 19]), 0.0),
+        ];
+        let numbers: Vec<f64> = records.iter().flat_map(encode).collect();
+        let mut rest = &numbers[..];
+        for want in &records {
+            let (got, tail) = decode(rest).unwrap();
+            assert_eq!(
+                (got.index, got.label, got.original, got.log_loss),
+                (want.index, want.label, want.original, want.log_loss)
+            );
+            assert_eq!(got.applied, want.applied);
+            rest = tail;
+        }
+        assert!(rest.is_empty());
+        assert!(decode(&numbers[6..12]).is_none(), "a record cut short is refused");
     }
 
     #[test]

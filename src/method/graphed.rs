@@ -13,6 +13,7 @@
 use super::step::lap;
 use super::{Method, Net, Step, StepBatch, StepOutputs, StepPhase, StepSums, StepTimer, Stepped};
 use crate::config::CudaGraphs;
+use crate::dist::DistError;
 use crate::graph::{self, CudaGraph, GraphError};
 use crate::optim::SgdKernel;
 use crate::report::StepMode;
@@ -43,6 +44,13 @@ pub enum StepError {
     /// A captured graph failed to replay.
     #[error(transparent)]
     Replay(#[from] GraphError),
+    /// A collective across the processes failed (another rank stopped, or did not answer
+    /// within `--dist-timeout`).
+    #[error(transparent)]
+    Dist(#[from] DistError),
+    /// libtorch's backward pass failed.
+    #[error("the backward pass failed: {0}")]
+    Backward(String),
 }
 
 /// A captured graph, replayed once per step.
@@ -58,15 +66,20 @@ impl Replay for CudaGraph {
 
 /// How a step's work is captured on CUDA device N: [`cuda_capture`]; the tests put stand-ins
 /// here to drive the check and the fallback on the CPU.
-type Capture = fn(usize, &mut dyn FnMut() -> StepOutputs) -> Result<(Box<dyn Replay>, StepOutputs), GraphError>;
+type Capture = fn(usize, &mut dyn FnMut() -> Work) -> Result<(Box<dyn Replay>, StepOutputs), GraphError>;
+
+/// What the captured work returns.
+type Work = Result<StepOutputs, StepError>;
 
 /// Captures `work` as a CUDA graph.
-fn cuda_capture(
-    device: usize,
-    work: &mut dyn FnMut() -> StepOutputs,
-) -> Result<(Box<dyn Replay>, StepOutputs), GraphError> {
+fn cuda_capture(device: usize, work: &mut dyn FnMut() -> Work) -> Result<(Box<dyn Replay>, StepOutputs), GraphError> {
     let (graph, out) = CudaGraph::capture(device, work)?;
-    Ok((Box::new(graph), out))
+    Ok((Box::new(graph), captured(out)?))
+}
+
+/// The outputs of captured work, or its failure as the capture's.
+fn captured(out: Work) -> Result<StepOutputs, GraphError> {
+    out.map_err(|e| GraphError { stage: "capture", message: e.to_string() })
 }
 
 /// Runs the training steps of a run, eagerly or as replays of a captured graph.
@@ -169,14 +182,14 @@ impl Stepper {
             }
             State::Eager { warmup: Some(0) } => self.capture_step(method, net, step, sums, timer),
             State::Eager { warmup } => {
-                let stepped = method.step(net, step, sums, timer);
+                let stepped = method.step(net, step, sums, timer)?;
                 if let (Some(left), Stepped::Updated) = (warmup, stepped) {
                     *left -= 1;
                 }
                 Ok(stepped)
             }
             // a batch of another shape than the graph's (none in training: drop_last)
-            State::Graph(_) => Ok(method.step(net, step, sums, timer)),
+            State::Graph(_) => method.step(net, step, sums, timer),
         }
     }
 
@@ -196,11 +209,11 @@ impl Stepper {
         let live = net.state();
         let before = copies(&live);
         tch::manual_seed(seed);
-        let eager = method.compute(net, lr, batch, None);
+        let eager = method.compute(net, lr, batch, None)?;
         let after = copies(&live);
         restore(&live, &before);
         net.opt.set_lr(lr);
-        let inputs = StepBatch { x: batch.x.copy(), y: batch.y.copy(), n_ori: batch.n_ori };
+        let inputs = StepBatch { x: batch.x.copy(), y: batch.y.copy(), ..*batch };
         let captured = (self.capture)(self.device, &mut || method.compute(net, lr, &inputs, None))
             .and_then(|(graph, out)| {
                 tch::manual_seed(seed);
@@ -343,25 +356,19 @@ mod tests {
     }
 
     /// A capture that runs the step once: what a correct graph's capture and first replay do.
-    fn runs_once(
-        _: usize,
-        work: &mut dyn FnMut() -> StepOutputs,
-    ) -> Result<(Box<dyn Replay>, StepOutputs), GraphError> {
-        let out = work();
+    fn runs_once(_: usize, work: &mut dyn FnMut() -> Work) -> Result<(Box<dyn Replay>, StepOutputs), GraphError> {
+        let out = captured(work())?;
         Ok((Box::new(Ran), out))
     }
 
     /// A broken capture whose replay updates twice.
-    fn runs_twice(
-        _: usize,
-        work: &mut dyn FnMut() -> StepOutputs,
-    ) -> Result<(Box<dyn Replay>, StepOutputs), GraphError> {
-        work();
+    fn runs_twice(_: usize, work: &mut dyn FnMut() -> Work) -> Result<(Box<dyn Replay>, StepOutputs), GraphError> {
+        captured(work())?;
         runs_once(0, work)
     }
 
     /// A capture refused by CUDA.
-    fn refused(_: usize, _: &mut dyn FnMut() -> StepOutputs) -> Result<(Box<dyn Replay>, StepOutputs), GraphError> {
+    fn refused(_: usize, _: &mut dyn FnMut() -> Work) -> Result<(Box<dyn Replay>, StepOutputs), GraphError> {
         Err(GraphError { stage: "capture", message: "operation not permitted when stream is capturing".into() })
     }
 
@@ -390,18 +397,18 @@ mod tests {
             }
         });
         let mut opt = Sgd::new(&model.vs, 0.9, 5e-4, true);
-        let mut net = Net { model: &model, opt: &mut opt };
+        let mut net = Net { model: &model, opt: &mut opt, reducer: None };
         let mut sums = StepSums::new(Device::Cpu);
         for k in 0..steps as i64 {
             let x = fixed(&[4, 3, 8, 8], k as f64);
-            let batch = StepBatch { x, y: Tensor::from_slice(&[0i64, 1, 2, 3]), n_ori: 2 };
+            let batch = StepBatch::whole(x, Tensor::from_slice(&[0i64, 1, 2, 3]), 2);
             let step = Step { batch, lr: 0.1, seed: 7 + k };
             match &mut stepper {
                 Some(s) => {
                     s.step(&method, &mut net, &step, &mut sums, None)?;
                 }
                 None => {
-                    method.step(&mut net, &step, &mut sums, None);
+                    method.step(&mut net, &step, &mut sums, None)?;
                 }
             }
         }

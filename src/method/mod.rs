@@ -10,7 +10,9 @@ pub mod graphed;
 pub mod scorer;
 pub mod step;
 
-pub use detection::{detect, export_views, ood_by_op, ops_text, Detection, ViewRecord, ViewSource, DETECTION_EPOCH};
+pub use detection::{
+    detect, export_views, ood_by_op, ops_text, Detection, Shared, ViewRecord, ViewSource, DETECTION_EPOCH,
+};
 pub use diagnosis::{diagnose, Collapsed, FitDiagnosis};
 pub use gmm::{Gmm, GmmError};
 pub use graphed::{NoGraph, StepError, Stepper};
@@ -48,6 +50,9 @@ pub enum MethodError {
     /// The user stopped the detection pass (Ctrl-C, SIGTERM).
     #[error("interrupted during the detection pass, which is not kept: rerun the same command to run it again")]
     Interrupted,
+    /// Sharing the detection pass among the processes of a distributed run failed.
+    #[error("the detection pass across the ranks: {0}")]
+    Dist(#[from] crate::dist::DistError),
     /// An exported view could not be written.
     #[error("cannot write {}", path.display())]
     Image {

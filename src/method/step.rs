@@ -3,9 +3,10 @@
 //! `--fair-comparison`; the per-epoch sums stay on the device until they are reported. A
 //! [`StepTimer`] (the benchmark's clock) may be told as each phase of a step ends.
 
+use super::StepError;
 use super::{p_id_tensor, score, Gmm};
 use crate::config::{FairComparison, LossName, MethodConfig, Weighting};
-use crate::dist::{Dist, DistError};
+use crate::dist::{Dist, DistError, Reducer};
 use crate::loss::{correct_topk, weight_p, BatchLoss, Criterion};
 use crate::model::Model;
 use crate::optim::Sgd;
@@ -13,10 +14,12 @@ use crate::report::{EpochStats, GmmMetrics, PartStats};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-/// The model a step trains and its optimizer: what a step changes.
+/// The model a step trains and its optimizer: what a step changes; with several processes,
+/// the Reducer that averages its gradients over them in backward.
 pub struct Net<'a> {
     pub model: &'a Model,
     pub opt: &'a mut Sgd,
+    pub reducer: Option<&'a mut Reducer>,
 }
 
 impl Net<'_> {
@@ -84,9 +87,37 @@ pub struct StepBatch {
     pub x: Tensor,
     pub y: Tensor,
     pub n_ori: i64,
+    /// What the mean losses of the original and augmented parts are multiplied by: `[1, 1]` for
+    /// a whole batch; for one process's part of a global batch, that part's share of the global
+    /// part's mean, times the number of processes, whose gradients are averaged (see
+    /// [`StepBatch::part_of`]).
+    pub weights: [f64; 2],
 }
 
 impl StepBatch {
+    /// A whole batch: `n_ori` original views of `x` first.
+    pub fn whole(x: Tensor, y: Tensor, n_ori: i64) -> StepBatch {
+        StepBatch { x, y, n_ori, weights: [1.0, 1.0] }
+    }
+
+    /// This process's part of a global batch of `whole = (len, n_ori)` views, among
+    /// `world_size` processes: each part's loss is the sum of its samples' terms over the global
+    /// part's count, times `world_size` (the Reducer's mean over the processes then makes the
+    /// gradient of the global batch's loss, as one process would compute it). A part with no
+    /// global sample counts 0, as in one process.
+    pub fn part_of(x: Tensor, y: Tensor, n_ori: i64, whole: (usize, usize), world_size: usize) -> StepBatch {
+        let len = x.size()[0];
+        let weight = |mine: i64, global: usize| {
+            if global == 0 {
+                0.0
+            } else {
+                mine as f64 * world_size as f64 / global as f64
+            }
+        };
+        let weights = [weight(n_ori, whole.1), weight(len - n_ori, whole.0 - whole.1)];
+        StepBatch { x, y, n_ori, weights }
+    }
+
     /// Number of images.
     pub fn len(&self) -> i64 {
         self.x.size()[0]
@@ -312,6 +343,14 @@ impl SumsState {
 }
 
 impl StepSums {
+    /// Replaces the training sums (loss, accuracy, GMM counts; not the per-sample statistics,
+    /// which stay this rank's) with their sums over every rank (a collective).
+    pub fn sum_over_ranks(&mut self, dist: &Dist) -> Result<(), DistError> {
+        let all = StepSums::from_state(&self.state().summed_over_ranks(dist)?, self.loss.device());
+        *self = StepSums { samples: std::mem::take(&mut self.samples), ..all };
+        Ok(())
+    }
+
     /// The sums as plain numbers (reads the device).
     pub fn state(&self) -> SumsState {
         let gmm = self.gmm.as_ref().map(|g| {
@@ -358,6 +397,20 @@ pub fn fair_kept(rule: FairComparison, p: &Tensor) -> Option<Tensor> {
     })
 }
 
+/// The backward pass of `loss`, its failure an error rather than a panic: with `averaged`
+/// gradients (a Reducer armed), a collective of the gradient all-reduce that failed, as when
+/// another process stopped.
+fn backward(loss: &Tensor, averaged: bool) -> Result<(), StepError> {
+    loss.f_backward().map_err(|e| {
+        let message = e.to_string();
+        if averaged {
+            DistError::Collective { op: "the gradient all-reduce in backward", message }.into()
+        } else {
+            StepError::Backward(message)
+        }
+    })
+}
+
 /// What the method adds to plain training: the GMM with its scorer, the distillation teacher,
 /// and the criteria of the original and augmented parts.
 pub struct Method {
@@ -397,44 +450,60 @@ impl Method {
         step: &Step,
         sums: &mut StepSums,
         mut timer: Option<&mut dyn StepTimer>,
-    ) -> Stepped {
+    ) -> Result<Stepped, StepError> {
         tch::manual_seed(step.seed);
         if self.fair != FairComparison::Disable {
             let p = self.p_id(&step.batch).expect("validated: --fair-comparison needs --gmm");
             lap(&mut timer, StepPhase::Scorer);
             return self.fair_step(net, step, p, sums, timer);
         }
-        let out = self.compute(net, step.lr, &step.batch, lend(&mut timer));
+        let out = self.compute(net, step.lr, &step.batch, lend(&mut timer))?;
         self.account(&out, &step.batch, sums, timer);
-        Stepped::Updated
+        Ok(Stepped::Updated)
     }
 
     /// The device work of one step (not under `--fair-comparison`): p_ID from the scorer and
     /// the GMM, the forward pass, the criteria, the backward pass and the SGD update at `lr`.
     /// No host synchronisation: it can be captured as a CUDA graph (with `lr` already on the
-    /// device, [`Sgd::set_lr`], and no `timer`).
+    /// device, [`Sgd::set_lr`], and no `timer`). With several processes, the gradients are
+    /// averaged over them in backward (`net.reducer`); a collective that fails there, or in
+    /// `--sync-bn`'s forward, is the error.
     pub fn compute(
         &self,
         net: &mut Net,
         lr: f64,
         batch: &StepBatch,
         mut timer: Option<&mut dyn StepTimer>,
-    ) -> StepOutputs {
+    ) -> Result<StepOutputs, StepError> {
         let p = self.p_id(batch);
         lap(&mut timer, StepPhase::Scorer);
+        if let Some(reducer) = net.reducer.as_deref_mut() {
+            reducer.average_next_backward()?;
+        }
         let logits = net.model.forward_t(&batch.x, true);
+        if let Some(failed) = net.model.sync_bn_failure() {
+            return Err(failed.into());
+        }
         let ood = p.as_ref().map(|p| p.lt(0.5));
         let p = p.map(|p| weight_p(&p, self.weighting));
         // the teacher's forward pass (Distillation) times with the step, where the criteria need it
         let teacher = self.teacher_logits(&batch.x);
         let parts = self.loss.parts(&logits, &batch.y, batch.n_ori, p.as_ref(), teacher.as_ref());
-        let loss = self.loss.combine(&parts);
+        let loss = self.loss.combine_weighted(&parts, batch.weights);
         net.opt.zero_grad();
-        loss.backward();
+        backward(&loss, net.reducer.is_some())?;
         lap(&mut timer, StepPhase::Step);
         net.opt.step(lr);
         lap(&mut timer, StepPhase::Optimizer);
-        StepOutputs { loss: loss.detach(), logits: logits.detach(), parts: parts.map(|t| t.detach()), p, ood, teacher }
+        let out = StepOutputs {
+            loss: loss.detach(),
+            logits: logits.detach(),
+            parts: parts.map(|t| t.detach()),
+            p,
+            ood,
+            teacher,
+        };
+        Ok(out)
     }
 
     /// Adds what the step `out` made from `batch` to the epoch's sums (on the device).
@@ -545,31 +614,55 @@ impl Method {
         p: Tensor,
         sums: &mut StepSums,
         mut timer: Option<&mut dyn StepTimer>,
-    ) -> Stepped {
+    ) -> Result<Stepped, StepError> {
         let batch = &step.batch;
         let (n, n_ori) = (batch.len(), batch.n_ori);
         let (x, y) = batch.part(n_ori, n - n_ori);
         let p = p.narrow(0, n_ori, n - n_ori);
         let logits = net.model.forward_t(&x, true);
+        if let Some(failed) = net.model.sync_bn_failure() {
+            return Err(failed.into());
+        }
         let Some(kept) = fair_kept(self.fair, &p) else {
-            return Stepped::Skipped;
+            return Ok(Stepped::Skipped);
         };
         let keep = kept.size()[0];
         let (sel_logits, sel_y) = (logits.index_select(0, &kept), y.index_select(0, &kept));
         let loss = self.loss.aug.loss(&sel_logits, &sel_y, Some(&p.narrow(0, 0, keep)), None);
         net.opt.zero_grad();
-        loss.backward();
+        backward(&loss, net.reducer.is_some())?;
         lap(&mut timer, StepPhase::Step);
         net.opt.step(step.lr);
         lap(&mut timer, StepPhase::Optimizer);
         sums.add(&loss, &sel_logits.detach(), &sel_y);
         lap(&mut timer, StepPhase::Account);
-        Stepped::Updated
+        Ok(Stepped::Updated)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_part_of_a_global_batch_weighs_its_sums_over_the_global_counts_times_the_ranks() {
+        let x = |n: i64| Tensor::zeros([n, 3, 2, 2], (Kind::Float, Device::Cpu));
+        let y = |n: i64| Tensor::zeros([n], (Kind::Int64, Device::Cpu));
+        // global batch of 8 with 3 originals over 2 ranks: rank 0 has 3 originals + 1 augmented
+        let rank0 = StepBatch::part_of(x(4), y(4), 3, (8, 3), 2);
+        assert_eq!(rank0.weights, [3.0 * 2.0 / 3.0, 2.0 / 5.0]);
+        let rank1 = StepBatch::part_of(x(4), y(4), 0, (8, 3), 2);
+        assert_eq!(rank1.weights, [0.0, 4.0 * 2.0 / 5.0]);
+        // no augmented view in the global batch: its part counts 0
+        assert_eq!(StepBatch::part_of(x(4), y(4), 4, (8, 8), 2).weights, [1.0, 0.0]);
+        assert_eq!(StepBatch::whole(x(4), y(4), 2).weights, [1.0, 1.0]);
+        // one process's part is the whole batch, with weights of exactly 1
+        assert_eq!(StepBatch::part_of(x(8), y(8), 3, (8, 3), 1).weights, [1.0, 1.0]);
+    }
+}
+
+#[cfg(test)]
+mod fair_tests {
     use super::*;
     use crate::config::ModelName;
     use crate::loss::Criterion;
@@ -638,8 +731,9 @@ mod tests {
         let method = Method::new(&config, 0.25, Some(scorer), Some(gmm));
         let mut opt = Sgd::new(&model.vs, 0.9, 5e-4, true);
         let mut sums = StepSums::new(Device::Cpu);
-        let step = Step { batch: StepBatch { x, y, n_ori }, lr: 0.0, seed: 1 };
-        let stepped = method.step(&mut Net { model: &model, opt: &mut opt }, &step, &mut sums, None);
+        let step = Step { batch: StepBatch::whole(x, y, n_ori), lr: 0.0, seed: 1 };
+        let stepped =
+            method.step(&mut Net { model: &model, opt: &mut opt, reducer: None }, &step, &mut sums, None).unwrap();
         assert_eq!(stepped, Stepped::Updated);
         assert_eq!(sums.seen, 4, "the step trains on the 4 kept views");
         assert!((sums.loss() - expected).abs() < 1e-5, "{} vs {expected}", sums.loss());

@@ -1,12 +1,30 @@
 //! Conv, BatchNorm and Linear layers with PyTorch's parameter names and initialisations.
 
-use std::cell::Cell;
+use crate::dist::{BatchNormLayer, SyncBatchNorm};
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
 use tch::nn::{self, Init};
 use tch::{Kind, Tensor};
 
 thread_local! {
     /// Whether layers built on this thread skip initialising their parameters.
     static SKIP_INIT: Cell<bool> = const { Cell::new(false) };
+    /// `--sync-bn`: what the BatchNorm layers built on this thread normalise across.
+    static SYNC_BN: RefCell<Option<Arc<SyncBatchNorm>>> = const { RefCell::new(None) };
+}
+
+/// Runs `build` with the BatchNorm layers it creates normalising training batches with every
+/// rank's statistics through `sync` (`--sync-bn`), as torch.nn.SyncBatchNorm.convert_sync_batchnorm
+/// makes a model's.
+pub fn with_sync_bn<T>(sync: Arc<SyncBatchNorm>, build: impl FnOnce() -> T) -> T {
+    struct Restore(Option<Arc<SyncBatchNorm>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SYNC_BN.with(|s| *s.borrow_mut() = self.0.take());
+        }
+    }
+    let _restore = Restore(SYNC_BN.with(|s| s.borrow_mut().replace(sync)));
+    build()
 }
 
 /// Runs `build` with the parameters of the layers it creates allocated but not initialised
@@ -99,13 +117,15 @@ impl Conv2d {
 }
 
 /// BatchNorm2d (momentum 0.1, eps 1e-5) with `weight`, `bias`, `running_mean`, `running_var`
-/// and `num_batches_tracked`, initialised as PyTorch does.
+/// and `num_batches_tracked`, initialised as PyTorch does; built inside [`with_sync_bn`], its
+/// training forwards use every rank's batch statistics.
 #[derive(Debug)]
 pub struct BatchNorm2d {
     weight: Tensor,
     bias: Tensor,
     running_mean: Tensor,
     running_var: Tensor,
+    sync: Option<Arc<SyncBatchNorm>>,
 }
 
 impl BatchNorm2d {
@@ -116,11 +136,27 @@ impl BatchNorm2d {
         let running_mean = p.zeros_no_train("running_mean", &[c]);
         let running_var = p.ones_no_train("running_var", &[c]);
         let _ = p.add("num_batches_tracked", Tensor::zeros([], (Kind::Int64, p.device())), false);
-        BatchNorm2d { weight, bias, running_mean, running_var }
+        let sync = SYNC_BN.with(|s| s.borrow().clone());
+        BatchNorm2d { weight, bias, running_mean, running_var, sync }
     }
 
-    /// Normalises with batch statistics (updating the running ones) when `train`, else with the running ones.
+    /// Normalises with batch statistics (updating the running ones) when `train`, else with the
+    /// running ones. With `--sync-bn` the batch is every rank's; after a failed collective the
+    /// layer falls back to its own batch and the step reports the failure.
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        if let (Some(sync), true) = (&self.sync, train) {
+            let layer = BatchNormLayer {
+                weight: &self.weight,
+                bias: &self.bias,
+                running_mean: &self.running_mean,
+                running_var: &self.running_var,
+                momentum: 0.1,
+                eps: 1e-5,
+            };
+            if let Some(y) = sync.forward(xs, &layer) {
+                return y;
+            }
+        }
         xs.batch_norm(
             Some(&self.weight),
             Some(&self.bias),

@@ -17,9 +17,11 @@ pub use weights_file::{read_safetensors, write_safetensors_atomic, CHECKSUM_KEY}
 pub use wideresnet::WideResNet;
 
 use crate::config::{ModelName, ModelSpec, Precision};
+use crate::dist::{DistError, SyncBatchNorm};
 use crate::io::FileError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
@@ -55,6 +57,8 @@ pub struct Model {
     /// BatchNorm statistics and loss; bf16 convolutions and matrix products).
     pub compute: Kind,
     net: Box<dyn ModuleT>,
+    /// `--sync-bn`: what its BatchNorm layers normalise training batches across.
+    sync_bn: Option<Arc<SyncBatchNorm>>,
 }
 
 impl Model {
@@ -75,7 +79,7 @@ impl Model {
             ModelName::ShakeShake26x2x112d => Box::new(ShakeNet::resnet26(&root, 112, num_classes)),
             ModelName::ShakeShake26x2x96dNext => Box::new(ShakeNet::resnext26(&root, 96, 4, num_classes)),
         };
-        Model { spec: ModelSpec::Builtin(name), num_classes, vs, compute: Kind::Float, net }
+        Model { spec: ModelSpec::Builtin(name), num_classes, vs, compute: Kind::Float, net, sync_bn: None }
     }
 
     /// [`Model::new`] with the parameters allocated but not initialised (BatchNorm statistics
@@ -117,7 +121,20 @@ impl Model {
             .map_err(|e| failed(format!("not a TorchScript module saved by torch.jit.save: {e}")))?;
         net.register(&vs.root()).map_err(failed)?;
         net.check(num_classes, image, device).map_err(failed)?;
-        Ok(Model { spec: spec.clone(), num_classes, vs, compute: Kind::Float, net: Box::new(net) })
+        Ok(Model { spec: spec.clone(), num_classes, vs, compute: Kind::Float, net: Box::new(net), sync_bn: None })
+    }
+
+    /// [`Model::new`] with its BatchNorm layers normalising training batches with every rank's
+    /// statistics through `sync` (`--sync-bn`; validated: built-in models only, a TorchScript
+    /// module's layers are its own).
+    pub fn new_synced(name: ModelName, num_classes: i64, device: Device, sync: Arc<SyncBatchNorm>) -> Self {
+        let model = layers::with_sync_bn(Arc::clone(&sync), || Self::new(name, num_classes, device));
+        Model { sync_bn: Some(sync), ..model }
+    }
+
+    /// The collective of `--sync-bn` that failed in a forward pass, if one did.
+    pub fn sync_bn_failure(&self) -> Option<DistError> {
+        self.sync_bn.as_ref().and_then(|s| s.failure())
     }
 
     /// This model computing in `precision` (bf16: mixed precision, fp32 weights). TorchScript

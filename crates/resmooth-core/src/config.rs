@@ -352,6 +352,10 @@ pub struct ModelConfig {
     #[serde(deserialize_with = "null_as_default", default)]
     pub precision: Precision,
     pub memory_format: MemoryFormat,
+    /// `--sync-bn`: BatchNorm with the statistics of the whole global batch when several
+    /// processes train together (torch.nn.SyncBatchNorm); one process is unchanged by it.
+    #[serde(default)]
+    pub sync_bn: bool,
 }
 
 /// SGD and its learning-rate schedule.
@@ -422,6 +426,10 @@ pub struct RunConfig {
     /// Whether training steps are replays of a CUDA graph (same numbers, fewer launches).
     #[serde(default)]
     pub cuda_graphs: CudaGraphs,
+    /// `--dist-timeout`: seconds the processes of a distributed run wait for each other (to
+    /// join, and in each collective) before failing.
+    #[serde(default = "dist_timeout")]
+    pub dist_timeout: u64,
     /// Start over even if a checkpoint exists.
     pub restart: bool,
     /// End this session after epoch N (resumable).
@@ -457,6 +465,16 @@ pub struct TrainConfig {
 fn yes() -> bool {
     true
 }
+
+fn dist_timeout() -> u64 {
+    DEFAULT_DIST_TIMEOUT
+}
+
+/// `--dist-timeout`'s default in seconds: DistributedDataParallel's 10 minutes.
+pub const DEFAULT_DIST_TIMEOUT: u64 = 600;
+
+/// The largest `--dist-timeout` libtorch holds: 2^31 - 1 milliseconds.
+pub const MAX_DIST_TIMEOUT: u64 = i32::MAX as u64 / 1000;
 
 fn daood() -> PathBuf {
     PathBuf::from("DAOOD")
@@ -505,6 +523,7 @@ impl Default for TrainConfig {
                 model: ModelSpec::Builtin(ModelName::ResNet18),
                 precision: Precision::Fp32,
                 memory_format: MemoryFormat::Nchw,
+                sync_bn: false,
             },
             optim: OptimConfig {
                 epochs: 200,
@@ -540,6 +559,7 @@ impl Default for TrainConfig {
                 workers: 0,
                 deterministic: false,
                 cuda_graphs: CudaGraphs::Off,
+                dist_timeout: DEFAULT_DIST_TIMEOUT,
                 restart: false,
                 stop_after: None,
                 only_eval: false,
@@ -656,6 +676,9 @@ impl TrainConfig {
                 ));
             }
         }
+        if !(1..=MAX_DIST_TIMEOUT).contains(&r.dist_timeout) {
+            return bad(format!("--dist-timeout {} must be from 1 to {MAX_DIST_TIMEOUT} seconds", r.dist_timeout));
+        }
         if r.only_eval && r.save.is_none() && r.tag.is_empty() {
             return bad(
                 "--only-eval needs the weights to evaluate: pass --save PATH (or the --tag of a finished run)".into()
@@ -700,6 +723,12 @@ impl TrainConfig {
         if m.weighting != Weighting::Regular && !m.gmm {
             return bad(format!("--weighting {} only acts with --gmm", m.weighting));
         }
+        if let (ModelSpec::TorchScript(_), true) = (&self.model.model, self.model.sync_bn) {
+            return bad(format!(
+                "--sync-bn needs a built-in model (its BatchNorm layers are resmooth's); --model {}'s layers are the module's own",
+                self.model.model
+            ));
+        }
         if let (ModelSpec::TorchScript(_), Precision::Bf16) = (&self.model.model, self.model.precision) {
             return bad(format!(
                 "--precision bf16 needs a built-in model (their layers cast fp32 weights to bf16); --model {} runs in fp32",
@@ -713,8 +742,11 @@ impl TrainConfig {
     }
 
     /// The fields that decide what a run computes: where it reads and writes, on which device,
-    /// with how many threads, whether GPU algorithms are deterministic, how this session ends and
-    /// the extra `--evalDA` evaluations are blanked. Two runs with equal identities compute the same thing.
+    /// with how many threads, whether GPU algorithms are deterministic, how this session ends,
+    /// how long its processes wait for each other and the extra `--evalDA` evaluations are
+    /// blanked. Two runs with equal identities compute the same thing. The number of processes
+    /// is no field: `--batch-size` is the global batch, so a run resumes on another number of
+    /// GPUs; `--sync-bn` stays in it (on several processes it changes what BatchNorm computes).
     pub fn identity(&self) -> TrainConfig {
         let mut c = self.clone();
         let blank = TrainConfig::default();
@@ -809,6 +841,9 @@ mod tests {
         assert!(with(&|c| c.optim.epochs = 0).contains("--epochs"));
         assert!(with(&|c| c.method.loss = LossName::SampleSmooth).contains("--gmm"));
         assert!(with(&|c| c.method.weighting = Weighting::Reverse).contains("--weighting"));
+        assert!(with(&|c| c.run.dist_timeout = 0).contains("--dist-timeout 0"));
+        let ts_sync = with(&|c| (c.model.model, c.model.sync_bn) = (ModelSpec::TorchScript("n.pt".into()), true));
+        assert!(ts_sync.contains("--sync-bn needs a built-in model"), "{ts_sync}");
         let fair_on_graphs = with(&|c| {
             (c.method.gmm, c.method.fair_comparison, c.aug.prob) = (true, FairComparison::Daood, 0.0);
             c.run.cuda_graphs = CudaGraphs::On;
@@ -827,7 +862,11 @@ mod tests {
         b.run.eval_da = true;
         b.run.deterministic = true;
         b.run.cuda_graphs = CudaGraphs::Auto;
+        b.run.dist_timeout = 30;
         assert!(a.same_identity(&b.identity_json()));
+        let mut synced = a.clone();
+        synced.model.sync_bn = true;
+        assert!(!a.same_identity(&synced.identity_json()), "--sync-bn changes what several processes compute");
         b.method.smooth_aug = 0.3;
         assert!(!a.same_identity(&b.identity_json()));
     }

@@ -23,19 +23,6 @@ pub enum Views {
     Both,
 }
 
-impl Views {
-    /// (sample, is original) for each image slot of a batch of samples `indices`.
-    pub fn slots(self, indices: &[usize]) -> Vec<(usize, bool)> {
-        match self {
-            Views::Mixed { prob } => {
-                let n_ori = (indices.len() as f64 * prob).floor() as usize;
-                indices.iter().enumerate().map(|(k, &i)| (i, k < n_ori)).collect()
-            }
-            Views::Both => indices.iter().map(|&i| (i, true)).chain(indices.iter().map(|&i| (i, false))).collect(),
-        }
-    }
-}
-
 /// One batch: HWC uint8 images, their labels and dataset indices.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -47,6 +34,9 @@ pub struct Batch {
     pub indices: Vec<usize>,
     /// Number of leading images that are original views.
     pub n_ori: usize,
+    /// The size and the original views of the global batch this batch is this process's part
+    /// of ([`Part`]); `(len, n_ori)` when it is the whole batch.
+    pub whole: (usize, usize),
     /// What was applied to each augmented view (in batch order after the originals).
     pub applied: Vec<Applied>,
     /// Per image, an RGB offset added to its [0, 1] floats before normalisation (the reference's
@@ -75,6 +65,46 @@ pub struct EpochPlan {
     pub shuffle: bool,
     pub drop_last: bool,
     pub views: Views,
+    /// The part of every batch this process makes (all of it, or one rank's).
+    pub part: Part,
+}
+
+/// The part of every batch one process makes when several train together: rank `rank` of
+/// `world_size` takes the contiguous positions [`shard`] gives it, so the parts in rank order
+/// are the whole batch, and the global batch's original views are its first `floor(B·prob)`
+/// positions, whichever rank holds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    pub rank: usize,
+    pub world_size: usize,
+}
+
+impl Part {
+    /// The whole batch: one process.
+    pub const WHOLE: Part = Part { rank: 0, world_size: 1 };
+
+    /// This part's positions in a batch of `len`.
+    pub fn positions(&self, len: usize) -> std::ops::Range<usize> {
+        shard(len, self.rank, self.world_size)
+    }
+}
+
+/// Rank `rank` of `world_size`'s contiguous part of `len` items (a batch, the evaluation set,
+/// the detection pass): `len·r/N .. len·(r+1)/N`, so the parts in rank order are the whole in
+/// order, their sizes at most one apart.
+pub fn shard(len: usize, rank: usize, world_size: usize) -> std::ops::Range<usize> {
+    len * rank / world_size..len * (rank + 1) / world_size
+}
+
+impl Views {
+    /// The number of original views of a global batch of `len` samples (`Both`: all of them,
+    /// the batch holding `2·len` images).
+    pub fn originals(self, len: usize) -> usize {
+        match self {
+            Views::Mixed { prob } => (len as f64 * prob).floor() as usize,
+            Views::Both => len,
+        }
+    }
 }
 
 impl EpochPlan {
@@ -89,6 +119,29 @@ impl EpochPlan {
             out.pop();
         }
         out
+    }
+
+    /// (sample, is original) for each image slot of this process's part ([`Part`]) of the
+    /// global batch of samples `indices`: its original views first, those of the global batch's
+    /// original positions, then its augmented views.
+    pub fn slots(&self, indices: &[usize]) -> Vec<(usize, bool)> {
+        let (mine, n_ori) = (self.part.positions(indices.len()), self.views.originals(indices.len()));
+        match self.views {
+            Views::Mixed { .. } => mine.map(|k| (indices[k], k < n_ori)).collect(),
+            Views::Both => {
+                let part = &indices[mine];
+                part.iter().map(|&i| (i, true)).chain(part.iter().map(|&i| (i, false))).collect()
+            }
+        }
+    }
+
+    /// The number of images and of original views of the global batch of `len` samples
+    /// ([`Batch::whole`]).
+    pub fn whole(&self, len: usize) -> (usize, usize) {
+        match self.views {
+            Views::Mixed { .. } => (len, self.views.originals(len)),
+            Views::Both => (2 * len, len),
+        }
     }
 }
 
@@ -155,10 +208,13 @@ pub fn shown_view(
     (img, applied)
 }
 
-/// Fills `batch` with the views of samples `indices` of `set`.
+/// Fills `batch` with this process's part (`plan.part`) of the views of samples `indices` (a
+/// global batch) of `set`: its original views first, those of the global batch's original
+/// positions, then its augmented views.
 pub fn assemble(set: &ImageSet, indices: &[usize], plan: &EpochPlan, aug: &Augmenter, batch: &mut Batch) {
     let per = set.image_bytes();
-    let slots = plan.views.slots(indices);
+    let slots = plan.slots(indices);
+    batch.whole = plan.whole(indices.len());
     (batch.height, batch.width) = (set.height, set.width);
     batch.n_ori = slots.iter().filter(|s| s.1).count();
     batch.images.resize(slots.len() * per, 0);
@@ -337,7 +393,7 @@ mod tests {
     }
 
     fn plan(views: Views) -> EpochPlan {
-        EpochPlan { seed: 5, epoch: 2, batch_size: 4, shuffle: true, drop_last: true, views }
+        EpochPlan { seed: 5, epoch: 2, batch_size: 4, shuffle: true, drop_last: true, views, part: Part::WHOLE }
     }
 
     #[test]
@@ -366,6 +422,44 @@ mod tests {
         assert_eq!((batch.len(), batch.n_ori), (4, 2));
         assert_eq!(batch.indices, vec![4, 5, 4, 5]);
         assert_eq!(batch.images.len(), 4 * 8 * 8 * 3);
+    }
+
+    #[test]
+    fn the_ranks_parts_of_a_batch_are_the_whole_batch_with_its_originals_where_they_were() {
+        let set = toy_set(12);
+        let aug = Augmenter::new(crate::config::AugName::RandAugment, 2, 14, 4, crate::config::DatasetName::Cifar10);
+        let indices: Vec<usize> = vec![7, 2, 9, 4, 11, 0, 5, 3];
+        for views in [Views::Mixed { prob: 0.4 }, Views::Both] {
+            let mut whole = Batch::default();
+            assemble(&set, &indices, &plan(views), &aug, &mut whole);
+            let parts: Vec<Batch> = (0..3)
+                .map(|rank| {
+                    let mut b = Batch::default();
+                    let plan = EpochPlan { part: Part { rank, world_size: 3 }, ..plan(views) };
+                    assemble(&set, &indices, &plan, &aug, &mut b);
+                    assert_eq!(b.whole, whole.whole, "every part knows the global batch's counts");
+                    b
+                })
+                .collect();
+            let per = set.image_bytes();
+            // each part's originals, then each part's augmented views, in rank order
+            let ori: Vec<u8> = parts.iter().flat_map(|b| b.images[..b.n_ori * per].to_vec()).collect();
+            let aug_views: Vec<u8> = parts.iter().flat_map(|b| b.images[b.n_ori * per..].to_vec()).collect();
+            assert_eq!(ori, whole.images[..whole.n_ori * per], "{views:?}");
+            assert_eq!(aug_views, whole.images[whole.n_ori * per..], "{views:?}");
+            assert_eq!(parts.iter().map(|b| b.n_ori).sum::<usize>(), whole.n_ori);
+        }
+        // prob 0.4 of 8: the first 3 positions are originals, all in rank 0's part (0..2) and rank 1's (2..5)
+        let counts: Vec<usize> = (0..3)
+            .map(|rank| {
+                let mut b = Batch::default();
+                let plan = EpochPlan { part: Part { rank, world_size: 3 }, ..plan(Views::Mixed { prob: 0.4 }) };
+                assemble(&set, &indices, &plan, &aug, &mut b);
+                b.n_ori
+            })
+            .collect();
+        assert_eq!(counts, vec![2, 1, 0]);
+        assert_eq!(Part::WHOLE.positions(5), 0..5);
     }
 
     #[test]

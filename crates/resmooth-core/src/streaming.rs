@@ -148,7 +148,7 @@ impl BatchSource for StreamSource {
     fn fill(&self, indices: &[usize], plan: &EpochPlan, batch: &mut Batch) -> Result<(), DataError> {
         let (h, w) = self.view_size;
         let per = h * w * 3;
-        let slots = plan.views.slots(indices);
+        let slots = plan.slots(indices);
         if slots.iter().any(|s| !s.1) && !matches!(self.views, StreamViews::Fixed { .. }) {
             return Err(DataError::Invalid(
                 "the streaming source makes no augmented ImageNet views yet; use original views only (--prob 1.0)"
@@ -169,6 +169,13 @@ impl BatchSource for StreamSource {
             match m {
                 Ok(m) => kept.push((k, i, original, m)),
                 Err(e) if self.on_bad == OnBadImage::Fail => return Err(e),
+                Err(e) if plan.part.world_size > 1 => {
+                    return Err(DataError::Invalid(format!(
+                        "{e}; --on-bad-image skip works with one process only (with several, each rank would \
+                         leave another number of images out of the global batch): remove or fix the file, or \
+                         train with one process"
+                    )))
+                }
                 Err(e) => {
                     if let Ok(mut s) = self.skipped.lock() {
                         s.push(BadImage { index: i, path: self.files.path(i), reason: e.to_string() });
@@ -187,6 +194,10 @@ impl BatchSource for StreamSource {
         batch.indices.clear();
         batch.indices.extend(kept.iter().map(|&(_, i, ..)| i));
         batch.n_ori = kept.iter().filter(|k| k.2).count();
+        batch.whole = match plan.part.world_size {
+            1 => (kept.len(), batch.n_ori),
+            _ => plan.whole(indices.len()),
+        };
         batch.lighting.clear();
         if kept.iter().any(|k| k.3.lighting.is_some()) {
             batch.lighting.extend(kept.iter().map(|k| k.3.lighting.unwrap_or([0.0; 3])));
@@ -202,7 +213,7 @@ mod tests {
     use crate::augment::imagenet::RandomResizedCrop;
     use crate::config::{AugName, DatasetName};
     use crate::data::{decode_rgb, read_imagefolder};
-    use crate::pipeline::{Loader, Views};
+    use crate::pipeline::{Loader, Part, Views};
     use crate::progress::Silent;
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
@@ -229,7 +240,7 @@ mod tests {
     }
 
     fn plan(views: Views) -> EpochPlan {
-        EpochPlan { seed: 11, epoch: 3, batch_size: 3, shuffle: true, drop_last: false, views }
+        EpochPlan { seed: 11, epoch: 3, batch_size: 3, shuffle: true, drop_last: false, views, part: Part::WHOLE }
     }
 
     fn pool() -> Arc<rayon::ThreadPool> {
@@ -267,14 +278,20 @@ mod tests {
             folder(dir.path(), "test", 1, |_| side);
             let ds = read_imagefolder(dir.path(), size, &mut Silent).unwrap();
             let aug = Augmenter::new(AugName::RandAugment, 2, 28, 4, DatasetName::Cifar10);
-            for views in [Views::Both, Views::Mixed { prob: 0.5 }] {
-                let memory = Loader::start(Arc::new(ds.train.clone()), plan(views), Arc::new(aug.clone()), pool(), 2);
+            let parts = [Part::WHOLE, Part { rank: 1, world_size: 2 }];
+            for (views, part) in [Views::Both, Views::Mixed { prob: 0.5 }]
+                .into_iter()
+                .zip(parts)
+                .chain([(Views::Mixed { prob: 0.5 }, parts[1])])
+            {
+                let plan = EpochPlan { part, ..plan(views) };
+                let memory = Loader::start(Arc::new(ds.train.clone()), plan.clone(), Arc::new(aug.clone()), pool(), 2);
                 let source =
                     stream(&dir.path().join("train"), StreamViews::Fixed { size, aug: aug.clone() }, OnBadImage::Fail);
-                let streamed = Loader::start_source(source, plan(views), pool(), 2, 0);
+                let streamed = Loader::start_source(source, plan, pool(), 2, 0);
                 let (memory, streamed) = (drain(memory).unwrap(), drain(streamed).unwrap());
                 assert_eq!(memory.len(), 3);
-                assert_eq!(memory, streamed, "{size:?} {views:?}");
+                assert_eq!(memory, streamed, "{size:?} {views:?} {part:?}");
             }
         }
     }
@@ -296,6 +313,14 @@ mod tests {
         let batches = drain(Loader::start_source(skip.clone(), plan(all), pool(), 1, 0)).unwrap();
         let indices: Vec<usize> = batches.iter().flat_map(|b| b.2.clone()).collect();
         assert_eq!(indices.len(), 5, "the five good images, once each");
+        // with several processes, a skip would change the global batch on one rank only
+        let two = |rank| EpochPlan { part: Part { rank, world_size: 2 }, ..plan(all) };
+        let errs: Vec<String> = (0..2)
+            .filter_map(|rank| drain(Loader::start_source(skip.clone(), two(rank), pool(), 1, 0)).err())
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("cat/2.jpg") && errs[0].contains("one process only"), "{errs:?}");
         assert!(!indices.contains(&2));
         for (images, labels, idx, n_ori, ..) in &batches {
             assert_eq!((images.len(), labels.len(), *n_ori), (idx.len() * 48 * 48 * 3, idx.len(), idx.len()));

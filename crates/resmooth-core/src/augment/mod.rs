@@ -199,7 +199,7 @@ fn from_src(n: usize, write: impl FnOnce(&mut [u8]), name: OpName, value: f64) -
 mod tests {
     use super::*;
     use crate::data::ImageSet;
-    use crate::pipeline::{assemble, Batch, EpochPlan, Views};
+    use crate::pipeline::{assemble, Batch, EpochPlan, Part, Views};
     use rand::SeedableRng;
 
     fn set(n: usize) -> ImageSet {
@@ -287,8 +287,15 @@ mod tests {
     fn augmented_batches_do_not_depend_on_the_thread_count() {
         let s = set(24);
         let indices: Vec<usize> = (0..24).collect();
-        let plan =
-            EpochPlan { seed: 3, epoch: 1, batch_size: 24, shuffle: false, drop_last: false, views: Views::Both };
+        let plan = EpochPlan {
+            seed: 3,
+            epoch: 1,
+            batch_size: 24,
+            shuffle: false,
+            drop_last: false,
+            views: Views::Both,
+            part: Part::WHOLE,
+        };
         for aug in ["ra", "aa", "rotate", "jigsaw", "severe", "vertical", "blur", "sobel"] {
             let a = Augmenter::new(aug.parse().unwrap(), 2, 28, 8, DatasetName::Cifar10);
             let run = |threads: usize| {

@@ -121,6 +121,8 @@ flags! {
     DETERMINISTIC: ours "deterministic" "--deterministic" Switch;
     CUDA_GRAPHS: ours "cuda_graphs" "--cuda-graphs" Value;
     SAVE_FORMAT: ours "save_format" "--save-format" Value;
+    SYNC_BN: ours "sync_bn" "--sync-bn" Switch;
+    DIST_TIMEOUT: ours "dist_timeout" "--dist-timeout" Value;
 }
 
 /// The fields of the configuration that a command line standing for a run leaves out, each
