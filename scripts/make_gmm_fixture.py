@@ -1,4 +1,4 @@
-"""Writes tests/fixtures/gmm/*.json: scikit-learn's GaussianMixture on fixed inputs.
+"""Writes crates/resmooth-core/tests/fixtures/gmm/*.json: scikit-learn's GaussianMixture on fixed inputs.
 
 The settings are the reference's (RandAugment/mixture_model.py): n_components=2, max_iter=10,
 tol=1e-2, reg_covar=5e-4, default k-means init. The reference leaves random_state=None; here
@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 
-OUT = os.path.join("tests", "fixtures", "gmm")
+OUT = os.path.join("crates", "resmooth-core", "tests", "fixtures", "gmm")
 PROBE = np.linspace(-25.0, 5.0, 31)
 STRIDE = 5  # p_ID of every 5th input value
 

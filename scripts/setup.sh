@@ -11,6 +11,17 @@ PYTHON=${PYTHON:-python3}
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust (https://rustup.rs) first" >&2; exit 1; }
 command -v "$PYTHON" >/dev/null || { echo "setup: $PYTHON not found; install Python 3.10+ first" >&2; exit 1; }
+# the JPEG decoder (libjpeg-turbo, bundled with the turbojpeg crate) builds with CMake and NASM
+if ! command -v cmake >/dev/null || ! command -v nasm >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing cmake and nasm (to build libjpeg-turbo)"
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q cmake nasm
+  else
+    echo "setup: cmake and nasm are needed to build libjpeg-turbo; install them first" \
+      "(Debian/Ubuntu: sudo apt-get install cmake nasm; macOS: brew install cmake nasm)" >&2
+    exit 1
+  fi
+fi
 
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"

@@ -15,7 +15,7 @@ use crate::device::synchronize;
 use crate::method::graphed::WARMUP_STEPS;
 use crate::method::{Gmm, Method, Step, StepBatch, StepPhase, StepSums, StepTimer, Stepped};
 use crate::model::Model;
-use crate::pipeline::{assemble, Batch, EpochPlan, Placement, Views};
+use crate::pipeline::{assemble, Batch, EpochPlan, Placement, Upload, Views};
 use crate::progress::Progress;
 use serde::Serialize;
 use std::path::PathBuf;

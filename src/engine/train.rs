@@ -13,7 +13,7 @@ use crate::config::{FairComparison, MemoryFormat, SgdKernel, TrainConfig};
 use crate::method::{load_pretrained, Gmm, Method, Net, Step, StepBatch, StepSums, StepTimer, Stepped, Stepper};
 use crate::model::Model;
 use crate::optim::Sgd;
-use crate::pipeline::{shown_view, EpochPlan, Loader, Placement, Views};
+use crate::pipeline::{shown_view, EpochPlan, Loader, Placement, Upload, Views};
 use crate::progress::{Progress, Unit};
 use crate::report::tensorboard::EventWriter;
 use crate::report::{self, EpochMetrics, EpochRecord, RgbImage, SampleViews, StepMode, Summary};

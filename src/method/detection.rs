@@ -6,7 +6,7 @@ use super::{score, Gmm, MethodError};
 use crate::augment::{Applied, AppliedOp, Augmenter, OpName};
 use crate::data::{ImageSet, Normalisation};
 use crate::model::Model;
-use crate::pipeline::{shown_view, EpochPlan, Loader, Placement, Views};
+use crate::pipeline::{shown_view, EpochPlan, Loader, Placement, Upload, Views};
 use crate::progress::{Progress, Unit};
 use crate::report::html::OpRow;
 use rayon::prelude::*;

@@ -4,7 +4,7 @@
 //! as a CUDA graph (`--cuda-graphs`).
 
 pub mod detection;
-pub mod gmm;
+pub use resmooth_core::gmm;
 pub mod graphed;
 pub mod scorer;
 pub mod step;

@@ -99,24 +99,18 @@ pub fn equalize(src: &[u8], out: &mut [u8]) {
 }
 
 /// ITU-R 601-2 luma as Pillow converts RGB to L: `(19595 r + 38470 g + 7471 b + 0x8000) >> 16`.
+#[inline(always)]
 pub fn luma(px: &[u8]) -> u8 {
     ((px[0] as u32 * 19595 + px[1] as u32 * 38470 + px[2] as u32 * 7471 + 0x8000) >> 16) as u8
 }
 
 /// `Image.blend(degenerate, image, alpha)` for one channel value: float32 arithmetic, truncated;
 /// clipped to 0..=255 when `alpha` extrapolates.
-#[inline]
+#[inline(always)]
 fn blend(d: u8, x: u8, alpha: f32) -> u8 {
-    let v = d as f32 + alpha * (x as i32 - d as i32) as f32;
-    if (0.0..=1.0).contains(&alpha) {
-        v as u8
-    } else if v <= 0.0 {
-        0
-    } else if v >= 255.0 {
-        255
-    } else {
-        v as u8
-    }
+    // Rust's float-to-u8 cast truncates and saturates: Pillow's truncation inside [0, 1], and its
+    // clipping to 0..=255 outside, in one branch-free expression
+    (d as f32 + alpha * (x as i32 - d as i32) as f32) as u8
 }
 
 /// Blends every channel of `src` with a per-pixel degenerate value; `alpha` 0 gives the
@@ -133,15 +127,54 @@ fn enhance(src: &[u8], factor: f64, out: &mut [u8], degenerate: impl Fn(usize, u
     }
 }
 
+/// Blends every value of `src` with one degenerate value `d` through a 256-entry table: the
+/// same values as [`enhance`] with a constant degenerate image, in one lookup per value.
+fn enhance_constant(src: &[u8], factor: f64, d: u8, out: &mut [u8]) {
+    let alpha = factor as f32;
+    if alpha == 1.0 {
+        out[..src.len()].copy_from_slice(src);
+        return;
+    }
+    let lut: [u8; 256] = std::array::from_fn(|x| if alpha == 0.0 { d } else { blend(d, x as u8, alpha) });
+    same_lut(src, lut, out)
+}
+
 /// `ImageEnhance.Color(img).enhance(factor)`: blend with the grey (L) version.
 pub fn color(src: &[u8], factor: f64, out: &mut [u8]) {
-    let grey: Vec<u8> = src.chunks_exact(3).map(luma).collect();
-    enhance(src, factor, out, |p, _| grey[p])
+    let alpha = factor as f32;
+    if alpha == 1.0 {
+        out[..src.len()].copy_from_slice(src);
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { color_avx2(src, alpha, out) };
+    }
+    color_plain(src, alpha, out)
+}
+
+#[inline(always)]
+fn color_plain(src: &[u8], alpha: f32, out: &mut [u8]) {
+    // alpha 0 needs no shortcut: g + 0 * (x - g) is g
+    for (o, px) in out.chunks_exact_mut(3).zip(src.chunks_exact(3)) {
+        let g = luma(px);
+        o[0] = blend(g, px[0], alpha);
+        o[1] = blend(g, px[1], alpha);
+        o[2] = blend(g, px[2], alpha);
+    }
+}
+
+/// [`color_plain`] compiled for AVX2 (without FMA, so the float operations round as Pillow's).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn color_avx2(src: &[u8], alpha: f32, out: &mut [u8]) {
+    color_plain(src, alpha, out)
 }
 
 /// `ImageEnhance.Brightness(img).enhance(factor)`: blend with black.
 pub fn brightness(src: &[u8], factor: f64, out: &mut [u8]) {
-    enhance(src, factor, out, |_, _| 0)
+    enhance_constant(src, factor, 0, out)
 }
 
 /// `ImageEnhance.Contrast(img).enhance(factor)`: blend with the mean grey level, `int(mean + 0.5)`.
@@ -149,7 +182,7 @@ pub fn contrast(src: &[u8], factor: f64, out: &mut [u8]) {
     let n = src.len() / 3;
     let sum: u64 = src.chunks_exact(3).map(|px| luma(px) as u64).sum();
     let mean = if n == 0 { 0 } else { (sum as f64 / n as f64 + 0.5) as u8 };
-    enhance(src, factor, out, |_, _| mean)
+    enhance_constant(src, factor, mean, out)
 }
 
 /// Pillow's `ImageFilter.SMOOTH` (3x3 kernel 1 1 1 / 1 5 1 / 1 1 1, divided by 13, float32, +0.5,

@@ -2,7 +2,7 @@
 //! training pixels (on the [0, 1] scale), cached beside the data in [`STATS_FILE`] and reused
 //! while the training files and the image size are unchanged.
 
-use super::decode::Size;
+use super::decode::{Size, DECODERS};
 use super::{DataError, ImageSet, Normalisation};
 use crate::progress::Progress;
 use md5::{Digest, Md5};
@@ -56,7 +56,7 @@ pub fn pixel_statistics(set: &ImageSet) -> Normalisation {
 /// What the cache file holds.
 #[derive(Debug, Serialize, Deserialize)]
 struct Cached {
-    /// MD5 of the training files' names, sizes and modification times and of the image size.
+    /// MD5 of the training files' names, sizes and modification times, the image size and the decoders.
     fingerprint: String,
     images: usize,
     height: usize,
@@ -65,10 +65,11 @@ struct Cached {
     std: [f32; 3],
 }
 
-/// A fingerprint of the training files (relative names, sizes, modification times) and `size`.
+/// A fingerprint of the training files (relative names, sizes, modification times), `size` and
+/// the decoders (statistics cached from another decoder's pixels are computed again).
 fn fingerprint(root: &Path, files: &[(PathBuf, i64)], size: Size) -> Result<String, DataError> {
     let mut hasher = Md5::new();
-    hasher.update(format!("{size:?}\n").as_bytes());
+    hasher.update(format!("{size:?}\n{DECODERS}\n").as_bytes());
     for (path, label) in files {
         let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?;
         let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());

@@ -7,6 +7,7 @@ mod crop;
 pub mod cutout;
 pub mod filters;
 pub mod geometry;
+pub mod imagenet;
 pub mod jigsaw;
 pub mod ops;
 pub mod randaugment;

@@ -11,17 +11,20 @@ mod download;
 mod fetch;
 mod imagefolder;
 mod info;
+pub mod jpeg;
 pub mod mat;
 pub mod resize;
 pub mod sources;
 mod stats;
+pub mod stream;
 mod svhn;
 mod synthetic;
 mod tiny;
 
 pub use cifar::{read_cifar10, read_cifar100, read_cifar_records, Cifar100Labels};
 pub use cifar::{CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES, CIFAR10_CLASSES};
-pub use decode::{decode_rgb, Size};
+pub(crate) use decode::decode_into;
+pub use decode::{decode_bytes, decode_rgb, image_size, is_jpeg, Size};
 pub use demo::{demo, demo_classes, demo_sized, DEMO_SEED, DEMO_TEST, DEMO_TRAIN};
 pub use download::{download, md5_file};
 pub use fetch::{
@@ -54,6 +57,8 @@ impl Normalisation {
     pub const CIFAR: Normalisation = Normalisation { mean: [0.4914, 0.4822, 0.4465], std: [0.2023, 0.1994, 0.2010] };
     /// The reference's `_TINY_MEAN`, `_TINY_STD`: Tiny-ImageNet.
     pub const TINY: Normalisation = Normalisation { mean: [0.4802, 0.4481, 0.3975], std: [0.2302, 0.2265, 0.2262] };
+    /// The reference's ImageNet `Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])`.
+    pub const IMAGENET: Normalisation = Normalisation { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
     /// This normalisation with `--mean` and `--std` put in where given.
     pub fn with_overrides(self, mean: Option<[f32; 3]>, std: Option<[f32; 3]>) -> Normalisation {

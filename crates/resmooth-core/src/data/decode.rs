@@ -3,12 +3,16 @@
 //! dropped, palettes expanded), refused with the file's name when the conversion would be a
 //! guess (CMYK JPEGs, 16-bit PNGs), and optionally resized to one square size.
 
+use super::jpeg::{decode_jpeg_into, jpeg_header, DctScale};
 use super::resize::resize_center_crop;
 use super::{DataError, ImageSet};
 use crate::progress::{Progress, Unit};
 use image::{ColorType, ImageFormat};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
+
+/// Which decoders make the pixels of image files (part of the cached statistics' fingerprint).
+pub(crate) const DECODERS: &str = "JPEG: libjpeg-turbo, accurate IDCT, smooth upsampling; PNG: image crate";
 
 /// How the images of a dataset are sized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,21 +73,57 @@ fn jpeg_components(bytes: &[u8]) -> Option<u8> {
     None
 }
 
-/// Decodes one image file to RGB8, returning (height, width, HWC bytes). Grey and grey + alpha
-/// images are replicated to three channels, RGBA loses its alpha and palettes are expanded, as
-/// Pillow's `convert("RGB")`; CMYK JPEGs and 16-bit images are refused with the file's name.
-pub fn decode_rgb(path: &Path) -> Result<(usize, usize, Vec<u8>), DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let format = image::guess_format(&bytes)
+/// The format of the image file `path` by the signature of its `bytes`; CMYK JPEGs are refused.
+fn image_format(path: &Path, bytes: &[u8]) -> Result<ImageFormat, DataError> {
+    let format = image::guess_format(bytes)
         .map_err(|_| DataError::malformed(path, "not a readable image: no JPEG or PNG signature"))?;
-    if format == ImageFormat::Jpeg && jpeg_components(&bytes) == Some(4) {
+    if format == ImageFormat::Jpeg && jpeg_components(bytes) == Some(4) {
         return Err(DataError::malformed(
             path,
             "is a CMYK JPEG, whose colours depend on its ICC profile; convert it to RGB first \
              (e.g. `convert IN.jpg -colorspace sRGB OUT.jpg`)",
         ));
     }
-    let img = image::load_from_memory_with_format(&bytes, format)
+    Ok(format)
+}
+
+/// Whether the bytes of an image file are a JPEG (the files reduced-DCT decoding applies to).
+pub fn is_jpeg(bytes: &[u8]) -> bool {
+    image::guess_format(bytes).is_ok_and(|f| f == ImageFormat::Jpeg)
+}
+
+/// The (height, width) of the image file `path` from the header of its `bytes`, without decoding.
+pub fn image_size(path: &Path, bytes: &[u8]) -> Result<(usize, usize), DataError> {
+    let format = image_format(path, bytes)?;
+    if format == ImageFormat::Jpeg {
+        let head = jpeg_header(bytes).map_err(|e| DataError::malformed(path, e.to_string()))?;
+        return Ok((head.height, head.width));
+    }
+    let (w, h) = image::ImageReader::with_format(std::io::Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(|e| DataError::malformed(path, format!("not a readable image: {e}")))?;
+    Ok((h as usize, w as usize))
+}
+
+/// Decodes one image file to RGB8, returning (height, width, HWC bytes): JPEG files with
+/// libjpeg-turbo as Pillow decodes them, PNG files with the `image` crate. Grey and grey + alpha
+/// images are replicated to three channels, RGBA loses its alpha and palettes are expanded, as
+/// Pillow's `convert("RGB")`; CMYK JPEGs and 16-bit images are refused with the file's name.
+pub fn decode_rgb(path: &Path) -> Result<(usize, usize, Vec<u8>), DataError> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    decode_bytes(path, &bytes, DctScale::Full)
+}
+
+/// [`decode_rgb`] of the `bytes` read from `path`, JPEG files decoded at `scale` (libjpeg-turbo's
+/// reduced DCT; other formats are decoded at full size whatever `scale` says).
+pub fn decode_bytes(path: &Path, bytes: &[u8], scale: DctScale) -> Result<(usize, usize, Vec<u8>), DataError> {
+    let format = image_format(path, bytes)?;
+    if format == ImageFormat::Jpeg {
+        let mut rgb = Vec::new();
+        let (h, w) = decode_jpeg_into(bytes, scale, &mut rgb).map_err(|e| DataError::malformed(path, e.to_string()))?;
+        return Ok((h, w, rgb));
+    }
+    let img = image::load_from_memory_with_format(bytes, format)
         .map_err(|e| DataError::malformed(path, format!("not a readable image: {e}")))?;
     match img.color() {
         ColorType::L8 | ColorType::La8 | ColorType::Rgb8 | ColorType::Rgba8 => {}
@@ -102,7 +142,13 @@ pub fn decode_rgb(path: &Path) -> Result<(usize, usize, Vec<u8>), DataError> {
 
 /// Decodes one file into `out` (the slot of one image of the set): resized to `Square`, or
 /// checked to be `native` (height, width) when the set keeps the images' own size.
-fn decode_into(path: &Path, size: Size, native: (usize, usize), first: &Path, out: &mut [u8]) -> Result<(), DataError> {
+pub(crate) fn decode_into(
+    path: &Path,
+    size: Size,
+    native: (usize, usize),
+    first: &Path,
+    out: &mut [u8],
+) -> Result<(), DataError> {
     let (h, w, rgb) = decode_rgb(path)?;
     match size {
         Size::Square(s) => out.copy_from_slice(&resize_center_crop(&rgb, h, w, s)),

@@ -50,7 +50,7 @@ fn split_files(dir: &Path, classes: &[String]) -> Result<Vec<(PathBuf, i64)>, Da
 }
 
 /// The images of one class folder, checked to be JPEG or PNG files.
-fn class_images(class_dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+pub(crate) fn class_images(class_dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     let images: Vec<PathBuf> = sorted_entries(class_dir)?.into_iter().filter(|p| p.is_file()).collect();
     if let Some(bad) = images.iter().find(|p| !is_image(p)) {
         return Err(DataError::malformed(bad, "not a .jpg, .jpeg or .png image; remove it from the class folder"));

@@ -1,10 +1,10 @@
 //! The batch pipeline: uint8 views assembled in parallel (rayon) into reusable buffers, ahead of
-//! the training step through a bounded queue, then moved to the device once per batch and
-//! normalised there.
+//! the training step through a bounded queue. Moving a batch to the device and normalising it
+//! there is the `resmooth` crate's `pipeline` (libtorch).
 
 use crate::augment::cutout::fill_cutout;
 use crate::augment::{Applied, Augmenter};
-use crate::data::{ImageSet, Normalisation};
+use crate::data::{DataError, ImageSet, Normalisation};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -13,7 +13,6 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tch::{Device, Kind, Tensor};
 
 /// Which views a batch holds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,6 +21,19 @@ pub enum Views {
     Mixed { prob: f64 },
     /// The original view of every sample, then the augmented view of every sample (2B images).
     Both,
+}
+
+impl Views {
+    /// (sample, is original) for each image slot of a batch of samples `indices`.
+    pub fn slots(self, indices: &[usize]) -> Vec<(usize, bool)> {
+        match self {
+            Views::Mixed { prob } => {
+                let n_ori = (indices.len() as f64 * prob).floor() as usize;
+                indices.iter().enumerate().map(|(k, &i)| (i, k < n_ori)).collect()
+            }
+            Views::Both => indices.iter().map(|&i| (i, true)).chain(indices.iter().map(|&i| (i, false))).collect(),
+        }
+    }
 }
 
 /// One batch: HWC uint8 images, their labels and dataset indices.
@@ -37,6 +49,9 @@ pub struct Batch {
     pub n_ori: usize,
     /// What was applied to each augmented view (in batch order after the originals).
     pub applied: Vec<Applied>,
+    /// Per image, an RGB offset added to its [0, 1] floats before normalisation (the reference's
+    /// ImageNet Lighting); empty when there is none.
+    pub lighting: Vec<[f32; 3]>,
 }
 
 impl Batch {
@@ -99,7 +114,19 @@ pub fn make_view(
     original: bool,
     out: &mut [u8],
 ) -> Option<Applied> {
-    let (h, w, src) = (set.height, set.width, set.image(index));
+    view_of(set.image(index), (set.height, set.width), aug, (seed, epoch, index), original, out)
+}
+
+/// [`make_view`] of the image `src` (HWC `h` x `w`) of sample `index`, wherever it was read from:
+/// what the in-memory and the streamed sources share.
+pub fn view_of(
+    src: &[u8],
+    (h, w): (usize, usize),
+    aug: &Augmenter,
+    (seed, epoch, index): (u64, u64, usize),
+    original: bool,
+    out: &mut [u8],
+) -> Option<Applied> {
     if original {
         aug.original_view(src, h, w, &mut sample_rng(seed, epoch, index as u64, 0), out);
         None
@@ -131,15 +158,7 @@ pub fn shown_view(
 /// Fills `batch` with the views of samples `indices` of `set`.
 pub fn assemble(set: &ImageSet, indices: &[usize], plan: &EpochPlan, aug: &Augmenter, batch: &mut Batch) {
     let per = set.image_bytes();
-    let b = indices.len();
-    // (sample, is_original) for each image slot
-    let slots: Vec<(usize, bool)> = match plan.views {
-        Views::Mixed { prob } => {
-            let n_ori = (b as f64 * prob).floor() as usize;
-            indices.iter().enumerate().map(|(k, &i)| (i, k < n_ori)).collect()
-        }
-        Views::Both => indices.iter().map(|&i| (i, true)).chain(indices.iter().map(|&i| (i, false))).collect(),
-    };
+    let slots = plan.views.slots(indices);
     (batch.height, batch.width) = (set.height, set.width);
     batch.n_ori = slots.iter().filter(|s| s.1).count();
     batch.images.resize(slots.len() * per, 0);
@@ -147,6 +166,7 @@ pub fn assemble(set: &ImageSet, indices: &[usize], plan: &EpochPlan, aug: &Augme
     batch.labels.extend(slots.iter().map(|&(i, _)| set.labels[i]));
     batch.indices.clear();
     batch.indices.extend(slots.iter().map(|&(i, _)| i));
+    batch.lighting.clear();
     let applied: Vec<Option<Applied>> = batch
         .images
         .par_chunks_mut(per)
@@ -156,9 +176,44 @@ pub fn assemble(set: &ImageSet, indices: &[usize], plan: &EpochPlan, aug: &Augme
     batch.applied = applied.into_iter().flatten().collect();
 }
 
+/// What a [`Loader`] makes batches from: images held in memory, or files read as it goes
+/// (`crate::streaming`).
+pub trait BatchSource: Send + Sync {
+    /// Number of samples.
+    fn len(&self) -> usize;
+
+    /// True when there is no sample.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Fills `batch` with the views of samples `indices` for `plan`, in the caller's rayon pool;
+    /// an error names the file it comes from.
+    fn fill(&self, indices: &[usize], plan: &EpochPlan, batch: &mut Batch) -> Result<(), DataError>;
+}
+
+/// Images held in memory with the augmentation their views are made with.
+pub struct InMemory {
+    pub set: Arc<ImageSet>,
+    pub aug: Arc<Augmenter>,
+}
+
+impl BatchSource for InMemory {
+    fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    fn fill(&self, indices: &[usize], plan: &EpochPlan, batch: &mut Batch) -> Result<(), DataError> {
+        assemble(&self.set, indices, plan, &self.aug, batch);
+        Ok(())
+    }
+}
+
 /// Batches of one epoch, made by a background thread (with a rayon pool) at most `depth` ahead.
 pub struct Loader {
-    rx: Option<Receiver<Batch>>,
+    rx: Option<Receiver<Result<Batch, DataError>>>,
+    /// Why the batches stopped before the end of the epoch, if they did.
+    error: Option<DataError>,
     recycle: Arc<Mutex<Vec<Batch>>>,
     handle: Option<JoinHandle<()>>,
     /// Time the consumer spent blocked waiting for a batch.
@@ -189,30 +244,66 @@ impl Loader {
         depth: usize,
         first: usize,
     ) -> Self {
-        let mut batches = plan.batches(set.len());
+        Self::start_source(Arc::new(InMemory { set, aug }), plan, pool, depth, first)
+    }
+
+    /// Starts producing the batches of `plan` from `source`, from batch `first` on; a batch that
+    /// cannot be made ends the epoch early with its error ([`Loader::try_next_batch`]).
+    pub fn start_source(
+        source: Arc<dyn BatchSource>,
+        plan: EpochPlan,
+        pool: Arc<rayon::ThreadPool>,
+        depth: usize,
+        first: usize,
+    ) -> Self {
+        let mut batches = plan.batches(source.len());
         let num_batches = batches.len();
         batches.drain(..first.min(num_batches));
-        let (tx, rx): (SyncSender<Batch>, Receiver<Batch>) = sync_channel(depth.max(1));
+        type Made = Result<Batch, DataError>;
+        let (tx, rx): (SyncSender<Made>, Receiver<Made>) = sync_channel(depth.max(1));
         let recycle: Arc<Mutex<Vec<Batch>>> = Arc::new(Mutex::new(Vec::new()));
         let free = recycle.clone();
         let handle = std::thread::spawn(move || {
             for indices in batches {
                 let mut batch = free.lock().map(|mut f| f.pop()).ok().flatten().unwrap_or_default();
-                pool.install(|| assemble(&set, &indices, &plan, &aug, &mut batch));
-                if tx.send(batch).is_err() {
-                    return; // the consumer stopped early
+                let made = pool.install(|| source.fill(&indices, &plan, &mut batch)).map(|()| batch);
+                let failed = made.is_err();
+                if tx.send(made).is_err() || failed {
+                    return; // the consumer stopped early, or this epoch cannot go on
                 }
             }
         });
-        Loader { rx: Some(rx), recycle, handle: Some(handle), wait: Duration::ZERO, num_batches }
+        Loader { rx: Some(rx), error: None, recycle, handle: Some(handle), wait: Duration::ZERO, num_batches }
     }
 
-    /// The next batch, or `None` at the end of the epoch.
+    /// The next batch, or `None` at the end of the epoch, or when a batch could not be made
+    /// (then [`Loader::error`] says why).
     pub fn next_batch(&mut self) -> Option<Batch> {
+        self.try_next_batch().unwrap_or_else(|e| {
+            self.error = Some(e);
+            None
+        })
+    }
+
+    /// The next batch, `None` at the end of the epoch, or the error that stopped the batches
+    /// (after which the epoch has no more batches).
+    pub fn try_next_batch(&mut self) -> Result<Option<Batch>, DataError> {
         let t = Instant::now();
-        let b = self.rx.as_ref()?.recv().ok();
+        let made = self.rx.as_ref().and_then(|rx| rx.recv().ok());
         self.wait += t.elapsed();
-        b
+        match made {
+            None => Ok(None),
+            Some(Ok(b)) => Ok(Some(b)),
+            Some(Err(e)) => {
+                self.rx = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Why the batches stopped before the end of the epoch, if they did.
+    pub fn error(&self) -> Option<&DataError> {
+        self.error.as_ref()
     }
 
     /// Hands a used batch back so its buffers are reused.
@@ -229,90 +320,6 @@ impl Drop for Loader {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
-    }
-}
-
-/// Copies a host tensor to `device`: through pinned memory and asynchronously on a GPU, so the
-/// CPU does not wait for the GPU to catch up.
-pub fn upload(host: Tensor, device: Device) -> Tensor {
-    if device.is_cuda() {
-        let kind = host.kind();
-        host.pin_memory(device).to_device_(device, kind, true, false)
-    } else {
-        host
-    }
-}
-
-/// The normalisations made into tensors so far, per thread: (device, values, mean, std).
-type NormCache = Vec<(Device, Normalisation, Tensor, Tensor)>;
-
-thread_local! {
-    static NORMALISATION: std::cell::RefCell<NormCache> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// The per-channel mean and std of `norm` as `[1, 3, 1, 1]` tensors on `device`, made once per
-/// thread, device and normalisation.
-fn normalisation(device: Device, norm: Normalisation) -> (Tensor, Tensor) {
-    NORMALISATION.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some((_, _, m, s)) = cache.iter().find(|(d, n, _, _)| *d == device && *n == norm) {
-            return (m.shallow_clone(), s.shallow_clone());
-        }
-        let m = Tensor::from_slice(&norm.mean).view([1, 3, 1, 1]).to_device(device);
-        let s = Tensor::from_slice(&norm.std).view([1, 3, 1, 1]).to_device(device);
-        cache.push((device, norm, m.shallow_clone(), s.shallow_clone()));
-        (m, s)
-    })
-}
-
-/// Where and how a batch of images goes: the device, whether it keeps the NHWC memory order
-/// (`--memory-format channels_last`), and the dataset's normalisation.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Placement {
-    pub device: Device,
-    pub channels_last: bool,
-    pub norm: Normalisation,
-}
-
-/// Moves `n` HWC uint8 images of size `h` x `w` to the device of `to` in one copy (pinned and
-/// asynchronous on a GPU) and normalises them there with `to.norm`: NCHW float,
-/// `(x / 255 - mean) / std`; `cutouts` (per image, or empty) are zeroed after normalisation.
-pub fn to_device(
-    images: &[u8],
-    (n, h, w): (usize, usize, usize),
-    cutouts: &[Option<[u16; 4]>],
-    to: Placement,
-) -> Tensor {
-    let device = to.device;
-    let x = upload(Tensor::from_slice(images).view([n as i64, h as i64, w as i64, 3]), device);
-    let (mean, std) = normalisation(device, to.norm);
-    // the permuted NHWC bytes are a channels_last NCHW view; elementwise ops keep that layout
-    let x = (x.permute([0, 3, 1, 2]).to_kind(Kind::Float) / 255.0 - mean) / std;
-    let x = if to.channels_last { x } else { x.contiguous() };
-    if cutouts.iter().all(Option::is_none) {
-        return x;
-    }
-    let mut mask = vec![1f32; n * h * w];
-    for (image_mask, c) in mask.chunks_exact_mut(h * w).zip(cutouts) {
-        if let Some(c) = *c {
-            fill_cutout(image_mask, w, c, &[0.0]);
-        }
-    }
-    x * upload(Tensor::from_slice(&mask).view([n as i64, 1, h as i64, w as i64]), device)
-}
-
-impl Batch {
-    /// The batch as a normalised float tensor placed as `to` says, and its labels.
-    pub fn upload(&self, to: Placement) -> (Tensor, Tensor) {
-        let mut cutouts = vec![None; self.n_ori];
-        cutouts.extend(self.applied.iter().map(|a| a.cutout));
-        let x = to_device(&self.images, (self.len(), self.height, self.width), &cutouts, to);
-        (x, upload(Tensor::from_slice(&self.labels), to.device))
-    }
-
-    /// [`Batch::upload`] to `device` in NCHW order, normalised with `norm`.
-    pub fn to_device(&self, device: Device, norm: Normalisation) -> (Tensor, Tensor) {
-        self.upload(Placement { device, channels_last: false, norm })
     }
 }
 
@@ -382,36 +389,6 @@ mod tests {
         let per = 8 * 8 * 3;
         for ((_, b_img), (_, o_img)) in both.iter().zip(&ori) {
             assert_eq!(&b_img[..4 * per], &o_img[..]);
-        }
-    }
-
-    #[test]
-    fn to_device_normalises_and_applies_cutout() {
-        let img = vec![255u8; 2 * 2 * 2 * 3];
-        let cpu = Placement { device: Device::Cpu, channels_last: false, norm: Normalisation::CIFAR };
-        let x = to_device(&img, (2, 2, 2), &[None, Some([0, 1, 0, 2])], cpu);
-        assert_eq!(x.size(), vec![2, 3, 2, 2]);
-        assert_eq!(x.stride(), vec![12, 4, 2, 1]);
-        let cl = to_device(&img, (2, 2, 2), &[None, Some([0, 1, 0, 2])], Placement { channels_last: true, ..cpu });
-        assert_eq!(cl.stride(), vec![12, 1, 6, 3], "channels_last keeps the NHWC order");
-        assert!(cl.allclose(&x, 0.0, 0.0, false));
-        let Normalisation { mean, std } = Normalisation::CIFAR;
-        let want = (1.0 - mean[1]) / std[1];
-        assert!((x.double_value(&[0, 1, 1, 1]) - want as f64).abs() < 1e-5);
-        assert_eq!(x.double_value(&[1, 0, 0, 1]), 0.0);
-        assert!((x.double_value(&[1, 2, 1, 0]) - ((1.0 - mean[2]) / std[2]) as f64).abs() < 1e-5);
-    }
-
-    #[test]
-    fn each_dataset_is_normalised_with_its_own_statistics() {
-        let img = vec![128u8; 2 * 2 * 3];
-        let own = Normalisation { mean: [0.5, 0.25, 0.0], std: [0.5, 0.25, 2.0] };
-        for norm in [Normalisation::CIFAR, own, Normalisation::TINY, own] {
-            let x = to_device(&img, (1, 2, 2), &[], Placement { device: Device::Cpu, channels_last: false, norm });
-            for c in 0..3 {
-                let want = (128.0 / 255.0 - norm.mean[c] as f64) / norm.std[c] as f64;
-                assert!((x.double_value(&[0, c as i64, 1, 0]) - want).abs() < 1e-5, "{norm:?} channel {c}");
-            }
         }
     }
 }

@@ -1,0 +1,233 @@
+//! JPEG decoding with libjpeg-turbo (the `turbojpeg` crate's bundled build, through its raw
+//! TurboJPEG 3 bindings): the decoder Pillow ships, with Pillow's settings (accurate integer
+//! IDCT, smooth chroma upsampling), so its RGB pixels are Pillow's `convert("RGB")` of the file;
+//! and, opt-in, libjpeg-turbo's reduced-DCT decoding at 1/2, 1/4 or 1/8 of the size, whose
+//! pixels are its own (not Pillow's resize of the full image).
+//!
+//! Warnings are treated as Pillow treats them: a file that ends early ("Premature end of JPEG
+//! file") is refused as truncated, as Pillow refuses it; other libjpeg warnings (extraneous bytes
+//! before a marker, for instance) are ignored, as Pillow ignores them.
+
+use std::cell::RefCell;
+use turbojpeg::raw;
+
+/// libjpeg-turbo's reduced-DCT decoding scales.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DctScale {
+    /// Full size (Pillow's pixels).
+    Full,
+    /// Half of each side.
+    Half,
+    /// A quarter of each side.
+    Quarter,
+    /// An eighth of each side.
+    Eighth,
+}
+
+impl DctScale {
+    /// The denominator of the scale: 1, 2, 4 or 8.
+    pub fn denominator(self) -> usize {
+        match self {
+            DctScale::Full => 1,
+            DctScale::Half => 2,
+            DctScale::Quarter => 4,
+            DctScale::Eighth => 8,
+        }
+    }
+
+    /// A side of `n` pixels at this scale, rounded up as libjpeg-turbo's `TJSCALED`.
+    pub fn scaled(self, n: usize) -> usize {
+        n.div_ceil(self.denominator())
+    }
+
+    /// The smallest decoding whose view of a `crop_h` x `crop_w` box still has at least `out`
+    /// pixels on both sides: decoding smaller would enlarge what the resize then shrinks.
+    pub fn for_crop(crop_h: usize, crop_w: usize, out: usize) -> DctScale {
+        [DctScale::Eighth, DctScale::Quarter, DctScale::Half]
+            .into_iter()
+            .find(|s| crop_h / s.denominator() >= out && crop_w / s.denominator() >= out)
+            .unwrap_or(DctScale::Full)
+    }
+}
+
+/// The frame of a JPEG file as its header gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JpegHeader {
+    pub height: usize,
+    pub width: usize,
+    /// CMYK or YCCK: colours that depend on an ICC profile.
+    pub cmyk: bool,
+}
+
+/// Why a JPEG file cannot be decoded; the caller names the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JpegError {
+    #[error("is truncated: the JPEG data ends before the image does")]
+    Truncated,
+    #[error("is not a readable JPEG image: {0}")]
+    Unreadable(String),
+}
+
+/// One TurboJPEG decompressor, made once per thread.
+struct Handle(raw::tjhandle);
+
+impl Handle {
+    fn new() -> Result<Handle, JpegError> {
+        // SAFETY: tj3Init has no preconditions; a null result is checked.
+        let ptr = unsafe { raw::tj3Init(raw::TJINIT_TJINIT_DECOMPRESS as libc::c_int) };
+        if ptr.is_null() {
+            return Err(JpegError::Unreadable("cannot start libjpeg-turbo's decompressor".into()));
+        }
+        Ok(Handle(ptr))
+    }
+
+    /// The last error's message and whether it was only a warning.
+    fn last_error(&self) -> (String, bool) {
+        // SAFETY: the handle is live; the message is a NUL-terminated string it owns.
+        let msg = unsafe { std::ffi::CStr::from_ptr(raw::tj3GetErrorStr(self.0)) }.to_string_lossy().into_owned();
+        // SAFETY: as above.
+        let warning = unsafe { raw::tj3GetErrorCode(self.0) } == raw::TJERR_TJERR_WARNING as libc::c_int;
+        (msg, warning)
+    }
+
+    /// Maps a TurboJPEG status to Pillow's verdict (see the module's documentation).
+    fn check(&self, status: libc::c_int) -> Result<(), JpegError> {
+        if status == 0 {
+            return Ok(());
+        }
+        let (msg, warning) = self.last_error();
+        if msg.contains("Premature end of JPEG file") {
+            Err(JpegError::Truncated)
+        } else if warning {
+            Ok(())
+        } else {
+            Err(JpegError::Unreadable(msg))
+        }
+    }
+
+    fn header(&self, bytes: &[u8]) -> Result<JpegHeader, JpegError> {
+        // SAFETY: the buffer is valid for its length.
+        let status = unsafe { raw::tj3DecompressHeader(self.0, bytes.as_ptr(), bytes.len() as raw::size_t) };
+        self.check(status)?;
+        // SAFETY: the handle is live.
+        let get = |p: raw::TJPARAM| unsafe { raw::tj3Get(self.0, p as libc::c_int) };
+        let (w, h) = (get(raw::TJPARAM_TJPARAM_JPEGWIDTH), get(raw::TJPARAM_TJPARAM_JPEGHEIGHT));
+        if w <= 0 || h <= 0 {
+            return Err(JpegError::Unreadable("its header ends before the image size (a truncated file?)".into()));
+        }
+        let cs = get(raw::TJPARAM_TJPARAM_COLORSPACE);
+        let cmyk = cs == raw::TJCS_TJCS_CMYK as libc::c_int || cs == raw::TJCS_TJCS_YCCK as libc::c_int;
+        Ok(JpegHeader { height: h as usize, width: w as usize, cmyk })
+    }
+
+    fn decode(&self, bytes: &[u8], scale: DctScale, out: &mut Vec<u8>) -> Result<(usize, usize), JpegError> {
+        let head = self.header(bytes)?;
+        let sf = raw::tjscalingfactor { num: 1, denom: scale.denominator() as libc::c_int };
+        // SAFETY: the handle is live; 1/1, 1/2, 1/4 and 1/8 are supported scaling factors.
+        self.check(unsafe { raw::tj3SetScalingFactor(self.0, sf) })?;
+        let (h, w) = (scale.scaled(head.height), scale.scaled(head.width));
+        out.clear();
+        out.resize(h * w * 3, 0);
+        // SAFETY: `out` holds h rows of w RGB pixels (pitch w * 3), the scaled size TurboJPEG
+        // writes for this scaling factor.
+        let status = unsafe {
+            raw::tj3Decompress8(
+                self.0,
+                bytes.as_ptr(),
+                bytes.len() as raw::size_t,
+                out.as_mut_ptr(),
+                (w * 3) as libc::c_int,
+                raw::TJPF_TJPF_RGB as libc::c_int,
+            )
+        };
+        self.check(status)?;
+        Ok((h, w))
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from tj3Init and is destroyed once.
+        unsafe { raw::tj3Destroy(self.0) }
+    }
+}
+
+thread_local! {
+    static HANDLE: RefCell<Option<Handle>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's decompressor, made on first use.
+fn with_handle<T>(f: impl FnOnce(&Handle) -> Result<T, JpegError>) -> Result<T, JpegError> {
+    HANDLE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(Handle::new()?);
+        }
+        f(slot.as_ref().expect("made above"))
+    })
+}
+
+/// The frame size and colour space of a JPEG file, read from its header only.
+pub fn jpeg_header(bytes: &[u8]) -> Result<JpegHeader, JpegError> {
+    with_handle(|h| h.header(bytes))
+}
+
+/// Decodes a JPEG file to RGB at `scale` into `out` (resized to fit); returns (height, width).
+/// Grey files are replicated to three channels as Pillow's `convert("RGB")`; CMYK files are
+/// decoded without colour management, so callers refuse them first (see [`jpeg_header`]).
+pub fn decode_jpeg_into(bytes: &[u8], scale: DctScale, out: &mut Vec<u8>) -> Result<(usize, usize), JpegError> {
+    with_handle(|h| h.decode(bytes, scale, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jpeg(w: u32, h: u32) -> Vec<u8> {
+        let img =
+            image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 9) as u8, (y * 7) as u8, ((x + y) * 3) as u8]));
+        let mut bytes = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Jpeg).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn decodes_at_every_scale_with_turbojpeg_sizes() {
+        let bytes = jpeg(37, 21);
+        assert_eq!(jpeg_header(&bytes).unwrap(), JpegHeader { height: 21, width: 37, cmyk: false });
+        let mut out = Vec::new();
+        for (scale, size) in [
+            (DctScale::Full, (21, 37)),
+            (DctScale::Half, (11, 19)),
+            (DctScale::Quarter, (6, 10)),
+            (DctScale::Eighth, (3, 5)),
+        ] {
+            assert_eq!(decode_jpeg_into(&bytes, scale, &mut out).unwrap(), size, "{scale:?}");
+            assert_eq!(out.len(), size.0 * size.1 * 3);
+        }
+        // the decoded colours are the encoded ones, give or take the compression
+        decode_jpeg_into(&bytes, DctScale::Full, &mut out).unwrap();
+        assert!(out[(10 * 37 + 20) * 3].abs_diff(180) <= 8, "{}", out[(10 * 37 + 20) * 3]);
+    }
+
+    #[test]
+    fn truncated_and_foreign_data_are_errors_not_panics() {
+        let bytes = jpeg(64, 64);
+        let mut out = Vec::new();
+        assert_eq!(decode_jpeg_into(&bytes[..bytes.len() / 2], DctScale::Full, &mut out), Err(JpegError::Truncated));
+        let garbage = decode_jpeg_into(b"\xFF\xD8\xFF\xC0\x00\x02\xFF\xD9", DctScale::Full, &mut out);
+        assert!(matches!(garbage, Err(JpegError::Unreadable(_))), "{garbage:?}");
+        assert!(matches!(jpeg_header(b""), Err(JpegError::Unreadable(_))));
+        // the decoder still works after errors
+        assert_eq!(decode_jpeg_into(&bytes, DctScale::Half, &mut out).unwrap(), (32, 32));
+    }
+
+    #[test]
+    fn the_scale_keeps_the_crop_at_least_the_output_size() {
+        assert_eq!(DctScale::for_crop(350, 400, 224), DctScale::Full);
+        assert_eq!(DctScale::for_crop(448, 500, 224), DctScale::Half);
+        assert_eq!(DctScale::for_crop(447, 900, 224), DctScale::Full);
+        assert_eq!(DctScale::for_crop(1800, 1792, 224), DctScale::Eighth);
+        assert_eq!(DctScale::for_crop(1000, 1000, 224), DctScale::Quarter);
+    }
+}
