@@ -302,7 +302,7 @@ class SmallCNN(nn.Module):
     def __init__(self, num_classes):
         super().__init__()
         layers, cin = [], 3
-        for cout in (32, 64, 128):
+        for cout in (16, 32, 64):
             layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
                        nn.MaxPool2d(2)]
             cin = cout

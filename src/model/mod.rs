@@ -406,7 +406,7 @@ mod tests {
             ("shakeshake26_2x112d", 36_435_402, 36_475_812, 376, 0x9644_0f98_c803_a840),
             ("shakeshake26_2x96d_next", 22_717_706, 22_809_956, 241, 0x656d_90b5_d720_e5a4),
             // ours (not the reference's): the figures of the PyTorch module in scripts/check_weights.py
-            ("small_cnn", 94_762, 106_372, 20, 0),
+            ("small_cnn", 24_346, 30_196, 20, 0x1e9a_ee4c_fc7b_eab1),
         ] {
             for (classes, params) in [(10, params_10), (100, params_100)] {
                 let m = Model::new_uninitialised(name.parse().unwrap(), classes, Device::Cpu);

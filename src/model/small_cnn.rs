@@ -1,7 +1,7 @@
 //! `small_cnn`: ours, not the reference's. A small network for the built-in demo dataset, so
 //! that the whole method runs in minutes on a laptop's CPU: three conv-BN-ReLU-max-pool stages
-//! (32, 64 and 128 channels, 32x32 → 4x4), global average pooling and a linear classifier,
-//! about 94 thousand parameters (ResNet-18 has 11.2 million). Its state_dict keys are those of
+//! (16, 32 and 64 channels, 32x32 → 4x4), global average pooling and a linear classifier,
+//! 24 thousand parameters (ResNet-18 has 11.2 million). Its state_dict keys are those of
 //! the PyTorch module in `scripts/check_weights.py` (`features.<n>` of an `nn.Sequential`,
 //! `classifier`), which loads its weights with `strict=True`.
 

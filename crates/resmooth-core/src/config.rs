@@ -143,7 +143,7 @@ choice!(
         ShakeShake26x2x112d = "shakeshake26_2x112d",
         /// Shake-shake ResNeXt-26, 2 branches, cardinality 4.
         ShakeShake26x2x96dNext = "shakeshake26_2x96d_next",
-        /// Ours, not the reference's: three conv-BN-ReLU-pool stages (32, 64, 128 channels), for the demo on a CPU.
+        /// Ours, not the reference's: three conv-BN-ReLU-pool stages (16, 32, 64 channels), for the demo on a CPU.
         SmallCnn = "small_cnn",
     }
 );

@@ -60,7 +60,8 @@ pub const DEMO_SEED: u64 = 26;
 
 const SIDE: usize = 32;
 /// The 5 patterns, in label order within a colour family.
-const PATTERNS: [Pattern; 5] = [Pattern::Horizontal, Pattern::Vertical, Pattern::Diagonal, Pattern::Rings, Pattern::Spots];
+const PATTERNS: [Pattern; 5] =
+    [Pattern::Horizontal, Pattern::Vertical, Pattern::Diagonal, Pattern::Rings, Pattern::Spots];
 /// The 2 colour families, in label order.
 const FAMILIES: [Family; 2] = [Family::Warm, Family::Cool];
 /// Every channel of a demo image lies in `LOW..=255 - LOW`, a range `255 - x` maps onto itself.
@@ -300,9 +301,8 @@ mod tests {
         // the mean chroma of each class (red minus blue): warm images positive, cool ones negative,
         // and an inverted warm image as cool as a cool one
         let d = demo_sized(400, 0, 5);
-        let red_minus_blue = |img: &[u8]| {
-            img.chunks_exact(3).map(|p| p[0] as f64 - p[2] as f64).sum::<f64>() / (SIDE * SIDE) as f64
-        };
+        let red_minus_blue =
+            |img: &[u8]| img.chunks_exact(3).map(|p| p[0] as f64 - p[2] as f64).sum::<f64>() / (SIDE * SIDE) as f64;
         let mean = |warm: bool, invert: bool| {
             let picked: Vec<f64> = (0..d.train.len())
                 .filter(|&i| (d.train.labels[i] < 5) == warm)
@@ -327,7 +327,8 @@ mod tests {
             let mut total = 0.0;
             for a in 0..SIDE {
                 for b in 1..SIDE {
-                    let (i, j) = if along_rows { (a * SIDE + b, a * SIDE + b - 1) } else { (b * SIDE + a, (b - 1) * SIDE + a) };
+                    let (i, j) =
+                        if along_rows { (a * SIDE + b, a * SIDE + b - 1) } else { (b * SIDE + a, (b - 1) * SIDE + a) };
                     total += (m[i] - m[j]).abs();
                 }
             }
