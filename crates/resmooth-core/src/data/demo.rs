@@ -41,6 +41,10 @@
 //! With N = 2 ops per view a view holds two ops, so each op's share is diluted by the other op
 //! drawn with it (a view with Identity is as OOD as its other op makes it).
 //!
+//! What `resmooth run --dataset demo` measured against this design is in the README ("The demo
+//! dataset"); `tests/demo_cli.rs` checks, at a smaller size, that Invert and Rotate views are
+//! judged OOD more often than Identity's.
+//!
 //! The generator uses only additions, multiplications, divisions and square roots (correctly
 //! rounded in IEEE arithmetic, no library trigonometry) and ChaCha8 streams, so the images are
 //! the same bytes on every machine.
