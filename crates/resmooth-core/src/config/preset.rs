@@ -10,7 +10,9 @@ use serde_json::{json, Value};
 /// A named set of flag values (each as the field's JSON in the flat configuration).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Preset {
+    /// What the messages call it (`demo`).
     pub name: &'static str,
+    /// Each flag it sets and its value, as the flat configuration's JSON field holds it.
     pub values: Vec<(Flag, Value)>,
 }
 
