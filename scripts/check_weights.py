@@ -28,9 +28,10 @@ resnet18 (`feature` = torchvision ResNet-18 children with a 3x3 stride-1 stem an
 then `classifier`), resnet50 and resnet200 (ImageNet-style bottleneck ResNets: 7x7 stem,
 max-pool, `fc`), wresnet40_2 and wresnet28_10 (pre-activation WideResNets),
 shakeshake26_2x{32,64,96,112}d (shake-shake ResNet-26) and shakeshake26_2x96d_next (shake-shake
-ResNeXt-26, cardinality 4). If INPUTS is given it must hold tensors `x` (N,3,H,W) and `logits`
-(N,C): the eval-mode logits of the model on `x` are compared. Needs only torch. Exit status 0
-when everything matches.
+ResNeXt-26, cardinality 4); or small_cnn, resmooth's own small network for the demo dataset (three
+conv-BN-ReLU-max-pool stages, global average pooling, `classifier`), not the reference's. If
+INPUTS is given it must hold tensors `x` (N,3,H,W) and `logits` (N,C): the eval-mode logits of
+the model on `x` are compared. Needs only torch. Exit status 0 when everything matches.
 """
 import json
 import struct
@@ -295,8 +296,25 @@ def shake_resnext26(width, groups, num_classes):
     return ShakeNet(64, stages, num_classes)
 
 
+class SmallCNN(nn.Module):
+    """resmooth's own `small_cnn` (not the reference's): the demo's network on a CPU."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        layers, cin = [], 3
+        for cout in (16, 32, 64):
+            layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+                       nn.MaxPool2d(2)]
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        return self.classifier(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
+
+
 def build(name, num_classes):
-    """The reference's `get_model(name, num_classes)`, from the classes above."""
+    """The reference's `get_model(name, num_classes)`, from the classes above; `small_cnn` is ours."""
     shake = {"shakeshake26_2x%dd" % w: w for w in (32, 64, 96, 112)}
     if name == "resnet18":
         return ResNet18(num_classes)
@@ -309,6 +327,8 @@ def build(name, num_classes):
         return shake_resnet26(shake[name], num_classes)
     if name == "shakeshake26_2x96d_next":
         return shake_resnext26(96, 4, num_classes)
+    if name == "small_cnn":
+        return SmallCNN(num_classes)
     sys.exit("unknown model %s" % name)
 
 

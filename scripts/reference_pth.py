@@ -19,7 +19,7 @@ check: torch.load(FILE) (weights_only, PyTorch's default), load_state_dict(stric
 reference's SGD; the weights and momentum buffers must equal EXPECTED's (the keys written by
 `write`, as resmooth's checkpoint.safetensors also names them).
 
-order: every reference model's parameter names and state_dict keys, in order (10 classes).
+order: every model's parameter names and state_dict keys, in order (10 classes): the reference's, and small_cnn (ours).
 
 cifar: torchvision's `cifar-10-batches-py` in DIR (six batches of two random images each,
 pickled by numpy with pickle protocol PROTOCOL) and the same images as `cifar-10-batches-bin`.
@@ -98,7 +98,8 @@ def check(name, classes, path, expected):
 
 def order(out):
     names = ["resnet18", "resnet50", "resnet200", "wresnet40_2", "wresnet28_10", "shakeshake26_2x32d",
-             "shakeshake26_2x64d", "shakeshake26_2x96d", "shakeshake26_2x112d", "shakeshake26_2x96d_next"]
+             "shakeshake26_2x64d", "shakeshake26_2x96d", "shakeshake26_2x112d", "shakeshake26_2x96d_next",
+             "small_cnn"]
     result = {}
     for name in names:
         with torch.device("meta"):

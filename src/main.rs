@@ -3,7 +3,7 @@
 mod cli;
 mod commands;
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 use cli::{Cli, Command};
 
 fn main() {
@@ -14,10 +14,11 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let cli = Cli::parse_from(args);
+    let matches = Cli::command().get_matches_from(args);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Train(args) => commands::train(args),
-        Command::Run(args) => commands::run(args),
+        Command::Run(args) => commands::run(args, &cli::given_flags(&matches)),
         Command::Detect(args) => commands::detect(args),
         Command::Augment(args) => commands::augment(args),
         Command::Bench(args) => commands::bench(args),

@@ -15,7 +15,9 @@ pub use tools::{
 pub use train::TrainArgs;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, Parser, Subcommand};
+use resmooth::config::flags::{Flag, FLAGS};
 use resmooth::config::Choice;
 
 /// ReSmooth: train with strong augmentation, detect its out-of-distribution samples with a
@@ -45,11 +47,26 @@ pub enum Command {
     /// Score original and augmented views with a pretrained model, fit the GMM, and report which views (and ops) are OOD.
     Detect(DetectArgs),
     /// The whole method: train the baseline if missing, detect, retrain with these flags, compare the runs.
+    /// With --dataset demo, the flags not given take the demo preset's values (a small model, 15 epochs, Table 1's method).
     Run(TrainArgs),
     /// Write an HTML page of run folders: configuration, curves, the detection pass and its OOD views, a comparison.
     Report(ReportArgs),
     /// Write a run's last finished epoch as the reference's torch.save checkpoint (model.pth).
     Export(ExportArgs),
+}
+
+/// The flags of the configuration (the library's flag table) given on the command line of the
+/// subcommand `matches` holds, by their long names; a value from a default or the environment
+/// is not given.
+pub fn given_flags(matches: &ArgMatches) -> Vec<Flag> {
+    let Some((name, sub)) = matches.subcommand() else { return Vec::new() };
+    let root = Cli::command();
+    let Some(cmd) = root.find_subcommand(name) else { return Vec::new() };
+    cmd.get_arguments()
+        .filter(|arg| sub.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine))
+        .filter_map(|arg| arg.get_long())
+        .filter_map(|long| FLAGS.iter().find(|f| f.long() == long).copied())
+        .collect()
 }
 
 /// The value parser of a closed choice: clap lists its spellings in `--help` and names them

@@ -5,7 +5,9 @@ use super::flags::{
     AugFlags, ComputeFlags, DataFlags, DeviceFlags, EvalFlags, MethodFlags, ModelFlags, OptimFlags, RunFlags,
 };
 use clap::Args;
-use resmooth::config::{ConfigError, MethodConfig, OptimConfig, RunConfig, TrainConfig};
+use resmooth::config::flags::Flag;
+use resmooth::config::{preset, ConfigError, MethodConfig, OptimConfig, RunConfig, TrainConfig};
+use serde_json::Value;
 
 /// Flags of `resmooth train`, named and defaulted as the reference's.
 #[derive(Debug, Clone, Args)]
@@ -33,8 +35,27 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// The configuration these flags describe, checked.
     pub fn into_config(self) -> Result<TrainConfig, ConfigError> {
+        let config = self.unchecked();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The configuration of `resmooth run`: these flags, and for those not `given` on the
+    /// command line the values of the dataset's preset (the demo's), checked; with the values
+    /// the preset filled in.
+    pub fn into_run_config(self, given: &[Flag]) -> Result<(TrainConfig, Vec<(Flag, Value)>), ConfigError> {
+        let config = self.unchecked();
+        let Some(preset) = preset::for_run(config.data.dataset) else {
+            config.validate()?;
+            return Ok((config, Vec::new()));
+        };
+        let given = |f: &Flag| given.contains(f);
+        Ok((preset.fill(&config, &given)?, preset.missing_from(&given)))
+    }
+
+    fn unchecked(self) -> TrainConfig {
         let TrainArgs { data, aug, model, compute, optim, method, run, eval, device } = self;
-        let config = TrainConfig {
+        TrainConfig {
             data: data.config(eval.test_size),
             aug: aug.config(method.prob),
             model: compute.config(model.model),
@@ -80,9 +101,7 @@ impl TrainArgs {
                 daood: eval.daood,
                 daid: eval.daid,
             },
-        };
-        config.validate()?;
-        Ok(config)
+        }
     }
 }
 

@@ -5,6 +5,7 @@ mod layers;
 pub mod pth;
 mod resnet;
 pub mod shakeshake;
+mod small_cnn;
 mod torchscript;
 mod weights_file;
 mod wideresnet;
@@ -12,6 +13,7 @@ mod wideresnet;
 pub use bottleneck::BottleneckResNet;
 pub use resnet::ResNet18;
 pub use shakeshake::ShakeNet;
+pub use small_cnn::SmallCnn;
 pub use torchscript::TorchScriptNet;
 pub use weights_file::{read_safetensors, write_safetensors_atomic, CHECKSUM_KEY};
 pub use wideresnet::WideResNet;
@@ -62,8 +64,8 @@ pub struct Model {
 }
 
 impl Model {
-    /// Builds the reference's model `name` with `num_classes` outputs on `device`, initialised
-    /// as the reference does, computing in fp32.
+    /// Builds the reference's model `name` (or our `small_cnn`) with `num_classes` outputs on
+    /// `device`, initialised as the reference does, computing in fp32.
     pub fn new(name: ModelName, num_classes: i64, device: Device) -> Self {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
@@ -78,6 +80,7 @@ impl Model {
             ModelName::ShakeShake26x2x96d => Box::new(ShakeNet::resnet26(&root, 96, num_classes)),
             ModelName::ShakeShake26x2x112d => Box::new(ShakeNet::resnet26(&root, 112, num_classes)),
             ModelName::ShakeShake26x2x96dNext => Box::new(ShakeNet::resnext26(&root, 96, 4, num_classes)),
+            ModelName::SmallCnn => Box::new(SmallCnn::new(&root, num_classes)),
         };
         Model { spec: ModelSpec::Builtin(name), num_classes, vs, compute: Kind::Float, net, sync_bn: None }
     }
@@ -332,6 +335,8 @@ fn children_order(name: ModelName, top: bool) -> &'static [&'static str] {
         ShakeShake26x2x32d | ShakeShake26x2x64d | ShakeShake26x2x96d | ShakeShake26x2x112d | ShakeShake26x2x96dNext => {
             &["c_in", "layer1", "layer2", "layer3", "fc_out", "shortcut", "branch1", "branch2", "conv1", "conv2", "bn"]
         }
+        // ours: the PyTorch module of scripts/check_weights.py
+        SmallCnn => &["features", "classifier"],
     }
 }
 
@@ -363,7 +368,9 @@ fn reference_rank(name: ModelName, key: &str) -> Vec<(usize, usize, String)> {
 /// Which of the reference's models a state_dict belongs to, by the keys that tell them apart.
 fn recognise(state: &BTreeMap<String, Tensor>) -> Option<String> {
     let has = |k: &str| state.contains_key(k);
-    let name = if has("classifier.weight") {
+    let name = if has("features.0.weight") {
+        "small_cnn".to_string()
+    } else if has("classifier.weight") {
         "resnet18".to_string()
     } else if has("linear.weight") {
         if has("layer1.5.conv1.weight") { "wresnet40_2" } else { "wresnet28_10" }.to_string()
@@ -410,6 +417,8 @@ mod tests {
             ("shakeshake26_2x96d", 26_777_546, 26_812_196, 376, 0xe086_60f5_2c1c_6fdf),
             ("shakeshake26_2x112d", 36_435_402, 36_475_812, 376, 0x9644_0f98_c803_a840),
             ("shakeshake26_2x96d_next", 22_717_706, 22_809_956, 241, 0x656d_90b5_d720_e5a4),
+            // ours (not the reference's): the figures of the PyTorch module in scripts/check_weights.py
+            ("small_cnn", 24_346, 30_196, 20, 0x1e9a_ee4c_fc7b_eab1),
         ] {
             for (classes, params) in [(10, params_10), (100, params_100)] {
                 let m = Model::new_uninitialised(name.parse().unwrap(), classes, Device::Cpu);
@@ -422,7 +431,7 @@ mod tests {
                 assert_eq!(recognise(&state).as_deref(), Some(name));
             }
         }
-        assert_eq!(ModelName::ALL.len(), 10, "every model the reference registers is checked above");
+        assert_eq!(ModelName::ALL.len(), 11, "every model the reference registers, and ours, is checked above");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! left out.
 
 use crate::config::flags::{self, Flag, Form, FLAGS};
-use crate::config::{DatasetName, ModelSpec, TrainConfig};
+use crate::config::{DatasetName, ModelName, ModelSpec, TrainConfig};
 use serde_json::Value;
 
 /// A run's command lines and what the reference cannot express of it.
@@ -40,9 +40,9 @@ fn number(n: &serde_json::Number) -> String {
     }
 }
 
-/// The words of `flag` for `value` (the field's JSON): none when a switch is off or an
-/// optional value is absent.
-fn words(flag: &Flag, value: &Value) -> Vec<String> {
+/// The words of `flag` for `value` (the field's JSON) on a command line: none when a switch is
+/// off or an optional value is absent.
+pub fn flag_words(flag: &Flag, value: &Value) -> Vec<String> {
     let spelling = flag.spelling.to_string();
     let text = match (flag.form, value) {
         (Form::Switch, Value::Bool(true)) => return vec![spelling],
@@ -72,7 +72,7 @@ pub fn command_lines(c: &TrainConfig) -> CommandLines {
         if !flag.always && *value == default[flag.key] {
             continue;
         }
-        let words = words(flag, value);
+        let words = flag_words(flag, value);
         if !words.is_empty() {
             let list = if flag.reference { &mut reference } else { &mut additions };
             list.push((flag, words.join(" ")));
@@ -100,10 +100,16 @@ fn notes(c: &TrainConfig, additions: &[(&Flag, String)]) -> Vec<String> {
     if !named.is_empty() {
         notes.push(format!("the reference has no {} (resmooth additions)", named.join(", ")));
     }
-    if let ModelSpec::TorchScript(_) = c.model.model {
-        notes.push(format!("the reference has no {} {}PATH", flags::MODEL.spelling, ModelSpec::TORCHSCRIPT));
+    match &c.model.model {
+        ModelSpec::TorchScript(_) => {
+            notes.push(format!("the reference has no {} {}PATH", flags::MODEL.spelling, ModelSpec::TORCHSCRIPT))
+        }
+        ModelSpec::Builtin(name @ ModelName::SmallCnn) => {
+            notes.push(format!("the reference has no {} {name} (ours)", flags::MODEL.spelling))
+        }
+        ModelSpec::Builtin(_) => {}
     }
-    if c.data.dataset == DatasetName::ImageFolder {
+    if matches!(c.data.dataset, DatasetName::ImageFolder | DatasetName::Demo) {
         notes.push(format!("the reference has no {} {}", flags::DATASET.spelling, c.data.dataset));
     }
     if c.optim.warm_multiplier.fract() != 0.0 {

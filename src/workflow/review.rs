@@ -4,7 +4,7 @@
 //! What is missing or unreadable becomes a note on the page, not a failure.
 
 use super::WorkflowError;
-use crate::config::{AugName, DataConfig, TrainConfig};
+use crate::config::{AugName, DataConfig, DatasetName, TrainConfig};
 use crate::data::{self, Dataset};
 use crate::engine::{augmenter, checkpoint, subsets, EngineError};
 use crate::io::write_atomic;
@@ -294,7 +294,11 @@ impl DataCache {
         let at = match self.loaded.iter().position(|(d, s, _)| d == data && *s == seed) {
             Some(at) => at,
             None => {
-                progress.note(&format!("reading the {} training images in {}", data.dataset, data.dataroot.display()));
+                let place = match data.dataset {
+                    DatasetName::Demo => "(built in, generated in memory)".to_string(),
+                    _ => format!("in {}", data.dataroot.display()),
+                };
+                progress.note(&format!("reading the {} training images {place}", data.dataset));
                 let ds = data::load_configured(data, progress)
                     .map_err(EngineError::from)
                     .and_then(|ds| subsets(ds, data, seed))

@@ -8,6 +8,7 @@
 //! (its spelling, and whether the reference has it) is in [`flags`].
 
 pub mod flags;
+pub mod preset;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use std::path::PathBuf;
@@ -80,7 +81,7 @@ macro_rules! choice {
 }
 
 choice!(
-    /// `--dataset`: the official datasets, or an ImageFolder tree.
+    /// `--dataset`: the official datasets, an ImageFolder tree, or the built-in demo.
     DatasetName, flags::DATASET.spelling, {
         Cifar10 = "cifar10",
         Cifar100 = "cifar100",
@@ -89,6 +90,8 @@ choice!(
         ImageFolder = "imagefolder",
         /// Tiny-ImageNet-200 (the reference's `tiny`): 200 classes of 64x64 images, its val split as the test split.
         Tiny = "tiny",
+        /// Ours, not the reference's: 10 classes of 32x32 textures generated in memory (no download), for a first run.
+        Demo = "demo",
     }
 );
 
@@ -117,7 +120,8 @@ choice!(
 );
 
 choice!(
-    /// `--model`: the reference's architectures (its `get_model` names), with its state_dict keys.
+    /// `--model`: the reference's architectures (its `get_model` names), with its state_dict keys,
+    /// and our small network for the demo.
     ModelName, flags::MODEL.spelling, {
         /// torchvision's ResNet-18 with a 3x3 stride-1 stem and no max-pool.
         ResNet18 = "resnet18",
@@ -139,6 +143,8 @@ choice!(
         ShakeShake26x2x112d = "shakeshake26_2x112d",
         /// Shake-shake ResNeXt-26, 2 branches, cardinality 4.
         ShakeShake26x2x96dNext = "shakeshake26_2x96d_next",
+        /// Ours, not the reference's: three conv-BN-ReLU-pool stages (16, 32, 64 channels), for the demo on a CPU.
+        SmallCnn = "small_cnn",
     }
 );
 

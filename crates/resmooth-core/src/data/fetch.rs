@@ -44,7 +44,7 @@ pub fn layout(name: DatasetName, extra: bool) -> Option<Layout> {
         DatasetName::Svhn if extra => Some(Layout::Files(vec![SVHN_TRAIN, SVHN_TEST, SVHN_EXTRA])),
         DatasetName::Svhn => Some(Layout::Files(vec![SVHN_TRAIN, SVHN_TEST])),
         DatasetName::Tiny => Some(Layout::Archive(TINY_ARCHIVE, TINY_FOLDER)),
-        DatasetName::ImageFolder => None,
+        DatasetName::ImageFolder | DatasetName::Demo => None,
     }
 }
 
@@ -67,13 +67,17 @@ fn manual_hint(remote: &Remote, root: &Path, folder: Option<&Folder>) -> String 
 }
 
 /// Makes `name` ready to load from `root`, downloading and extracting what is missing; returns
-/// one line per file saying what was found or done. Downloads report to `progress`.
+/// one line per file saying what was found or done (the built-in demo needs nothing). Downloads
+/// report to `progress`.
 pub fn fetch(
     name: DatasetName,
     root: &Path,
     opts: &FetchOptions,
     progress: &mut dyn Progress,
 ) -> Result<Vec<String>, DataError> {
+    if name == DatasetName::Demo {
+        return Ok(vec![super::demo::described()]);
+    }
     let layout = downloadable(name, opts.extra)?;
     std::fs::create_dir_all(root).map_err(|e| DataError::io(root, e))?;
     match layout {
@@ -90,8 +94,12 @@ pub fn fetch(
 }
 
 /// Checks `name` in `root` without any network access: the extracted folder's files (or SVHN's
-/// .mat files) for format and record counts, an archive not yet extracted for its MD5.
+/// .mat files) for format and record counts, an archive not yet extracted for its MD5; the
+/// built-in demo by generating it.
 pub fn check(name: DatasetName, root: &Path, extra: bool) -> Result<Vec<String>, DataError> {
+    if name == DatasetName::Demo {
+        return Ok(vec![super::demo::checked()]);
+    }
     let layout = downloadable(name, extra)?;
     if let Some((pickled, dir)) = pickled_instead(name, root, &folder_of(&layout)) {
         return check_pickled(name.name(), &pickled, &dir);

@@ -2,7 +2,7 @@
 
 use super::sources::{official_count, CIFAR100_FOLDER, CIFAR10_FOLDER, SVHN_EXTRA, SVHN_TRAIN, TINY_FOLDER};
 use super::sources::{CIFAR100_PYTHON, CIFAR10_PYTHON};
-use super::{load, read_cifar100, read_svhn_split, Cifar100Labels, DataError, ImageSet, Size, STATS_FILE};
+use super::{load, read_cifar100, read_svhn_split, Cifar100Labels, DataError, ImageSet, Size, DEMO_SEED, STATS_FILE};
 use crate::config::DatasetName;
 use crate::progress::Progress;
 use std::path::{Path, PathBuf};
@@ -81,7 +81,11 @@ fn describe(name: DatasetName, root: &Path, size: Size, progress: &mut dyn Progr
     }
     let (h, w) = (splits[0].1.height, splits[0].1.width);
     let f = |v: [f32; 3]| format!("({:.4}, {:.4}, {:.4})", v[0], v[1], v[2]);
-    let mut out = format!("{name} in {}\n", root.display());
+    let mut out = if name == DatasetName::Demo {
+        format!("{name}: built in, generated in memory from seed {DEMO_SEED} (no files, no download)\n")
+    } else {
+        format!("{name} in {}\n", root.display())
+    };
     let resized = match size {
         Size::Square(s) if matches!(name, DatasetName::ImageFolder | DatasetName::Tiny) => {
             format!(" (resized: shorter side to {s}, centre crop, bilinear)")
@@ -91,6 +95,8 @@ fn describe(name: DatasetName, root: &Path, size: Size, progress: &mut dyn Progr
     out += &format!("  image size     {h}x{w} RGB, uint8{resized}\n");
     let source = if name == DatasetName::ImageFolder {
         format!(" (of the training images, cached in {})", root.join(STATS_FILE).display())
+    } else if name == DatasetName::Demo {
+        " (of its training images)".to_string()
     } else {
         " (the reference's)".to_string()
     };

@@ -6,6 +6,7 @@
 mod cifar;
 mod cifar_py;
 mod decode;
+mod demo;
 mod download;
 mod fetch;
 mod imagefolder;
@@ -24,6 +25,7 @@ pub use cifar::{read_cifar10, read_cifar100, read_cifar_records, Cifar100Labels}
 pub use cifar::{CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES, CIFAR10_CLASSES};
 pub(crate) use decode::decode_into;
 pub use decode::{decode_bytes, decode_rgb, image_size, is_jpeg, Size};
+pub use demo::{demo, demo_classes, demo_sized, DEMO_SEED, DEMO_TEST, DEMO_TRAIN};
 pub use download::{download, md5_file};
 pub use fetch::{
     check, check_folder, extract, fetch, fetch_archive, fetch_file, layout, FetchOptions, Layout, MIRROR_ENV,
@@ -218,7 +220,7 @@ impl Dataset {
 /// Number of classes of a named dataset (`None` for an ImageFolder, known only once read).
 pub fn num_classes(name: DatasetName) -> Option<usize> {
     match name {
-        DatasetName::Cifar10 | DatasetName::Svhn => Some(10),
+        DatasetName::Cifar10 | DatasetName::Svhn | DatasetName::Demo => Some(10),
         DatasetName::Cifar100 => Some(100),
         DatasetName::Tiny => Some(200),
         DatasetName::ImageFolder => None,
@@ -226,8 +228,8 @@ pub fn num_classes(name: DatasetName) -> Option<usize> {
 }
 
 /// Reads the dataset `name` from `root` as it is on disk (no download), its folder images at
-/// `size`, with its own normalisation; CIFAR-100 with its fine labels. Reading image files
-/// reports to `progress`.
+/// `size`, with its own normalisation; CIFAR-100 with its fine labels; the demo generated in
+/// memory (`root` unused). Reading image files reports to `progress`.
 pub fn load(name: DatasetName, root: &Path, size: Size, progress: &mut dyn Progress) -> Result<Dataset, DataError> {
     match name {
         DatasetName::Cifar10 => read_cifar10(root),
@@ -235,6 +237,7 @@ pub fn load(name: DatasetName, root: &Path, size: Size, progress: &mut dyn Progr
         DatasetName::Svhn => read_svhn(root),
         DatasetName::Tiny => read_tiny(root, size, progress),
         DatasetName::ImageFolder => read_imagefolder(root, size, progress),
+        DatasetName::Demo => Ok(demo()),
     }
 }
 
