@@ -24,6 +24,21 @@ pub fn select(gpu: usize) -> Result<Device, DeviceError> {
     Ok(Device::Cuda(gpu))
 }
 
+/// libtorch's threads for work on the CPU, unless `OMP_NUM_THREADS` sets them: one fewer than the
+/// machine's cores, at least one, leaving a core to the data pipeline's workers and the main
+/// thread. With as many libtorch threads as cores, they spin waiting for each other while the
+/// pipeline runs: on a busy 2-core machine `resmooth run --dataset demo` took 10 to 16 minutes
+/// with 2 threads and under 2 with 1 (README, the demo dataset). Returns the count it set.
+pub fn set_cpu_threads() -> Option<usize> {
+    if std::env::var_os("OMP_NUM_THREADS").is_some() {
+        return None;
+    }
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = cores.saturating_sub(1).max(1);
+    tch::set_num_threads(threads as i32);
+    Some(threads)
+}
+
 /// `--deterministic`: the same numbers on every run of a GPU. Turns cuDNN's autotuner off and
 /// makes libtorch (cuDNN included) use deterministic algorithms only, an op without one failing
 /// with its name; sets cuBLAS's fixed workspace (`CUBLAS_WORKSPACE_CONFIG`) unless the

@@ -125,7 +125,14 @@ impl Setup {
 fn select_device(gpu: usize, progress: &mut dyn Progress) -> Result<Device, EngineError> {
     let device = crate::device::select(gpu)?;
     if device == Device::Cpu {
-        progress.note("no CUDA GPU found; running on the CPU");
+        let threads = match crate::device::set_cpu_threads() {
+            Some(n) => format!(
+                " with {n} libtorch thread{} (OMP_NUM_THREADS sets another count)",
+                if n == 1 { "" } else { "s" }
+            ),
+            None => String::new(),
+        };
+        progress.note(&format!("no CUDA GPU found; running on the CPU{threads}"));
     }
     Ok(device)
 }

@@ -25,12 +25,16 @@ pub enum WeightsFormat {
 }
 
 /// The format of the weights file at `path` (by its first bytes; safetensors when it cannot tell).
+/// A safetensors file starts with its header's length (8 bytes, little-endian) and the header's
+/// `{`; that is checked first, since the length's first byte may be anything, 0x80 included (a
+/// pickle's first byte).
 pub fn sniff(path: &Path) -> WeightsFormat {
-    let mut head = [0u8; 4];
+    let mut head = [0u8; 9];
     let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
     match (read, head) {
-        (Ok(()), [b'P', b'K', 3, 4]) => WeightsFormat::Pth,
-        (Ok(()), [0x80, ..]) => WeightsFormat::LegacyPth,
+        (Ok(()), [.., b'{']) => WeightsFormat::Safetensors,
+        (Ok(()), [b'P', b'K', 3, 4, ..]) => WeightsFormat::Pth,
+        (Ok(()), [0x80, 2..=5, ..]) => WeightsFormat::LegacyPth,
         _ => WeightsFormat::Safetensors,
     }
 }
@@ -435,6 +439,12 @@ mod tests {
         let err = read(&legacy).unwrap_err().to_string();
         assert!(err.contains("old.pth") && err.contains("before PyTorch 1.6"), "{err}");
         assert_eq!(sniff(&legacy), WeightsFormat::LegacyPth);
+        // a safetensors file whose header length (here 0x0280) starts with a pickle's bytes
+        let header = format!("{{\"__metadata__\":{{\"format\":\"pt\"}}{}}}", " ".repeat(0x0280 - 32));
+        assert_eq!(header.len(), 0x0280);
+        let st = dir.path().join("w.safetensors");
+        std::fs::write(&st, [&(header.len() as u64).to_le_bytes()[..], header.as_bytes()].concat()).unwrap();
+        assert_eq!(sniff(&st), WeightsFormat::Safetensors);
         // a zip whose pickle calls os.system: refused by name, nothing run
         let evil = dir.path().join("evil.pth");
         let mut zip = zip::ZipWriter::new(std::fs::File::create(&evil).unwrap());
