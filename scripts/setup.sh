@@ -2,7 +2,8 @@
 # One-time (and idempotent) setup: PyTorch 2.11.0 into .venv for libtorch, then a release build.
 # Usage: scripts/setup.sh [--with-reference-tools]
 #   --with-reference-tools  also installs Pillow, torchvision, scikit-learn and scikit-image into
-#                           .venv (only needed to regenerate the golden test fixtures by hand).
+#                           .venv (to regenerate the golden test fixtures by hand, and for the
+#                           tests that compare with them: the Python package's, the GMM's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
