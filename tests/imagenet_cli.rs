@@ -109,6 +109,8 @@ fn bench_data_counts_both_views_in_memory_and_names_bad_input() {
     assert!(err.contains("train") && err.contains("class folders"), "{err}");
     let err = stderr(&resmooth(&["bench", "data", "--dataset", "imagenett", "--dataroot", root]));
     assert!(err.contains("'imagenett'") && err.contains("imagenet"), "{err}");
+    let err = stderr(&resmooth(&["bench", "data", "--dataset", "imagenet", "--dataroot", root, "--image-size", "64"]));
+    assert!(err.contains("--image-size 64"), "{err}");
     let err = stderr(&resmooth(&["bench", "data", "--dataset", "synthetic", "--reduced-dct"]));
     assert!(err.contains("--reduced-dct"), "{err}");
 }

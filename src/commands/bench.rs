@@ -41,6 +41,9 @@ struct DataSource {
 fn data_source(b: &BenchDataArgs) -> Result<DataSource> {
     let s = &b.source;
     if matches!(s.dataset.as_str(), "imagenet" | "imagefolder") {
+        if let Some(size) = s.image_size {
+            bail!("--image-size {size} does not apply to a streamed folder: its views are the ImageNet training view's 224 x 224; leave it out");
+        }
         let split = imagenet_train_split(&s.dataroot)?;
         let list = FileList::list(&split).with_context(|| {
             format!(
