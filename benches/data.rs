@@ -10,10 +10,11 @@ use rand::SeedableRng;
 use resmooth::augment::imagenet::{ImageNetTrain, TrainDraw};
 use resmooth::data::jpeg::{decode_jpeg_into, DctScale};
 use resmooth::data::stream::{FileList, OnBadImage};
-use resmooth::pipeline::{EpochPlan, Loader, Part, Views};
+use resmooth::pipeline::Views;
 use resmooth::streaming::{StreamSource, StreamViews};
+use resmooth::throughput::loader_rate;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Runs `f` over the files again and again for `seconds`; returns files per second.
 fn per_second(files: &[Vec<u8>], seconds: f64, mut f: impl FnMut(&[u8])) -> f64 {
@@ -25,49 +26,13 @@ fn per_second(files: &[Vec<u8>], seconds: f64, mut f: impl FnMut(&[u8])) -> f64 
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-/// User + system CPU seconds of this process so far.
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage fills the struct it is given.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 * 1e-6;
-    t(u.ru_utime) + t(u.ru_stime)
-}
-
 /// Images per second (of wall time, of CPU time) of the streaming source with `threads`
-/// workers, over epochs of `list`.
+/// workers, over epochs of `list`, in batches of 64.
 fn stream_rate(list: &FileList, reduced_dct: bool, threads: usize, seconds: f64) -> (f64, f64) {
     let views = StreamViews::ImageNetTrain { transform: ImageNetTrain::REFERENCE, reduced_dct };
     let source = Arc::new(StreamSource::new(list.clone(), views, OnBadImage::Fail).expect("a readable folder"));
-    let pool = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap());
-    let (start, mut images, mut epoch) = (Instant::now(), 0usize, 0u64);
-    let (mut warm, mut cpu0) = (Duration::ZERO, 0.0);
-    while start.elapsed().as_secs_f64() < seconds + warm.as_secs_f64() {
-        let plan = EpochPlan {
-            seed: 0,
-            epoch,
-            batch_size: 64,
-            shuffle: true,
-            drop_last: false,
-            views: Views::Mixed { prob: 1.0 },
-            part: Part::WHOLE,
-        };
-        let mut loader = Loader::start_source(source.clone(), plan, pool.clone(), 3, 0);
-        while let Some(b) = loader.try_next_batch().expect("no bad file") {
-            if warm.is_zero() {
-                warm = start.elapsed(); // the first batch starts the pool and the decoders
-                cpu0 = cpu_seconds();
-            } else {
-                images += b.len();
-            }
-            loader.recycle(b);
-            if start.elapsed().as_secs_f64() >= seconds + warm.as_secs_f64() {
-                break;
-            }
-        }
-        epoch += 1;
-    }
-    (images as f64 / (start.elapsed() - warm).as_secs_f64(), images as f64 / (cpu_seconds() - cpu0))
+    let r = loader_rate(source, Views::Mixed { prob: 1.0 }, 64, threads, seconds).expect("no bad file");
+    (r.images_per_second(), r.images_per_cpu_second())
 }
 
 fn main() {

@@ -6,14 +6,14 @@
 //!   `progress` (how work reports), `run_folder` (the files
 //!   of a run folder, the baseline a run loads, a tag's siblings); `data` (datasets as uint8
 //!   images) → `augment` (the views) → `pipeline` (uint8 batches; here also their upload to the
-//!   device, `upload`) → `streaming` (batches decoded from image files every epoch); the GMM (`method::gmm`);
+//!   device, `upload`) → `streaming` (batches decoded from image files every epoch) → `throughput` (the input pipeline's rate and peak memory); the GMM (`method::gmm`);
 //! - `model` (the networks), `loss`, `optim`, `schedule`, `device`, `dist` (data-parallel processes), `graph` (CUDA graphs); `report` (metrics and summary files);
 //! - `method` (the GMM, the scorer, the detection pass, one step of the method);
 //! - `engine` (setup, evaluation, checkpoints, the epoch loop, benchmarks);
 //! - `workflow` (`resmooth run`'s baseline-then-method sequence, the HTML report of run folders).
 //!
 //! The `resmooth` binary adds the command line (`cli`, clap) and the commands on top.
-pub use resmooth_core::{augment, config, data, io, pickle, progress, run_folder, streaming};
+pub use resmooth_core::{augment, config, data, io, pickle, progress, run_folder, streaming, throughput};
 pub mod device;
 pub mod dist;
 pub mod engine;

@@ -9,8 +9,8 @@ mod train;
 
 pub use prefixes::expand_long_prefixes;
 pub use tools::{
-    ApplyArgs, AugmentArgs, AugmentCommand, BenchArgs, BenchAugmentArgs, BenchCommand, BenchTrainArgs, DataAction,
-    DataArgs, DetectArgs, ExportArgs, PreviewArgs, ReportArgs, Source, ViewsArgs,
+    ApplyArgs, AugmentArgs, AugmentCommand, BenchArgs, BenchAugmentArgs, BenchCommand, BenchDataArgs, BenchTrainArgs,
+    DataAction, DataArgs, DetectArgs, ExportArgs, PreviewArgs, ReportArgs, Source, ViewsArgs,
 };
 pub use train::TrainArgs;
 
@@ -40,7 +40,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Apply one augmentation op to a PNG, or preview augmented views as a PNG grid.
     Augment(AugmentArgs),
-    /// Benchmarks (`bench augment`: augmentation pairs per second; `bench train`: training throughput).
+    /// Benchmarks (`bench augment`: augmentation pairs per second; `bench data`: the input pipeline's
+    /// images per second and peak memory; `bench train`: training throughput).
     Bench(BenchArgs),
     /// Fetch, check or describe a dataset (cifar10, cifar100, svhn) without training.
     Data(DataArgs),

@@ -93,16 +93,39 @@ pub enum AugmentCommand {
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// Op: Identity, ShearX, ShearY, TranslateX, TranslateY, Rotate, AutoContrast, Invert, Equalize,
-    /// Solarize, Posterize, Color, Brightness, Sharpness or Contrast.
+    /// Solarize, Posterize, Color, Brightness, Sharpness or Contrast (with --value); or the
+    /// ImageNet ones: random-resized-crop (--box, --size), color-jitter (--factors, --order),
+    /// imagenet-eval (--resize, --size) or lighting (--alphas; writes its offset as JSON).
     #[arg(long)]
     pub op: String,
-    /// The op's value as the reference passes it: shear coefficient, translation as a fraction of
-    /// the size, degrees, solarize threshold, posterize bits, or enhancement factor.
-    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
-    pub value: f64,
+    /// The op's value as the reference passes it (default 0): shear coefficient, translation as a
+    /// fraction of the size, degrees, solarize threshold, posterize bits, or enhancement factor.
+    #[arg(long, allow_negative_numbers = true)]
+    pub value: Option<f64>,
+    /// random-resized-crop: the crop box in the input, as torchvision's get_params returns it.
+    #[arg(long = "box", value_name = "TOP,LEFT,HEIGHT,WIDTH", value_delimiter = ',')]
+    pub crop_box: Option<Vec<usize>>,
+    /// random-resized-crop: side of the output (default 224); imagenet-eval: side of the centre
+    /// crop (default 224).
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// imagenet-eval: the shorter side after the bicubic resize (default 256).
+    #[arg(long)]
+    pub resize: Option<usize>,
+    /// color-jitter: the brightness, contrast and saturation factors.
+    #[arg(long, value_name = "B,C,S", value_delimiter = ',')]
+    pub factors: Option<Vec<f32>>,
+    /// color-jitter: the order the enhancements are applied in, torchvision's numbers
+    /// (0 brightness, 1 contrast, 2 saturation; default 0,1,2).
+    #[arg(long, value_name = "I,J,K", value_delimiter = ',')]
+    pub order: Option<Vec<usize>>,
+    /// lighting: the three alphas (the reference draws them from N(0, 0.1)).
+    #[arg(long, value_name = "A,B,C", value_delimiter = ',', allow_hyphen_values = true)]
+    pub alphas: Option<Vec<f32>>,
     /// Input image (any format the image crate reads; converted to RGB).
     pub input: PathBuf,
-    /// Output PNG.
+    /// Output PNG (lighting: a JSON file of its alphas and the RGB offset it adds to the [0, 1]
+    /// floats, since it changes no uint8 pixel).
     pub output: PathBuf,
 }
 
@@ -181,6 +204,11 @@ pub enum BenchCommand {
     /// Original + augmented view pairs per second, made in parallel on `--threads` threads into
     /// the uint8 batch buffer, as training makes them.
     Augment(BenchAugmentArgs),
+    /// The input pipeline's training images per second and the process's peak resident memory:
+    /// an ImageFolder / ImageNet-layout folder (`--dataset imagenet` or `imagefolder`) streamed
+    /// with the reference's ImageNet training view; an in-memory dataset (cifar10, cifar100, svhn,
+    /// tiny, synthetic) with both views of `--aug`.
+    Data(BenchDataArgs),
     /// Training images per second of the model step alone and of the whole loop (data pipeline,
     /// upload, scorer, step, optimizer, then an evaluation and a checkpoint), with the share of
     /// time in each phase.
@@ -199,6 +227,29 @@ pub struct BenchAugmentArgs {
     /// Pairs per batch.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
+    #[command(flatten)]
+    pub source: Source,
+}
+
+/// Flags of `resmooth bench data`.
+#[derive(Debug, Args)]
+pub struct BenchDataArgs {
+    /// Worker threads that read, decode and augment.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Seconds to measure (after one warm-up batch).
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Samples per batch.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Streamed folders: decode JPEGs at a reduced DCT scale when the crop is shrunk anyway
+    /// (faster; its pixels are not Pillow's).
+    #[arg(long)]
+    pub reduced_dct: bool,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
     #[command(flatten)]
     pub source: Source,
 }

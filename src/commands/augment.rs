@@ -6,8 +6,10 @@
 use super::Terminal;
 use crate::cli::{ApplyArgs, AugmentArgs, AugmentCommand, PreviewArgs, Source, ViewsArgs};
 use anyhow::{bail, Context, Result};
+use resmooth::augment::imagenet::{ImageNetOp, ImageNetOutput, IMAGENET_EVAL_RESIZE, IMAGENET_SIZE};
 use resmooth::augment::{Applied, Augmenter, Op, OpName};
 use resmooth::config::{check_magnitude, DataConfig, DatasetName, TrainConfig};
+use resmooth::data::resize::Region;
 use resmooth::data::{self, synthetic_set, ImageSet, Normalisation};
 use resmooth::pipeline::{make_view, shown_view};
 use resmooth::report::font;
@@ -30,16 +32,94 @@ fn write_png(path: &Path, h: usize, w: usize, hwc: Vec<u8>) -> Result<()> {
 }
 
 fn apply(a: &ApplyArgs) -> Result<()> {
-    let op = Op::from_name(&a.op)
-        .with_context(|| format!("unknown --op '{}'; expected one of {}", a.op, Op::ALL.map(Op::name).join(", ")))?;
-    if !a.value.is_finite() {
-        bail!("--value {} must be a finite number", a.value);
+    if ImageNetOp::NAMES.contains(&a.op.as_str()) {
+        return apply_imagenet(a);
     }
-    let img = image::open(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?.to_rgb8();
-    let (h, w, src) = (img.height() as usize, img.width() as usize, img.into_raw());
+    let op = Op::from_name(&a.op).with_context(|| {
+        format!(
+            "unknown --op '{}'; expected one of {}, {}",
+            a.op,
+            Op::ALL.map(Op::name).join(", "),
+            ImageNetOp::NAMES.join(", ")
+        )
+    })?;
+    let given = [("--box", a.crop_box.is_some()), ("--size", a.size.is_some()), ("--resize", a.resize.is_some())]
+        .into_iter()
+        .chain([("--factors", a.factors.is_some()), ("--order", a.order.is_some()), ("--alphas", a.alphas.is_some())]);
+    if let Some((flag, _)) = given.into_iter().find(|(_, g)| *g) {
+        bail!(
+            "{flag} is a parameter of the ImageNet ops ({}); --op {} takes --value",
+            ImageNetOp::NAMES.join(", "),
+            a.op
+        );
+    }
+    let value = a.value.unwrap_or(0.0);
+    if !value.is_finite() {
+        bail!("--value {value} must be a finite number");
+    }
+    let (h, w, src) = read_rgb(&a.input)?;
     let mut out = vec![0u8; src.len()];
-    op.apply(&src, h, w, a.value, &mut out);
+    op.apply(&src, h, w, value, &mut out);
     write_png(&a.output, h, w, out)
+}
+
+fn read_rgb(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
+    let img = image::open(path).with_context(|| format!("cannot read {}", path.display()))?.to_rgb8();
+    Ok((img.height() as usize, img.width() as usize, img.into_raw()))
+}
+
+/// Exactly `N` comma-separated values of `flag` (required by `op`).
+fn exactly<T: Copy + std::fmt::Debug, const N: usize>(values: &Option<Vec<T>>, flag: &str, op: &str) -> Result<[T; N]> {
+    let Some(v) = values else { bail!("--op {op} needs {flag} with {N} comma-separated values") };
+    <[T; N]>::try_from(v.as_slice())
+        .map_err(|_| anyhow::anyhow!("{flag} takes {N} comma-separated values, not {}", v.len()))
+}
+
+/// `augment apply` of an ImageNet op: its flags into an [`ImageNetOp`], the result as a PNG, or
+/// for Lighting (which changes the [0, 1] floats, no uint8 pixel) its alphas and offset as JSON.
+fn apply_imagenet(a: &ApplyArgs) -> Result<()> {
+    let op = a.op.as_str();
+    if a.value.is_some() {
+        bail!("--op {op} takes no --value; its parameters are --box/--size, --factors/--order, --resize/--size or --alphas");
+    }
+    let imagenet_op = match op {
+        "random-resized-crop" => {
+            let [top, left, height, width] = exactly(&a.crop_box, "--box", op)?;
+            ImageNetOp::RandomResizedCrop {
+                region: Region { top, left, height, width },
+                size: a.size.unwrap_or(IMAGENET_SIZE),
+            }
+        }
+        "color-jitter" => {
+            let order = match &a.order {
+                None => [0, 1, 2],
+                Some(_) => exactly(&a.order, "--order", op)?,
+            };
+            ImageNetOp::ColorJitter(ImageNetOp::jitter(order, exactly(&a.factors, "--factors", op)?)?)
+        }
+        "imagenet-eval" => {
+            ImageNetOp::Eval { resize: a.resize.unwrap_or(IMAGENET_EVAL_RESIZE), crop: a.size.unwrap_or(IMAGENET_SIZE) }
+        }
+        _ => {
+            if a.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
+                bail!(
+                    "--op lighting adds an RGB offset to the [0, 1] floats after ToTensor and changes no uint8 pixel, \
+                     so it writes no PNG; give a .json OUTPUT for its alphas and offset instead of {}",
+                    a.output.display()
+                );
+            }
+            ImageNetOp::Lighting { alphas: exactly(&a.alphas, "--alphas", op)? }
+        }
+    };
+    let (h, w, src) = read_rgb(&a.input)?;
+    match imagenet_op.apply(&src, (h, w))? {
+        ImageNetOutput::Image { height, width, pixels } => write_png(&a.output, height, width, pixels),
+        ImageNetOutput::Offset { alphas, offset } => {
+            let text = serde_json::json!({"op": op, "alphas": alphas, "offset": offset});
+            resmooth::io::write_atomic(&a.output, serde_json::to_string_pretty(&text)?.as_bytes())
+                .with_context(|| format!("cannot write {}", a.output.display()))
+        }
+    }
 }
 
 /// The training images of `--dataset` (or `count` synthetic ones, normalised as CIFAR), their

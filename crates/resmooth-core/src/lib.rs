@@ -7,7 +7,7 @@
 //!   `run_folder` (the files of a run folder, the baseline a run loads, a tag's siblings);
 //! - `data` (datasets as uint8 images) → `augment` (the views, pixel-exact with Pillow) →
 //!   `pipeline` (uint8 batches assembled ahead of the training step) → `streaming` (batches
-//!   decoded from image files every epoch);
+//!   decoded from image files every epoch) → `throughput` (the loader's rate, peak memory);
 //! - `gmm` (the method's 2-component Gaussian mixture on log-losses).
 pub mod augment;
 pub mod config;
@@ -19,3 +19,4 @@ pub mod pipeline;
 pub mod progress;
 pub mod run_folder;
 pub mod streaming;
+pub mod throughput;

@@ -7,6 +7,7 @@
 //! offset to the [0, 1] floats, which the pipeline applies where it normalises the batch.
 
 use super::color;
+use crate::config::ConfigError;
 use crate::data::resize::{resize_center_crop_into, resize_region_into, Filter, Region};
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -273,6 +274,93 @@ pub fn eval_view(src: &[u8], (h, w): (usize, usize), out: &mut [u8]) {
     resize_center_crop_into(src, (h, w), IMAGENET_EVAL_RESIZE, IMAGENET_SIZE, Filter::Bicubic, out);
 }
 
+/// One of the ImageNet transforms with every random draw given, as `resmooth augment apply`
+/// runs it: the pixels torchvision gives for those parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ImageNetOp {
+    /// torchvision's `resized_crop(img, top, left, height, width, (size, size), BICUBIC)`.
+    RandomResizedCrop { region: Region, size: usize },
+    /// ColorJitter with a drawn order and factors.
+    ColorJitter(Jitter),
+    /// `Resize(resize, BICUBIC)` then `CenterCrop(crop)` (the reference's test view is 256, 224).
+    Eval { resize: usize, crop: usize },
+    /// The reference's Lighting with given alphas: an RGB offset to the [0, 1] floats, no pixel.
+    Lighting { alphas: [f32; 3] },
+}
+
+/// What an [`ImageNetOp`] gives: an image, or Lighting's offset.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImageNetOutput {
+    /// An HWC uint8 image.
+    Image { height: usize, width: usize, pixels: Vec<u8> },
+    /// Lighting's alphas and the RGB offset they add to every pixel's [0, 1] floats before
+    /// normalisation.
+    Offset { alphas: [f32; 3], offset: [f32; 3] },
+}
+
+impl ImageNetOp {
+    /// The names `--op` takes for these ops.
+    pub const NAMES: [&'static str; 4] = ["random-resized-crop", "color-jitter", "imagenet-eval", "lighting"];
+
+    /// A jitter from torchvision's order numbers (a permutation of 0 brightness, 1 contrast,
+    /// 2 saturation) and the three factors (finite, at least 0).
+    pub fn jitter(order: [usize; 3], factors: [f32; 3]) -> Result<Jitter, ConfigError> {
+        let mut sorted = order;
+        sorted.sort_unstable();
+        if sorted != [0, 1, 2] {
+            return Err(ConfigError(format!(
+                "--order {order:?} is not an order of the three enhancements; give 0, 1 and 2 each once \
+                 (0 brightness, 1 contrast, 2 saturation)"
+            )));
+        }
+        if let Some(f) = factors.iter().find(|f| !(f.is_finite() && **f >= 0.0)) {
+            return Err(ConfigError(format!("--factors: {f} is not a factor; each must be a finite number >= 0")));
+        }
+        Ok(Jitter { order: order.map(|k| Enhancement::ALL[k]), factors })
+    }
+
+    /// Applies the op to `src` (HWC `h` x `w`); an error says which parameter does not fit the
+    /// image and why.
+    pub fn apply(&self, src: &[u8], (h, w): (usize, usize)) -> Result<ImageNetOutput, ConfigError> {
+        let image = |side: usize, pixels: Vec<u8>| ImageNetOutput::Image { height: side, width: side, pixels };
+        match *self {
+            ImageNetOp::RandomResizedCrop { region: r, size } => {
+                if r.height == 0 || r.width == 0 || r.top + r.height > h || r.left + r.width > w || size == 0 {
+                    return Err(ConfigError(format!(
+                        "--box {},{},{},{} (top, left, height, width) must be a non-empty box inside the {w}x{h} \
+                         image, and --size {size} at least 1",
+                        r.top, r.left, r.height, r.width
+                    )));
+                }
+                let mut out = vec![0u8; size * size * 3];
+                RandomResizedCrop { size, ..RandomResizedCrop::IMAGENET }.apply(src, (h, w), r, &mut out);
+                Ok(image(size, out))
+            }
+            ImageNetOp::ColorJitter(j) => {
+                let mut img = src[..h * w * 3].to_vec();
+                j.apply(&mut img, &mut Vec::new());
+                Ok(ImageNetOutput::Image { height: h, width: w, pixels: img })
+            }
+            ImageNetOp::Eval { resize, crop } => {
+                if crop == 0 || crop > resize {
+                    return Err(ConfigError(format!(
+                        "--size {crop} (the centre crop) must be between 1 and --resize {resize} (the shorter side)"
+                    )));
+                }
+                let mut out = vec![0u8; crop * crop * 3];
+                resize_center_crop_into(src, (h, w), resize, crop, Filter::Bicubic, &mut out);
+                Ok(image(crop, out))
+            }
+            ImageNetOp::Lighting { alphas } => {
+                if let Some(a) = alphas.iter().find(|a| !a.is_finite()) {
+                    return Err(ConfigError(format!("--alphas: {a} is not a finite number")));
+                }
+                Ok(ImageNetOutput::Offset { alphas, offset: Lighting::IMAGENET.offset(alphas) })
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +429,27 @@ mod tests {
         let off = Lighting { alphastd: 0.0, ..Lighting::IMAGENET };
         assert_eq!(off.draw(&mut rng), [0.0; 3]);
         assert_eq!(Lighting::IMAGENET.offset([0.0; 3]), [0.0; 3]);
+    }
+
+    #[test]
+    fn explicit_ops_are_the_transforms_and_refuse_what_does_not_fit() {
+        let (h, w) = (30, 40);
+        let src: Vec<u8> = (0..h * w * 3).map(|i| (i * 7 % 251) as u8).collect();
+        let region = Region { top: 3, left: 5, height: 20, width: 30 };
+        let mut want = vec![0u8; 16 * 16 * 3];
+        RandomResizedCrop { size: 16, ..RandomResizedCrop::IMAGENET }.apply(&src, (h, w), region, &mut want);
+        let got = ImageNetOp::RandomResizedCrop { region, size: 16 }.apply(&src, (h, w)).unwrap();
+        assert_eq!(got, ImageNetOutput::Image { height: 16, width: 16, pixels: want });
+        let outside = ImageNetOp::RandomResizedCrop { region: Region { top: 20, ..region }, size: 16 };
+        assert!(outside.apply(&src, (h, w)).unwrap_err().0.contains("--box 20,5,20,30"));
+        let j = ImageNetOp::jitter([2, 0, 1], [1.2, 0.8, 0.5]).unwrap();
+        assert_eq!(j.order, [Enhancement::Saturation, Enhancement::Brightness, Enhancement::Contrast]);
+        assert!(ImageNetOp::jitter([0, 0, 1], [1.0; 3]).unwrap_err().0.contains("--order"));
+        assert!(ImageNetOp::jitter([0, 1, 2], [1.0, -0.5, 1.0]).unwrap_err().0.contains("--factors"));
+        assert!(ImageNetOp::Eval { resize: 16, crop: 20 }.apply(&src, (h, w)).is_err());
+        let alphas = [0.1, -0.05, 0.2];
+        let got = ImageNetOp::Lighting { alphas }.apply(&src, (h, w)).unwrap();
+        assert_eq!(got, ImageNetOutput::Offset { alphas, offset: Lighting::IMAGENET.offset(alphas) });
     }
 
     #[test]
