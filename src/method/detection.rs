@@ -2,8 +2,8 @@
 //! of one epoch, the GMM fitted on their logs, and what is made of it: `losses.csv`, a per-op
 //! OOD report, and the views exported as DAOOD/DAID trees.
 
-use super::diagnosis::{diagnose, FitDiagnosis};
-use super::gmm::log_loss;
+use super::diagnosis::{Collapsed, FitDiagnosis, COLLAPSE_FACTOR};
+use super::gmm::{log_loss, LOG_EPS, REG_COVAR};
 use super::{score, Gmm, MethodError};
 use crate::augment::{Applied, AppliedOp, Augmenter, OpName};
 use crate::data::{ImageSet, Normalisation};
@@ -27,6 +27,35 @@ pub struct ViewRecord {
     pub applied: Applied,
     pub log_loss: f64,
     pub p_id: f64,
+}
+
+/// Whether the fit `gmm` of the views `records` is degenerate (see [`FitDiagnosis`]): the
+/// views at the underflow floor (loss below 1e-10, in fp32 exactly 0), a component of variance
+/// within [`COLLAPSE_FACTOR`] of `reg_covar` whose mean is on that floor, and the original views
+/// judged OOD. It only looks: the fit stays the reference's.
+pub fn diagnose(records: &[ViewRecord], gmm: &Gmm) -> FitDiagnosis {
+    let floor = log_loss(0.0);
+    // a loss below 1e-10: log(loss + 1e-10) below log(2e-10)
+    let at_floor = records.iter().filter(|r| r.log_loss < log_loss(LOG_EPS)).count();
+    let originals: Vec<&ViewRecord> = records.iter().filter(|r| r.original).collect();
+    let id = gmm.id_component();
+    let collapsed = (0..2)
+        .find(|&k| gmm.variances[k] <= COLLAPSE_FACTOR * REG_COVAR && (gmm.means[k] - floor).abs() < 0.5)
+        .map(|k| Collapsed {
+            id: k == id,
+            mean: gmm.means[k],
+            variance: gmm.variances[k],
+            weight: gmm.weights[k],
+            reg_covar: REG_COVAR,
+        });
+    FitDiagnosis {
+        views: records.len(),
+        at_floor,
+        floor,
+        originals: originals.len(),
+        originals_ood: originals.iter().filter(|r| r.p_id < 0.5).count(),
+        collapsed,
+    }
 }
 
 /// The detection pass: the scorer's losses on both views of one epoch of the training set
@@ -411,7 +440,6 @@ fn parse_record(line: &str) -> Result<ViewRecord, String> {
 mod tests {
     use super::*;
     use crate::augment::Op;
-    use crate::method::diagnosis::COLLAPSE_FACTOR;
     use crate::method::gmm::REG_COVAR;
 
     fn record(index: usize, original: bool, ops: Vec<AppliedOp>, cutout: Option<[u16; 4]>, p_id: f64) -> ViewRecord {

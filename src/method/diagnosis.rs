@@ -2,47 +2,15 @@
 //! `log(loss + 1e-10)`, a component collapsed onto them, the original views judged OOD, and
 //! what the user is told about it. It only looks: the fit stays the reference's.
 
-use super::detection::ViewRecord;
-use super::gmm::{log_loss, LOG_EPS, REG_COVAR};
-use super::Gmm;
 use serde::{Deserialize, Serialize};
 
 /// A component within this factor of `reg_covar` in variance has collapsed onto one value.
 pub const COLLAPSE_FACTOR: f64 = 4.0;
 
-/// Whether the fit `gmm` of the views `records` is degenerate (see [`FitDiagnosis`]): the
-/// views at the underflow floor (loss below 1e-10, in fp32 exactly 0), a component of variance
-/// within [`COLLAPSE_FACTOR`] of `reg_covar` whose mean is on that floor, and the original views
-/// judged OOD. It only looks: the fit stays the reference's.
-pub fn diagnose(records: &[ViewRecord], gmm: &Gmm) -> FitDiagnosis {
-    let floor = log_loss(0.0);
-    // a loss below 1e-10: log(loss + 1e-10) below log(2e-10)
-    let at_floor = records.iter().filter(|r| r.log_loss < log_loss(LOG_EPS)).count();
-    let originals: Vec<&ViewRecord> = records.iter().filter(|r| r.original).collect();
-    let id = gmm.id_component();
-    let collapsed = (0..2)
-        .find(|&k| gmm.variances[k] <= COLLAPSE_FACTOR * REG_COVAR && (gmm.means[k] - floor).abs() < 0.5)
-        .map(|k| Collapsed {
-            id: k == id,
-            mean: gmm.means[k],
-            variance: gmm.variances[k],
-            weight: gmm.weights[k],
-            reg_covar: REG_COVAR,
-        });
-    FitDiagnosis {
-        views: records.len(),
-        at_floor,
-        floor,
-        originals: originals.len(),
-        originals_ood: originals.iter().filter(|r| r.p_id < 0.5).count(),
-        collapsed,
-    }
-}
-
 /// Whether the GMM fit of a detection pass is degenerate: the losses at the underflow floor
 /// (exactly 0 in fp32, so `log(0 + 1e-10)` = -23.03), a component collapsed onto that spike,
 /// and how many original views the split puts OOD. Computed by the method from the scored
-/// views and the fit ([`diagnose`]); the fit itself stays the reference's.
+/// views and the fit ([`diagnose`](super::diagnose)); the fit itself stays the reference's.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FitDiagnosis {
     /// Views scored.

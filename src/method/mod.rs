@@ -11,9 +11,9 @@ pub mod scorer;
 pub mod step;
 
 pub use detection::{
-    detect, export_views, ood_by_op, ops_text, Detection, Shared, ViewRecord, ViewSource, DETECTION_EPOCH,
+    detect, diagnose, export_views, ood_by_op, ops_text, Detection, Shared, ViewRecord, ViewSource, DETECTION_EPOCH,
 };
-pub use diagnosis::{diagnose, Collapsed, FitDiagnosis};
+pub use diagnosis::{Collapsed, FitDiagnosis};
 pub use gmm::{Gmm, GmmError};
 pub use graphed::{NoGraph, StepError, Stepper};
 pub use scorer::{baseline_command, load_pretrained, p_id_tensor, score};
