@@ -12,7 +12,6 @@ use std::sync::OnceLock;
 
 /// The runs the tests look at: `resmooth run` of a ReSmooth run (which trains its baseline first).
 struct Runs {
-    _tmp: tempfile::TempDir,
     data: PathBuf,
     logs: PathBuf,
     stdout: String,
@@ -28,10 +27,13 @@ const STEPS: usize = 3 * TRAIN_PER_CLASS / BATCH;
 fn runs() -> &'static Runs {
     static RUNS: OnceLock<Runs> = OnceLock::new();
     RUNS.get_or_init(|| {
-        let tmp = tempfile::tempdir().unwrap();
-        let data = tmp.path().join("colours");
+        // a static is never dropped, so a TempDir here would stay behind after every run: one
+        // folder under the target's scratch space instead, emptied by the next run
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report_cli");
+        let _ = std::fs::remove_dir_all(&root);
+        let data = root.join("colours");
         write_colour_folder(&data, TRAIN_PER_CLASS, 8, Colours { seed: 99, base: 160, div: 4 });
-        let logs = tmp.path().join("logs");
+        let logs = root.join("logs");
         let (batch, epochs) = (BATCH.to_string(), EPOCHS.to_string());
         let mut args = common::on_folder("run", &data, &logs);
         args.extend([
@@ -68,7 +70,7 @@ fn runs() -> &'static Runs {
         assert!(out.status.success(), "{}", text(&out));
         let (stdout, stderr) =
             (String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into());
-        Runs { _tmp: tmp, data, logs, stdout, stderr }
+        Runs { data, logs, stdout, stderr }
     })
 }
 
