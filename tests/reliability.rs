@@ -32,8 +32,7 @@ struct Shared {
 fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
-        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("reliability");
-        let _ = std::fs::remove_dir_all(&root);
+        let root = common::scratch("reliability");
         let data = root.join("colours");
         write_colour_folder(&data, 32, 16, Colours { seed: 777, base: 150, div: 3 });
         let s = Shared { reference: root.join("logs/ref"), gmm_reference: root.join("logs/gmm"), data, root };

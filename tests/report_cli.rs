@@ -27,10 +27,7 @@ const STEPS: usize = 3 * TRAIN_PER_CLASS / BATCH;
 fn runs() -> &'static Runs {
     static RUNS: OnceLock<Runs> = OnceLock::new();
     RUNS.get_or_init(|| {
-        // a static is never dropped, so a TempDir here would stay behind after every run: one
-        // folder under the target's scratch space instead, emptied by the next run
-        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report_cli");
-        let _ = std::fs::remove_dir_all(&root);
+        let root = common::scratch("report_cli");
         let data = root.join("colours");
         write_colour_folder(&data, TRAIN_PER_CLASS, 8, Colours { seed: 99, base: 160, div: 4 });
         let logs = root.join("logs");

@@ -1,7 +1,7 @@
 //! Helpers shared by the end-to-end CLI tests: a synthetic colour ImageFolder and the binary.
 #![allow(dead_code)] // each test crate uses its own subset
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The classes of [`write_colour_folder`], sorted as ImageFolder sorts them.
@@ -77,4 +77,13 @@ pub fn text(out: &Output) -> String {
 pub fn skipped(test: &str, why: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr().lock(), "\nSKIPPED {test}: {why}");
+}
+
+/// A folder `name` in the target's scratch space, emptied first, for runs that a test process
+/// shares through a static: a TempDir there would never be dropped and would stay behind in /tmp
+/// after every run; this one is emptied by the next run instead.
+pub fn scratch(name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&root);
+    root
 }
