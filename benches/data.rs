@@ -8,10 +8,11 @@
 //! `RESMOOTH_BENCH_SECONDS` (default 10) is the time per figure.
 use rand::SeedableRng;
 use resmooth::augment::imagenet::{ImageNetTrain, TrainDraw};
+use resmooth::augment::Augmenter;
 use resmooth::data::jpeg::{decode_jpeg_into, DctScale};
 use resmooth::data::stream::{FileList, OnBadImage};
 use resmooth::pipeline::Views;
-use resmooth::streaming::{StreamSource, StreamViews};
+use resmooth::streaming::{StreamSource, StreamViews, Streamed};
 use resmooth::throughput::loader_rate;
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,6 +32,7 @@ fn per_second(files: &[Vec<u8>], seconds: f64, mut f: impl FnMut(&[u8])) -> f64 
 fn stream_rate(list: &FileList, reduced_dct: bool, threads: usize, seconds: f64) -> (f64, f64) {
     let views = StreamViews::ImageNetTrain { transform: ImageNetTrain::REFERENCE, reduced_dct };
     let source = Arc::new(StreamSource::new(list.clone(), views, OnBadImage::Fail).expect("a readable folder"));
+    let source = Arc::new(Streamed { source, aug: Arc::new(Augmenter::none()) });
     let r = loader_rate(source, Views::Mixed { prob: 1.0 }, 64, threads, seconds).expect("no bad file");
     (r.images_per_second(), r.images_per_cpu_second())
 }

@@ -13,7 +13,7 @@
 //! - `workflow` (`resmooth run`'s baseline-then-method sequence, the HTML report of run folders).
 //!
 //! The `resmooth` binary adds the command line (`cli`, clap) and the commands on top.
-pub use resmooth_core::{augment, config, data, io, pickle, progress, run_folder, streaming, throughput};
+pub use resmooth_core::{augment, config, data, io, pickle, progress, run_folder, splits, streaming, throughput};
 pub mod device;
 pub mod dist;
 pub mod engine;

@@ -6,8 +6,8 @@
 use clap::{ArgAction, Args};
 use resmooth::config::flags as flag;
 use resmooth::config::{
-    AugConfig, AugName, CudaGraphs, DataConfig, DatasetName, FairComparison, LossName, MemoryFormat, ModelConfig,
-    ModelSpec, Precision, SaveFormat, Weighting, DEFAULT_DIST_TIMEOUT,
+    AugConfig, AugName, CudaGraphs, DataConfig, DataInMemory, DatasetName, FairComparison, LossName, MemoryFormat,
+    ModelConfig, ModelSpec, OnBadImage, Precision, SaveFormat, Weighting, DEFAULT_DIST_TIMEOUT,
 };
 use std::path::PathBuf;
 
@@ -32,7 +32,9 @@ fn per_channel(value: &str) -> Result<[f32; 3], String> {
 #[command(next_help_heading = "Data")]
 pub struct DataFlags {
     /// Dataset: cifar10, cifar100, svhn, tiny (Tiny-ImageNet-200 in DATAROOT/tiny-imagenet-200, downloaded
-    /// if missing) or imagefolder (DIR/train/<class>/*, DIR/test/<class>/*, JPEG or PNG).
+    /// if missing), imagefolder (DIR/train/<class>/*, DIR/test/<class>/*, JPEG or PNG), imagenet
+    /// (DIR/imagenet-pytorch/{train,val}/<class>/* or DIR/{train,val}/<class>/*, the reference's
+    /// ImageNet transforms) or demo (generated, no download).
     #[arg(long = flag::DATASET.long(), default_value = "cifar10", value_parser = super::choice::<DatasetName>())]
     pub dataset: DatasetName,
     /// Folder holding the dataset files.
@@ -47,6 +49,8 @@ pub struct DataFlags {
     /// imagefolder and tiny: resize every image once at load time to S x S (torchvision's
     /// Resize(S) + CenterCrop(S): the shorter side to S with Pillow's antialiased bilinear
     /// resampling, then the centre square). Default: the images' own size, when they all agree.
+    /// imagenet: the side of the views (RandomResizedCrop(S); test Resize(S·256/224) +
+    /// CenterCrop(S)); default the reference's 224.
     #[arg(long = flag::IMAGE_SIZE.long(), value_name = "S")]
     pub image_size: Option<usize>,
     /// Normalisation mean per channel, R,G,B on [0, 1] (default: the dataset's: the reference's for
@@ -56,6 +60,20 @@ pub struct DataFlags {
     /// Normalisation standard deviation per channel, R,G,B (default: the dataset's, as --mean).
     #[arg(long = flag::STD.long(), value_name = "R,G,B", value_parser = per_channel)]
     pub std: Option<[f32; 3]>,
+    /// imagefolder and imagenet: yes decodes the images once into memory, no streams them from
+    /// disk for every batch (memory bounded whatever the dataset's size), auto holds them in
+    /// memory when they take at most half the memory available and says which it chose. The
+    /// batches are the same either way.
+    #[arg(long = flag::DATA_IN_MEMORY.long(), default_value = "auto", value_parser = super::choice::<DataInMemory>())]
+    pub data_in_memory: DataInMemory,
+    /// imagenet, streamed: decode JPEGs at a reduced DCT scale (1/2, 1/4, 1/8) when the crop is
+    /// shrunk at least that much anyway; faster, but its pixels are not Pillow's.
+    #[arg(long = flag::REDUCED_DCT.long())]
+    pub reduced_dct: bool,
+    /// imagefolder and imagenet: an image file that cannot be read stops the run with its name
+    /// (fail), or is left out of its batches and reported by name (skip; one process only).
+    #[arg(long = flag::ON_BAD_IMAGE.long(), default_value = "fail", value_parser = super::choice::<OnBadImage>())]
+    pub on_bad_image: OnBadImage,
 }
 
 impl DataFlags {
@@ -70,6 +88,9 @@ impl DataFlags {
             image_size: self.image_size,
             mean: self.mean,
             std: self.std,
+            data_in_memory: self.data_in_memory,
+            reduced_dct: self.reduced_dct,
+            on_bad_image: self.on_bad_image,
         }
     }
 }

@@ -7,6 +7,7 @@ use super::Terminal;
 use crate::cli::{BenchArgs, BenchAugmentArgs, BenchCommand, BenchDataArgs, BenchTrainArgs};
 use anyhow::{anyhow, bail, Context, Result};
 use resmooth::augment::imagenet::ImageNetTrain;
+use resmooth::augment::Augmenter;
 use resmooth::config::{LossName, MethodConfig, OptimConfig, RunConfig, TrainConfig};
 use resmooth::data::stream::{FileList, OnBadImage};
 use resmooth::dist::Launch;
@@ -15,7 +16,7 @@ use resmooth::engine::{
     bench::{bench_augment, bench_train, BenchOptions},
 };
 use resmooth::pipeline::{BatchSource, InMemory, Views};
-use resmooth::streaming::{StreamSource, StreamViews};
+use resmooth::streaming::{StreamSource, StreamViews, Streamed};
 use resmooth::throughput::{imagenet_train_split, load_average, loader_rate, peak_resident_bytes};
 use std::sync::Arc;
 
@@ -61,7 +62,7 @@ fn data_source(b: &BenchDataArgs) -> Result<DataSource> {
         let source = StreamSource::new(list, views, OnBadImage::Fail)?;
         let described = format!("ImageNet training view{}", if b.reduced_dct { ", reduced-DCT decoding" } else { "" });
         return Ok(DataSource {
-            source: Arc::new(source),
+            source: Arc::new(Streamed { source: Arc::new(source), aug: Arc::new(Augmenter::none()) }),
             views: Views::Mixed { prob: 1.0 },
             kind: "stream",
             described,

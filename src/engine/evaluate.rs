@@ -2,23 +2,60 @@
 //! `--only-eval` of saved weights.
 
 use super::{EngineError, Setup};
+use crate::augment::Augmenter;
 use crate::config::TrainConfig;
-use crate::data::{self, Dataset, ImageSet};
+use crate::data::{self, ImageSet};
 use crate::dist::{shard, Dist};
 use crate::loss::correct_topk;
 use crate::model::Model;
-use crate::pipeline::{self, Placement};
+use crate::pipeline::{self, EpochPlan, Loader, Part, Placement, Slice, Upload, Views};
 use crate::progress::Progress;
 use crate::report::{DaMetrics, EvalMetrics};
 use crate::run_folder::RunFolder;
+use crate::streaming::Split;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tch::{Kind, Tensor};
 
 /// Test-view loss and top-1/top-5 accuracy of `model` on `set` (no augmentation), in batches of
 /// `batch_size`; the sums stay on the device until the end.
 pub fn evaluate(model: &Model, set: &ImageSet, batch_size: usize, to: Placement) -> EvalMetrics {
-    evaluate_until(model, set, 0..set.len(), batch_size, to, &|| false).expect("never stopped")
+    evaluate_until(model, set, 0..set.len(), batch_size, to, &|| false).expect("never stopped").finish()
+}
+
+/// Sums of the loss and of the top-1 and top-5 hits over the images evaluated so far, on the device.
+struct EvalSums {
+    loss: Tensor,
+    c1: Tensor,
+    c5: Tensor,
+    images: usize,
+}
+
+impl EvalSums {
+    fn new(device: tch::Device) -> Self {
+        let zero = || Tensor::zeros([], (Kind::Float, device));
+        EvalSums { loss: zero(), c1: zero(), c5: zero(), images: 0 }
+    }
+
+    /// Adds the test views `x` labelled `y`.
+    fn add(&mut self, model: &Model, x: &Tensor, y: &Tensor) {
+        let n = y.size()[0];
+        let logits = model.forward_t(x, false);
+        self.loss += logits.cross_entropy_for_logits(y) * n as f64;
+        self.c1 += correct_topk(&logits, y, 1);
+        self.c5 += correct_topk(&logits, y, 5);
+        self.images += n as usize;
+    }
+
+    fn finish(self) -> EvalMetrics {
+        let n = self.images.max(1) as f64;
+        EvalMetrics {
+            loss: self.loss.double_value(&[]) / n,
+            top1: self.c1.double_value(&[]) / n,
+            top5: self.c5.double_value(&[]) / n,
+        }
+    }
 }
 
 /// [`evaluate`] over the images `range` of `set`, checking `stop` before each batch: `None`
@@ -30,11 +67,10 @@ fn evaluate_until(
     batch_size: usize,
     to: Placement,
     stop: &dyn Fn() -> bool,
-) -> Option<EvalMetrics> {
+) -> Option<EvalSums> {
     let _guard = tch::no_grad_guard();
     let per = set.image_bytes();
-    let zero = || Tensor::zeros([], (Kind::Float, to.device));
-    let (mut loss, mut c1, mut c5) = (zero(), zero(), zero());
+    let mut sums = EvalSums::new(to.device);
     for start in range.clone().step_by(batch_size) {
         if stop() {
             return None;
@@ -43,17 +79,47 @@ fn evaluate_until(
         let n = batch_size.min(range.end - start);
         let x = pipeline::to_device(&set.pixels[start * per..(start + n) * per], (n, set.height, set.width), &[], to);
         let y = pipeline::upload(Tensor::from_slice(&set.labels[start..start + n]), to.device);
-        let logits = model.forward_t(&x, false);
-        loss += logits.cross_entropy_for_logits(&y) * n as f64;
-        c1 += correct_topk(&logits, &y, 1);
-        c5 += correct_topk(&logits, &y, 5);
+        sums.add(model, &x, &y);
     }
-    let n = range.len().max(1) as f64;
-    Some(EvalMetrics {
-        loss: loss.double_value(&[]) / n,
-        top1: c1.double_value(&[]) / n,
-        top5: c5.double_value(&[]) / n,
-    })
+    Some(sums)
+}
+
+/// [`evaluate_until`] over the samples `range` of a streamed split, its test views made by the
+/// data workers `pool` as they are read; an image that cannot be read stops it with its name,
+/// or is left out (`--on-bad-image skip`).
+fn evaluate_streamed(
+    model: &Model,
+    split: &Split,
+    range: Range<usize>,
+    (batch_size, to): (usize, Placement),
+    pool: &Arc<rayon::ThreadPool>,
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<EvalSums>, EngineError> {
+    let _guard = tch::no_grad_guard();
+    let source = Arc::new(Slice { source: split.source(&Arc::new(Augmenter::none())), range });
+    let plan = EpochPlan {
+        seed: 0,
+        epoch: 0,
+        batch_size,
+        shuffle: false,
+        drop_last: false,
+        views: Views::Mixed { prob: 1.0 },
+        part: Part::WHOLE,
+    };
+    let mut loader = Loader::start_source(source, plan, pool.clone(), 2, 0);
+    let mut sums = EvalSums::new(to.device);
+    while let Some(batch) = loader.try_next_batch()? {
+        if stop() {
+            return Ok(None);
+        }
+        crate::io::test_point("eval");
+        if !batch.is_empty() {
+            let (x, y) = batch.upload(to);
+            sums.add(model, &x, &y);
+        }
+        loader.recycle(batch);
+    }
+    Ok(Some(sums))
 }
 
 /// The evaluations of one epoch: the test split, and with `--evalDA` the DAOOD and DAID trees.
@@ -67,11 +133,12 @@ pub struct EvalReport {
 /// with several processes, each evaluates its [`shard`] of every set and the metrics are
 /// reduced over them.
 pub(super) struct EvalSets<'a> {
-    test: &'a ImageSet,
-    da: Option<(ImageSet, ImageSet)>,
+    test: &'a Split,
+    da: Option<(Split, Split)>,
     batch_size: usize,
     to: Placement,
     dist: Option<Dist>,
+    pool: Arc<rayon::ThreadPool>,
 }
 
 impl<'a> EvalSets<'a> {
@@ -80,11 +147,13 @@ impl<'a> EvalSets<'a> {
     pub(super) fn new(config: &TrainConfig, setup: &'a Setup, to: Placement) -> Result<Self, EngineError> {
         let run = &config.run;
         let da = if run.eval_da {
-            Some((read_da(&run.daood, "--daood", &setup.dataset)?, read_da(&run.daid, "--daid", &setup.dataset)?))
+            let read = |dir, flag| read_da(dir, flag, setup).map(|set| Split::Memory(Arc::new(set)));
+            Some((read(&run.daood, "--daood")?, read(&run.daid, "--daid")?))
         } else {
             None
         };
-        Ok(EvalSets { test: &setup.dataset.test, da, batch_size: config.optim.batch_size, to, dist: None })
+        let (batch_size, pool) = (config.optim.batch_size, setup.pool.clone());
+        Ok(EvalSets { test: &setup.test, da, batch_size, to, dist: None, pool })
     }
 
     /// These sets shared by the processes of `dist`, each evaluating its part.
@@ -93,9 +162,8 @@ impl<'a> EvalSets<'a> {
     }
 
     /// Evaluates `model` on every set.
-    pub(super) fn evaluate(&self, model: &Model) -> EvalReport {
-        let report = self.evaluate_until(model, &|| false);
-        report.ok().flatten().expect("one process, never stopped")
+    pub(super) fn evaluate(&self, model: &Model) -> Result<EvalReport, EngineError> {
+        Ok(self.evaluate_until(model, &|| false)?.expect("never stopped"))
     }
 
     /// Evaluates `model` on every set, checking `stop` before each batch: `None` when it said to
@@ -106,14 +174,18 @@ impl<'a> EvalSets<'a> {
         model: &Model,
         stop: &dyn Fn() -> bool,
     ) -> Result<Option<EvalReport>, EngineError> {
-        let on = |set: &ImageSet| -> Result<Option<EvalMetrics>, EngineError> {
+        let part = |set: &Split, range: Range<usize>, stop: &dyn Fn() -> bool| match set {
+            Split::Memory(s) => Ok(evaluate_until(model, s, range, self.batch_size, self.to, stop)),
+            Split::Stream(_) => evaluate_streamed(model, set, range, (self.batch_size, self.to), &self.pool, stop),
+        };
+        let on = |set: &Split| -> Result<Option<EvalMetrics>, EngineError> {
             let Some(dist) = &self.dist else {
-                return Ok(evaluate_until(model, set, 0..set.len(), self.batch_size, self.to, stop));
+                return Ok(part(set, 0..set.len(), stop)?.map(EvalSums::finish));
             };
             let mine = shard(set.len(), dist.rank(), dist.world_size());
-            let count = mine.len();
-            let metrics = evaluate_until(model, set, mine, self.batch_size, self.to, &|| false).expect("not stopped");
-            Ok(Some(metrics.over_ranks(count, dist)?))
+            let sums = part(set, mine, &|| false)?.expect("not stopped");
+            let count = sums.images;
+            Ok(Some(sums.finish().over_ranks(count, dist)?))
         };
         let Some(test) = on(self.test)? else { return Ok(None) };
         let da = match &self.da {
@@ -127,17 +199,18 @@ impl<'a> EvalSets<'a> {
     }
 }
 
-fn read_da(dir: &Path, flag: &'static str, ds: &Dataset) -> Result<ImageSet, EngineError> {
-    let set =
-        data::read_labelled_folder(dir, &ds.classes).map_err(|source| EngineError::EvalDaRead { flag, source })?;
-    if (set.height, set.width) != (ds.test.height, ds.test.width) {
+fn read_da(dir: &Path, flag: &'static str, setup: &Setup) -> Result<ImageSet, EngineError> {
+    let set = data::read_labelled_folder(dir, &setup.dataset.classes)
+        .map_err(|source| EngineError::EvalDaRead { flag, source })?;
+    let (height, width) = setup.test.view_size();
+    if (set.height, set.width) != (height, width) {
         return Err(EngineError::EvalDa(format!(
             "{} holds {}x{} images but the test set's are {}x{}",
             dir.display(),
             set.width,
             set.height,
-            ds.test.width,
-            ds.test.height
+            width,
+            height
         )));
     }
     Ok(set)
@@ -157,5 +230,6 @@ pub fn evaluate_weights(
     model.load(&paths.weights).map_err(|source| EngineError::OnlyEval { path: paths.weights.clone(), source })?;
     let to = setup.placement(false);
     let report = EvalSets::new(config, &setup, to)?.evaluate(&model);
-    Ok((paths.weights, report))
+    setup.report_skipped(progress);
+    Ok((paths.weights, report?))
 }

@@ -3,13 +3,15 @@
 
 use super::EngineError;
 use crate::augment::Augmenter;
-use crate::config::DataConfig;
-use crate::data::{self, Dataset, ImageSet};
+use crate::config::{DataConfig, DatasetName};
+use crate::data::{self, Dataset};
 use crate::dist::Dist;
 use crate::method::{detect, Detection, Shared};
 use crate::model::Model;
 use crate::pipeline::{EpochPlan, Loader, Part, Placement};
 use crate::progress::Progress;
+use crate::splits::{self, Splits};
+use crate::streaming::Split;
 use std::sync::Arc;
 use tch::Device;
 
@@ -19,10 +21,12 @@ const QUEUE_DEPTH: usize = 3;
 /// The device, the dataset and the data workers of one command.
 pub struct Setup {
     pub device: Device,
-    /// The dataset: its classes and test split (the training split is in `train`).
+    /// The dataset's name, classes and normalisation (its splits are `train` and `test`).
     pub dataset: Dataset,
-    /// The training split, shared with the data workers.
-    pub train: Arc<ImageSet>,
+    /// The training split, shared with the data workers: in memory or streamed.
+    pub train: Split,
+    /// The test split.
+    pub test: Split,
     pub pool: Arc<rayon::ThreadPool>,
 }
 
@@ -37,15 +41,19 @@ impl Setup {
         progress: &mut dyn Progress,
     ) -> Result<Self, EngineError> {
         let device = select_device(gpu, progress)?;
-        let dataset = load_dataset(data, seed, progress)?;
+        let splits = open_splits(data, seed, progress)?;
+        let held = match &splits.train {
+            Split::Stream(s) if !s.is_held() => ", streamed from disk",
+            _ => "",
+        };
         progress.note(&format!(
-            "{}: {} training images, {} test images, {} classes",
+            "{}: {} training images, {} test images, {} classes{held}",
             data.dataset,
-            dataset.train.len(),
-            dataset.test.len(),
-            dataset.num_classes()
+            splits.train.len(),
+            splits.test.len(),
+            splits.dataset.num_classes()
         ));
-        Setup::on(device, dataset, workers)
+        Setup::on(device, splits, workers)
     }
 
     /// Picks CUDA device `gpu` (or the CPU) and starts `workers` data threads for `dataset`
@@ -56,17 +64,24 @@ impl Setup {
         workers: usize,
         progress: &mut dyn Progress,
     ) -> Result<Self, EngineError> {
-        Setup::on(select_device(gpu, progress)?, dataset, workers)
+        Setup::on(select_device(gpu, progress)?, Splits::in_memory(dataset), workers)
     }
 
-    fn on(device: Device, mut dataset: Dataset, workers: usize) -> Result<Self, EngineError> {
-        let train = Arc::new(std::mem::replace(&mut dataset.train, ImageSet::new(0, 0)));
-        Ok(Setup { device, dataset, train, pool: Arc::new(data_pool(workers)?) })
+    fn on(device: Device, splits: Splits, workers: usize) -> Result<Self, EngineError> {
+        let Splits { dataset, train, test } = splits;
+        Ok(Setup { device, dataset, train, test, pool: Arc::new(data_pool(workers)?) })
     }
 
-    /// The [height, width] of the dataset's images.
+    /// The [height, width] of the model's input: the training views'.
     pub fn image_size(&self) -> [usize; 2] {
-        [self.train.height, self.train.width]
+        let (h, w) = self.train.view_size();
+        [h, w]
+    }
+
+    /// Says which images were left out since the last call (`--on-bad-image skip`).
+    pub fn report_skipped(&self, progress: &mut dyn Progress) {
+        splits::report_skipped("training", &self.train.take_skipped(), progress);
+        splits::report_skipped("test", &self.test.take_skipped(), progress);
     }
 
     /// Number of classes of the dataset.
@@ -81,7 +96,7 @@ impl Setup {
 
     /// Starts making the batches of `plan` over the training split from batch `first` on.
     pub fn loader_from(&self, plan: EpochPlan, aug: &Arc<Augmenter>, first: usize) -> Loader {
-        Loader::start_at(self.train.clone(), plan, aug.clone(), self.pool.clone(), QUEUE_DEPTH, first)
+        Loader::start_source(self.train.source(aug), plan, self.pool.clone(), QUEUE_DEPTH, first)
     }
 
     /// The detection pass of `scorer` over both views (augmented by `aug`) of the training
@@ -102,7 +117,9 @@ impl Setup {
         let batches = plan.batches(self.train.len());
         let loader = self.loader(plan, aug);
         let shared = dist.map(|dist| Shared { dist, batches: &batches });
-        Ok(detect(scorer, loader, self.placement(false), shared, progress)?)
+        let detection = detect(scorer, loader, self.placement(false), shared, progress);
+        self.report_skipped(progress);
+        Ok(detection?)
     }
 
     /// Refuses a batch size larger than the training split: batches drop their last partial
@@ -135,6 +152,22 @@ fn select_device(gpu: usize, progress: &mut dyn Progress) -> Result<Device, Engi
         progress.note(&format!("no CUDA GPU found; running on the CPU{threads}"));
     }
     Ok(device)
+}
+
+/// The splits of the dataset of `data`: a folder dataset in memory or streamed
+/// (`--data-in-memory`), any other loaded (downloaded if needed) into memory; with the
+/// `--train-size` / `--test-size` subsets drawn with `seed`.
+pub fn open_splits(data: &DataConfig, seed: u64, progress: &mut dyn Progress) -> Result<Splits, EngineError> {
+    if !matches!(data.dataset, DatasetName::ImageFolder | DatasetName::ImageNet) {
+        return Ok(Splits::in_memory(load_dataset(data, seed, progress)?));
+    }
+    match splits::open_folder(data, seed, progress)? {
+        Ok(splits) => Ok(splits),
+        Err(mut whole) => {
+            whole.normalisation = whole.normalisation.with_overrides(data.mean, data.std);
+            Ok(Splits::in_memory(subsets(whole, data, seed)?))
+        }
+    }
 }
 
 /// Loads the dataset of `data` (downloading it if needed; folder images at `--image-size`,

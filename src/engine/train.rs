@@ -17,7 +17,7 @@ use crate::method::{
 };
 use crate::model::Model;
 use crate::optim::Sgd;
-use crate::pipeline::{shown_view, EpochPlan, Loader, Part, Placement, Upload, Views};
+use crate::pipeline::{EpochPlan, Loader, Part, Placement, Upload, Views};
 use crate::progress::{Progress, Unit};
 use crate::report::tensorboard::EventWriter;
 use crate::report::{self, EpochMetrics, EpochRecord, RgbImage, SampleViews, StepMode, Summary};
@@ -603,9 +603,11 @@ impl Trainer<'_> {
                 let stop = Stop::InEpoch(trained.partial(epoch, self.batches()));
                 return Err(recorder.stopped(learner, meta, stop, observer));
             };
+            self.setup.report_skipped(observer);
             meta.steps += trained.steps;
             let metrics = epoch_metrics(epoch, lr, &trained, &eval, eval_started.elapsed(), started.elapsed());
-            let (stats, views) = (trained.sums.epoch_stats(), trained.shown.map(|i| self.views_of(epoch, i)));
+            let views = trained.shown.map(|i| self.views_of(epoch, i)).transpose()?;
+            let stats = trained.sums.epoch_stats();
             recorder.epoch(
                 learner,
                 &EpochRecord { metrics: &metrics, stats: stats.as_ref(), views: views.as_ref() },
@@ -697,7 +699,12 @@ impl Trainer<'_> {
                     data_wait_seconds: waited + loader.wait.as_secs_f64(),
                 }));
             }
-            let Some(batch) = loader.next_batch() else { break };
+            let Some(batch) = loader.try_next_batch().inspect_err(|_| progress.finish())? else { break };
+            if batch.is_empty() {
+                loader.recycle(batch); // every image of it left out (--on-bad-image skip)
+                done += 1;
+                continue;
+            }
             let (x, y) = batch.upload(self.place);
             let seed = self.step_seed(epoch, done);
             let n_ori = batch.n_ori as i64;
@@ -757,14 +764,15 @@ impl Trainer<'_> {
 
     /// The original and augmented view of training sample `index` in epoch `epoch`, made again
     /// from their seeded draws.
-    fn views_of(&self, epoch: usize, index: usize) -> SampleViews {
+    fn views_of(&self, epoch: usize, index: usize) -> Result<SampleViews, EngineError> {
         let set = &self.setup.train;
-        let image = |original| RgbImage {
-            height: set.height,
-            width: set.width,
-            pixels: shown_view(set, &self.aug, self.place.norm, self.config.run.seed, epoch as u64, index, original).0,
+        let (height, width) = set.view_size();
+        let image = |original| -> Result<RgbImage, EngineError> {
+            let drawn = (self.config.run.seed, epoch as u64);
+            let (pixels, _) = set.shown_view(&self.aug, self.place.norm, drawn, index, original)?;
+            Ok(RgbImage { height, width, pixels })
         };
-        SampleViews { index, original: image(true), augmented: image(false) }
+        Ok(SampleViews { index, original: image(true)?, augmented: image(false)? })
     }
 }
 

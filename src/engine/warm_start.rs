@@ -147,7 +147,8 @@ pub fn evaluate_only(
     epoch: usize,
     progress: &mut dyn Progress,
 ) -> Result<Summary, EngineError> {
-    let report = EvalSets::new(config, setup, setup.placement(false))?.evaluate(model);
+    let report = EvalSets::new(config, setup, setup.placement(false))?.evaluate(model)?;
+    setup.report_skipped(progress);
     let t = report.test;
     progress.note(&format!(
         "evaluation of {}: test loss {:.4} top1 {:.4} top5 {:.4}",

@@ -6,12 +6,13 @@ use super::diagnosis::{Collapsed, FitDiagnosis, COLLAPSE_FACTOR};
 use super::gmm::{log_loss, LOG_EPS, REG_COVAR};
 use super::{score, Gmm, MethodError};
 use crate::augment::{Applied, AppliedOp, Augmenter, OpName};
-use crate::data::{ImageSet, Normalisation};
+use crate::data::Normalisation;
 use crate::dist::{Dist, DistError};
 use crate::model::Model;
-use crate::pipeline::{shown_view, EpochPlan, Loader, Part, Placement, Upload, Views};
+use crate::pipeline::{EpochPlan, Loader, Part, Placement, Upload, Views};
 use crate::progress::{Progress, Unit};
 use crate::report::html::OpRow;
+use crate::streaming::Split;
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -98,10 +99,14 @@ pub fn detect(
     let mut records = Vec::new();
     progress.start("detection pass", Some(loader.num_batches as u64), 0, Unit::Steps);
     let mut done = 0;
-    while let Some(batch) = loader.next_batch() {
+    while let Some(batch) = loader.try_next_batch().inspect_err(|_| progress.finish())? {
         if progress.stop_requested() {
             progress.finish();
             return Err(MethodError::Interrupted);
+        }
+        if batch.is_empty() {
+            loader.recycle(batch); // every image of it left out (--on-bad-image skip)
+            continue;
         }
         let (x, y) = batch.upload(to);
         let loss: Vec<f32> = Vec::<f32>::try_from(score(scorer, &x, &y).to_device(Device::Cpu))?;
@@ -213,7 +218,7 @@ fn decode(values: &[f64]) -> Option<(ViewRecord, &[f64])> {
 /// What the views of a detection pass are made again from: the training split and its class
 /// names, the augmentation and seed of the pass, and the dataset's normalisation.
 pub struct ViewSource<'a> {
-    pub set: &'a ImageSet,
+    pub set: &'a Split,
     pub classes: &'a [String],
     pub aug: &'a Augmenter,
     pub seed: u64,
@@ -247,10 +252,10 @@ pub fn export_views(
         }
     }
     let views: Vec<&ViewRecord> = det.records.iter().filter(|r| !r.original).collect();
-    let (h, w) = (set.height, set.width);
+    let (h, w) = set.view_size();
     pool.install(|| {
         views.par_iter().try_for_each(|r| {
-            let (img, _) = shown_view(set, aug, norm, seed, DETECTION_EPOCH, r.index, false);
+            let (img, _) = set.shown_view(aug, norm, (seed, DETECTION_EPOCH), r.index, false)?;
             let tree = if r.p_id < 0.5 { TREES[0] } else { TREES[1] };
             let path = staging.join(tree).join(&classes[r.label as usize]).join(format!("{:05}.png", r.index));
             image::RgbImage::from_raw(w as u32, h as u32, img)

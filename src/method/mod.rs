@@ -53,6 +53,9 @@ pub enum MethodError {
     /// Sharing the detection pass among the processes of a distributed run failed.
     #[error("the detection pass across the ranks: {0}")]
     Dist(#[from] crate::dist::DistError),
+    /// A view of the detection pass could not be made (an image file that cannot be read).
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
     /// An exported view could not be written.
     #[error("cannot write {}", path.display())]
     Image {

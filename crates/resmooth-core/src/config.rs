@@ -90,6 +90,9 @@ choice!(
         ImageFolder = "imagefolder",
         /// Tiny-ImageNet-200 (the reference's `tiny`): 200 classes of 64x64 images, its val split as the test split.
         Tiny = "tiny",
+        /// ImageNet's layout (DIR/imagenet-pytorch/{train,val}, or DIR/{train,val}) with the reference's
+        /// transforms: RandomResizedCrop, flip, ColorJitter, Lighting; Resize + CenterCrop to test.
+        ImageNet = "imagenet",
         /// Ours, not the reference's: 10 classes of 32x32 textures generated in memory (no download), for a first run.
         Demo = "demo",
     }
@@ -301,6 +304,43 @@ impl SaveFormat {
 }
 
 choice!(
+    /// `--data-in-memory`: whether a folder dataset is decoded once into memory or read from
+    /// disk as the batches are made. The batches are the same either way.
+    DataInMemory, flags::DATA_IN_MEMORY.spelling, {
+        /// In memory when the decoded images take at most half the memory available, else streamed.
+        Auto = "auto",
+        /// Decoded once into memory.
+        Yes = "yes",
+        /// Streamed: files read and decoded for every batch, memory bounded whatever the dataset's size.
+        No = "no",
+    }
+);
+
+#[allow(clippy::derivable_impls)] // the enum comes from `choice!`, which derives no Default
+impl Default for DataInMemory {
+    fn default() -> Self {
+        DataInMemory::Auto
+    }
+}
+
+choice!(
+    /// `--on-bad-image`: what training does with an image file that cannot be read or decoded.
+    OnBadImage, flags::ON_BAD_IMAGE.spelling, {
+        /// Stop with an error naming the file.
+        Fail = "fail",
+        /// Leave the image out of its batch and report it by name.
+        Skip = "skip",
+    }
+);
+
+#[allow(clippy::derivable_impls)] // the enum comes from `choice!`, which derives no Default
+impl Default for OnBadImage {
+    fn default() -> Self {
+        OnBadImage::Fail
+    }
+}
+
+choice!(
     /// `--optimizer` of `bench train`: how an SGD step updates the parameters (training always
     /// uses the fused step).
     SgdKernel, "--optimizer", {
@@ -332,6 +372,15 @@ pub struct DataConfig {
     /// Per-channel normalisation standard deviation (default: the dataset's own).
     #[serde(default)]
     pub std: Option<[f32; 3]>,
+    /// Folder datasets: decoded into memory, streamed from disk, or decided from their size.
+    #[serde(default)]
+    pub data_in_memory: DataInMemory,
+    /// Streamed ImageNet: JPEGs decoded at a reduced DCT scale when the crop is shrunk anyway.
+    #[serde(default)]
+    pub reduced_dct: bool,
+    /// Folder datasets: what to do with an image file that cannot be read.
+    #[serde(default)]
+    pub on_bad_image: OnBadImage,
 }
 
 /// How the augmented views are made and how many of a batch they are.
@@ -523,6 +572,9 @@ impl Default for TrainConfig {
                 image_size: None,
                 mean: None,
                 std: None,
+                data_in_memory: DataInMemory::Auto,
+                reduced_dct: false,
+                on_bad_image: OnBadImage::Fail,
             },
             aug: AugConfig { aug: AugName::RandAugment, n: 3, m: 5, cutout: 0, prob: 0.2, crop_padding: None },
             model: ModelConfig {
@@ -598,10 +650,34 @@ pub const MIN_IMAGE_SIZE: usize = 8;
 impl DataConfig {
     /// Checks `--image-size`, `--mean` and `--std`; the message names the flag.
     pub fn check(&self) -> Result<(), ConfigError> {
-        if let Some(s) = self.image_size {
-            if !matches!(self.dataset, DatasetName::ImageFolder | DatasetName::Tiny) {
+        let folder = matches!(self.dataset, DatasetName::ImageFolder | DatasetName::ImageNet);
+        if self.data_in_memory == DataInMemory::No && !folder {
+            return bad(format!(
+                "--data-in-memory no streams folder datasets (imagefolder, imagenet) from disk; {} is always read into memory; leave the flag out",
+                self.dataset
+            ));
+        }
+        if self.reduced_dct {
+            if self.dataset != DatasetName::ImageNet {
                 return bad(format!(
-                    "--image-size resizes the images of folder datasets (imagefolder, tiny); {} images are used at their size",
+                    "--reduced-dct decodes ImageNet's JPEGs at a reduced scale before its crop; it does not apply to --dataset {}",
+                    self.dataset
+                ));
+            }
+            if self.data_in_memory == DataInMemory::Yes {
+                return bad("--reduced-dct decodes each file as it is streamed, but --data-in-memory yes decodes every image once at full size; pass --data-in-memory no (or leave one flag out)".to_string());
+            }
+        }
+        if self.on_bad_image == OnBadImage::Skip && !folder {
+            return bad(format!(
+                "--on-bad-image skip applies to image folders (imagefolder, imagenet); {} is read from its own files, which are checked whole",
+                self.dataset
+            ));
+        }
+        if let Some(s) = self.image_size {
+            if !matches!(self.dataset, DatasetName::ImageFolder | DatasetName::Tiny | DatasetName::ImageNet) {
+                return bad(format!(
+                    "--image-size resizes the images of folder datasets (imagefolder, tiny, imagenet); {} images are used at their size",
                     self.dataset
                 ));
             }
@@ -758,6 +834,7 @@ impl TrainConfig {
         let blank = TrainConfig::default();
         c.data.dataroot = PathBuf::new();
         c.data.mirror = None;
+        c.data.data_in_memory = DataInMemory::default();
         c.run = RunConfig {
             tag: c.run.tag,
             seed: c.run.seed,
@@ -869,6 +946,7 @@ mod tests {
         b.run.deterministic = true;
         b.run.cuda_graphs = CudaGraphs::Auto;
         b.run.dist_timeout = 30;
+        b.data.data_in_memory = DataInMemory::No;
         assert!(a.same_identity(&b.identity_json()));
         let mut synced = a.clone();
         synced.model.sync_bn = true;

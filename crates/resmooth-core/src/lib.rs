@@ -18,5 +18,6 @@ pub mod pickle;
 pub mod pipeline;
 pub mod progress;
 pub mod run_folder;
+pub mod splits;
 pub mod streaming;
 pub mod throughput;

@@ -265,6 +265,23 @@ impl BatchSource for InMemory {
     }
 }
 
+/// The samples `range` of `source`, numbered from 0: one process's part of a split to evaluate.
+pub struct Slice {
+    pub source: Arc<dyn BatchSource>,
+    pub range: std::ops::Range<usize>,
+}
+
+impl BatchSource for Slice {
+    fn len(&self) -> usize {
+        self.range.len()
+    }
+
+    fn fill(&self, indices: &[usize], plan: &EpochPlan, batch: &mut Batch) -> Result<(), DataError> {
+        let shifted: Vec<usize> = indices.iter().map(|i| i + self.range.start).collect();
+        self.source.fill(&shifted, plan, batch)
+    }
+}
+
 /// Batches of one epoch, made by a background thread (with a rayon pool) at most `depth` ahead.
 pub struct Loader {
     rx: Option<Receiver<Result<Batch, DataError>>>,

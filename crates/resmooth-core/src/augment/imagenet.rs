@@ -215,6 +215,11 @@ impl ImageNetTrain {
         lighting: Lighting::IMAGENET,
     };
 
+    /// The reference's transform with views of side `size` (`--image-size`; 224 is the reference's).
+    pub fn at(size: usize) -> ImageNetTrain {
+        ImageNetTrain { crop: RandomResizedCrop { size, ..RandomResizedCrop::IMAGENET }, ..ImageNetTrain::REFERENCE }
+    }
+
     /// Side of the views.
     pub fn size(&self) -> usize {
         self.crop.size
@@ -271,7 +276,19 @@ fn flip_horizontal(img: &mut [u8], w: usize) {
 /// The reference's ImageNet evaluation view of `src` (HWC `h` x `w`) into `out` (224 x 224 x 3):
 /// `Resize(256, BICUBIC)` then `CenterCrop(224)`.
 pub fn eval_view(src: &[u8], (h, w): (usize, usize), out: &mut [u8]) {
-    resize_center_crop_into(src, (h, w), IMAGENET_EVAL_RESIZE, IMAGENET_SIZE, Filter::Bicubic, out);
+    eval_view_at(src, (h, w), IMAGENET_SIZE, out);
+}
+
+/// The evaluation view at side `size` (`--image-size`): `Resize` of the shorter side to
+/// [`eval_resize`]`(size)`, bicubic, then `CenterCrop(size)`; the reference's at 224.
+pub fn eval_view_at(src: &[u8], (h, w): (usize, usize), size: usize, out: &mut [u8]) {
+    resize_center_crop_into(src, (h, w), eval_resize(size), size, Filter::Bicubic, out);
+}
+
+/// The shorter side the evaluation view resizes to before its centre crop of `size`: the
+/// reference's 256 / 224 ratio, rounded (256 at 224).
+pub fn eval_resize(size: usize) -> usize {
+    (size * IMAGENET_EVAL_RESIZE + IMAGENET_SIZE / 2) / IMAGENET_SIZE
 }
 
 /// One of the ImageNet transforms with every random draw given, as `resmooth augment apply`

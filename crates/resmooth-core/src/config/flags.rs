@@ -123,6 +123,9 @@ flags! {
     SAVE_FORMAT: ours "save_format" "--save-format" Value;
     SYNC_BN: ours "sync_bn" "--sync-bn" Switch;
     DIST_TIMEOUT: ours "dist_timeout" "--dist-timeout" Value;
+    REDUCED_DCT: ours "reduced_dct" "--reduced-dct" Switch;
+    ON_BAD_IMAGE: ours "on_bad_image" "--on-bad-image" Value;
+    DATA_IN_MEMORY: ours "data_in_memory" "--data-in-memory" Value;
 }
 
 /// The fields of the configuration that a command line standing for a run leaves out, each

@@ -29,6 +29,14 @@ impl Size {
     pub fn from_flag(image_size: Option<usize>) -> Size {
         image_size.map_or(Size::Native, Size::Square)
     }
+
+    /// The side of a square size.
+    pub fn side(self) -> Option<usize> {
+        match self {
+            Size::Square(s) => Some(s),
+            Size::Native => None,
+        }
+    }
 }
 
 /// The hint of every size mismatch.

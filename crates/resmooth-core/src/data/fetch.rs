@@ -44,7 +44,7 @@ pub fn layout(name: DatasetName, extra: bool) -> Option<Layout> {
         DatasetName::Svhn if extra => Some(Layout::Files(vec![SVHN_TRAIN, SVHN_TEST, SVHN_EXTRA])),
         DatasetName::Svhn => Some(Layout::Files(vec![SVHN_TRAIN, SVHN_TEST])),
         DatasetName::Tiny => Some(Layout::Archive(TINY_ARCHIVE, TINY_FOLDER)),
-        DatasetName::ImageFolder | DatasetName::Demo => None,
+        DatasetName::ImageFolder | DatasetName::ImageNet | DatasetName::Demo => None,
     }
 }
 

@@ -106,6 +106,14 @@ impl Handle {
     }
 
     fn header(&self, bytes: &[u8]) -> Result<JpegHeader, JpegError> {
+        // a header cut short leaves the handle's frame size at the previous file's: refuse it first
+        if bytes.starts_with(&[0xFF, 0xD8]) {
+            match reaches_scan(bytes) {
+                Some(true) => {}
+                Some(false) => return Err(JpegError::Unreadable("its header has no image data".into())),
+                None => return Err(JpegError::Truncated),
+            }
+        }
         // SAFETY: the buffer is valid for its length.
         let status = unsafe { raw::tj3DecompressHeader(self.0, bytes.as_ptr(), bytes.len() as raw::size_t) };
         self.check(status)?;
@@ -150,6 +158,27 @@ impl Drop for Handle {
         // SAFETY: the handle came from tj3Init and is destroyed once.
         unsafe { raw::tj3Destroy(self.0) }
     }
+}
+
+/// Whether the segments after the JPEG's start marker run whole up to its first scan (SOS):
+/// `Some(true)` when they do, `Some(false)` when the end marker or a stray byte comes first,
+/// `None` when `bytes` end before (a file cut short).
+fn reaches_scan(bytes: &[u8]) -> Option<bool> {
+    let mut i = 2; // after SOI
+    while i + 2 <= bytes.len() {
+        match (bytes[i], bytes[i + 1]) {
+            (0xFF, 0xFF) => i += 1, // fill byte
+            (0xFF, 0xDA) => return Some(true),
+            (0xFF, 0xD9) => return Some(false),
+            (0xFF, 0x01 | 0xD0..=0xD7) => i += 2, // markers without a length
+            (0xFF, _) if i + 4 <= bytes.len() => {
+                i += 2 + u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
+            }
+            (0xFF, _) => return None,
+            _ => return Some(false),
+        }
+    }
+    None
 }
 
 thread_local! {
@@ -220,6 +249,13 @@ mod tests {
         assert!(matches!(jpeg_header(b""), Err(JpegError::Unreadable(_))));
         // the decoder still works after errors
         assert_eq!(decode_jpeg_into(&bytes, DctScale::Half, &mut out).unwrap(), (32, 32));
+        // a file cut inside its header, read after a good one by the same handle: the good
+        // file's frame size must not be taken for its own
+        let sos = bytes.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+        for cut in [sos - 40, sos - 1, sos + 1] {
+            assert_eq!(jpeg_header(&bytes).unwrap().width, 64);
+            assert_eq!(jpeg_header(&bytes[..cut]), Err(JpegError::Truncated), "cut at {cut}");
+        }
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub use fetch::{
 };
 pub use imagefolder::{read_imagefolder, read_labelled_folder};
 pub use info::info;
+pub(crate) use stats::streamed_normalisation;
 pub use stats::{pixel_statistics, STATS_FILE};
 pub use svhn::{read_svhn, read_svhn_split, write_svhn_split, SVHN_CLASSES};
 pub use synthetic::synthetic_set;
@@ -162,42 +163,47 @@ impl ImageSet {
     /// A seeded, class-stratified subset of `n` images (original order kept): each class keeps
     /// its share of `n`, the remainder going to the classes with the largest fractional shares.
     pub fn stratified_subset(&self, n: usize, num_classes: usize, seed: u64) -> Result<ImageSet, DataError> {
-        if n > self.len() {
-            return Err(DataError::Invalid(format!(
-                "asked for a subset of {n} images but the split has only {}",
-                self.len()
-            )));
-        }
-        let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); num_classes];
-        for (i, &l) in self.labels.iter().enumerate() {
-            by_class[l as usize].push(i);
-        }
-        let total = self.len() as f64;
-        let shares: Vec<f64> = by_class.iter().map(|c| c.len() as f64 * n as f64 / total).collect();
-        let mut quota: Vec<usize> = shares.iter().map(|s| s.floor() as usize).collect();
-        let mut order: Vec<usize> = (0..num_classes).collect();
-        order.sort_by(|&a, &b| {
-            (shares[b] - shares[b].floor()).total_cmp(&(shares[a] - shares[a].floor())).then(a.cmp(&b))
-        });
-        let mut left = n - quota.iter().sum::<usize>();
-        for &c in order.iter().cycle() {
-            if left == 0 {
-                break;
-            }
-            if quota[c] < by_class[c].len() {
-                quota[c] += 1;
-                left -= 1;
-            }
-        }
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut keep = Vec::with_capacity(n);
-        for (c, idx) in by_class.iter_mut().enumerate() {
-            idx.shuffle(&mut rng);
-            keep.extend_from_slice(&idx[..quota[c]]);
-        }
-        keep.sort_unstable();
-        Ok(self.select(&keep))
+        Ok(self.select(&stratified_keep(&self.labels, num_classes, n, seed)?))
     }
+}
+
+/// The positions (in order) of a seeded, class-stratified subset of `n` of the samples labelled
+/// `labels`: each class keeps its share of `n`, the remainder going to the classes with the
+/// largest fractional shares.
+pub fn stratified_keep(labels: &[i64], num_classes: usize, n: usize, seed: u64) -> Result<Vec<usize>, DataError> {
+    if n > labels.len() {
+        return Err(DataError::Invalid(format!(
+            "asked for a subset of {n} images but the split has only {}",
+            labels.len()
+        )));
+    }
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); num_classes];
+    for (i, &l) in labels.iter().enumerate() {
+        by_class[l as usize].push(i);
+    }
+    let total = labels.len() as f64;
+    let shares: Vec<f64> = by_class.iter().map(|c| c.len() as f64 * n as f64 / total).collect();
+    let mut quota: Vec<usize> = shares.iter().map(|s| s.floor() as usize).collect();
+    let mut order: Vec<usize> = (0..num_classes).collect();
+    order.sort_by(|&a, &b| (shares[b] - shares[b].floor()).total_cmp(&(shares[a] - shares[a].floor())).then(a.cmp(&b)));
+    let mut left = n - quota.iter().sum::<usize>();
+    for &c in order.iter().cycle() {
+        if left == 0 {
+            break;
+        }
+        if quota[c] < by_class[c].len() {
+            quota[c] += 1;
+            left -= 1;
+        }
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut keep = Vec::with_capacity(n);
+    for (c, idx) in by_class.iter_mut().enumerate() {
+        idx.shuffle(&mut rng);
+        keep.extend_from_slice(&idx[..quota[c]]);
+    }
+    keep.sort_unstable();
+    Ok(keep)
 }
 
 /// A dataset: named classes, a train and a test split, and how its images are normalised.
@@ -223,7 +229,7 @@ pub fn num_classes(name: DatasetName) -> Option<usize> {
         DatasetName::Cifar10 | DatasetName::Svhn | DatasetName::Demo => Some(10),
         DatasetName::Cifar100 => Some(100),
         DatasetName::Tiny => Some(200),
-        DatasetName::ImageFolder => None,
+        DatasetName::ImageFolder | DatasetName::ImageNet => None,
     }
 }
 
@@ -237,6 +243,12 @@ pub fn load(name: DatasetName, root: &Path, size: Size, progress: &mut dyn Progr
         DatasetName::Svhn => read_svhn(root),
         DatasetName::Tiny => read_tiny(root, size, progress),
         DatasetName::ImageFolder => read_imagefolder(root, size, progress),
+        DatasetName::ImageNet => Err(DataError::Invalid(
+            "--dataset imagenet is read by `resmooth train`, `evaluate` and `detect` (its images have many sizes, \
+             streamed or held at their own size); this command needs images of one size: pass --dataset imagefolder \
+             --image-size S with --dataroot the folder holding train/ and test/"
+                .into(),
+        )),
         DatasetName::Demo => Ok(demo()),
     }
 }

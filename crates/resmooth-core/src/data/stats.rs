@@ -2,9 +2,10 @@
 //! training pixels (on the [0, 1] scale), cached beside the data in [`STATS_FILE`] and reused
 //! while the training files and the image size are unchanged.
 
-use super::decode::{Size, DECODERS};
+use super::decode::{decode_into, decode_rgb, Size, DECODERS};
+use super::stream::FileList;
 use super::{DataError, ImageSet, Normalisation};
-use crate::progress::Progress;
+use crate::progress::{Progress, Unit};
 use md5::{Digest, Md5};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,12 @@ pub fn pixel_statistics(set: &ImageSet) -> Normalisation {
                 a
             },
         );
+    moments(&hist)
+}
+
+/// Per-channel mean and population standard deviation from per-channel histograms of uint8
+/// values, on [0, 1].
+fn moments(hist: &[[u64; 256]; 3]) -> Normalisation {
     let (mut mean, mut std) = ([0f32; 3], [0f32; 3]);
     for c in 0..3 {
         let n: u64 = hist[c].iter().sum();
@@ -105,6 +112,65 @@ pub(crate) fn folder_normalisation(
         mean: norm.mean,
         std: norm.std,
     };
+    let text = serde_json::to_string_pretty(&record).expect("the statistics serialise");
+    if let Err(e) = crate::io::write_atomic(&path, text.as_bytes()) {
+        progress.note(&format!("normalisation not cached ({e}); it is computed again next time"));
+    }
+    Ok(norm)
+}
+
+/// The normalisation of a streamed folder (its training `files` decoded at `size`): the cached
+/// statistics while the files and size are unchanged, else one pass over the files, decoded in
+/// parallel and counted into per-channel histograms (memory bounded), then cached.
+pub(crate) fn streamed_normalisation(
+    root: &Path,
+    files: &FileList,
+    size: Size,
+    progress: &mut dyn Progress,
+) -> Result<Normalisation, DataError> {
+    let listed: Vec<(PathBuf, i64)> = (0..files.len()).map(|i| (files.path(i), files.label(i))).collect();
+    let path = root.join(STATS_FILE);
+    let key = fingerprint(root, &listed, size)?;
+    let cached = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Cached>(&b).ok());
+    if let Some(c) = cached.filter(|c| c.fingerprint == key && c.images == listed.len()) {
+        return Ok(Normalisation { mean: c.mean, std: c.std });
+    }
+    let (h, w) = match size {
+        Size::Square(s) => (s, s),
+        Size::Native => {
+            let (h, w, _) = decode_rgb(&listed[0].0)?;
+            (h, w)
+        }
+    };
+    let mut hist = [[0u64; 256]; 3];
+    progress.start("computing the normalisation of the training images", Some(listed.len() as u64), 0, Unit::Steps);
+    for (k, chunk) in listed.chunks(1024).enumerate() {
+        let part = chunk
+            .par_iter()
+            .map(|(path, _)| {
+                let mut img = vec![0u8; h * w * 3];
+                decode_into(path, size, (h, w), &listed[0].0, &mut img)?;
+                let mut hist = [[0u64; 256]; 3];
+                for px in img.chunks_exact(3) {
+                    for c in 0..3 {
+                        hist[c][px[c] as usize] += 1;
+                    }
+                }
+                Ok(hist)
+            })
+            .collect::<Result<Vec<_>, DataError>>()?;
+        for one in part {
+            for c in 0..3 {
+                for v in 0..256 {
+                    hist[c][v] += one[c][v];
+                }
+            }
+        }
+        progress.advance((k * 1024 + chunk.len()) as u64, "");
+    }
+    progress.finish();
+    let norm = moments(&hist);
+    let record = Cached { fingerprint: key, images: listed.len(), height: h, width: w, mean: norm.mean, std: norm.std };
     let text = serde_json::to_string_pretty(&record).expect("the statistics serialise");
     if let Err(e) = crate::io::write_atomic(&path, text.as_bytes()) {
         progress.note(&format!("normalisation not cached ({e}); it is computed again next time"));

@@ -7,15 +7,7 @@ use super::imagefolder::{class_folders, class_images};
 use super::DataError;
 use std::path::{Path, PathBuf};
 
-/// What the streaming source does with an unreadable or truncated image (`--on-bad-image`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnBadImage {
-    /// Stop with an error naming the file.
-    #[default]
-    Fail,
-    /// Leave the image out of its batch and report it by name.
-    Skip,
-}
+pub use crate::config::OnBadImage;
 
 /// An image left out of a batch, and why.
 #[derive(Debug, Clone)]
@@ -109,6 +101,24 @@ impl FileList {
     /// The label of file `i`.
     pub fn label(&self, i: usize) -> i64 {
         self.labels[i] as i64
+    }
+
+    /// The files at `keep` (positions in this list), in that order, with the same classes.
+    pub fn select(&self, keep: &[usize]) -> FileList {
+        let mut list = FileList {
+            root: self.root.clone(),
+            classes: self.classes.clone(),
+            names: String::new(),
+            ends: Vec::with_capacity(keep.len()),
+            labels: Vec::with_capacity(keep.len()),
+        };
+        for &i in keep {
+            let start = if i == 0 { 0 } else { self.ends[i - 1] };
+            list.names.push_str(&self.names[start..self.ends[i]]);
+            list.ends.push(list.names.len());
+            list.labels.push(self.labels[i]);
+        }
+        list
     }
 
     /// Bytes the listing holds (names, offsets, labels): what the file list costs in memory.
