@@ -236,13 +236,16 @@ mod tests {
     fn everything_changed() -> [TrainConfig; 2] {
         let mut a = TrainConfig::default();
         a.data = DataConfig {
-            dataset: DatasetName::ImageFolder,
+            dataset: DatasetName::ImageNet,
             dataroot: "my data/it's".into(),
             train_size: Some(40),
             test_size: Some(20),
             image_size: Some(48),
             mean: Some([0.5, -0.25, 0.125]),
             std: Some([0.2, 0.3, 0.1]),
+            data_in_memory: DataInMemory::No,
+            reduced_dct: true,
+            on_bad_image: OnBadImage::Skip,
             ..a.data
         };
         a.aug = AugConfig { aug: AugName::Jigsaw, n: 2, m: 28, cutout: 16, prob: 0.5, crop_padding: Some(2) };

@@ -7,7 +7,7 @@
 
 use super::checkpoint::{self, ResumeMeta};
 use super::train::{augmenter, step_seed, Learner};
-use super::{evaluate, EngineError, Setup};
+use super::{evaluate_split, EngineError, Setup};
 use crate::augment::Augmenter;
 use crate::config::{ConfigError, CudaGraphs, DataConfig, MemoryFormat, MethodConfig, SgdKernel, TrainConfig};
 use crate::data::{synthetic_set, Dataset, ImageSet, Normalisation};
@@ -252,7 +252,7 @@ pub fn bench_train(
         step_images_per_sec,
         loop_images_per_sec: images as f64 / wall.as_secs_f64(),
         loop_images: images,
-        eval_images: timed.setup.dataset.test.len(),
+        eval_images: timed.setup.test.len(),
         seconds,
         share: seconds.shares(),
         all_reduce,
@@ -501,7 +501,7 @@ impl<'a> LoopBench<'a> {
         }
         clock.phases.data_wait = (loader.wait - wait_before).as_secs_f64();
         clock.mark();
-        evaluate(&self.learner.model, &self.setup.dataset.test, config.optim.batch_size, self.place);
+        evaluate_split(&self.learner.model, &self.setup.test, config.optim.batch_size, self.place, &self.setup.pool)?;
         clock.lap_into(|t| &mut t.evaluation);
         let meta = ResumeMeta { epoch: 1, best_test_top1: 0.0, ..ResumeMeta::fresh(config) };
         checkpoint::save(&self.bench.checkpoint, &self.learner.model, &self.learner.opt, &meta)?;

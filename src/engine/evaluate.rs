@@ -24,6 +24,23 @@ pub fn evaluate(model: &Model, set: &ImageSet, batch_size: usize, to: Placement)
     evaluate_until(model, set, 0..set.len(), batch_size, to, &|| false).expect("never stopped").finish()
 }
 
+/// [`evaluate`] of a split held in memory or streamed (its test views made by the data workers
+/// `pool`); an image that cannot be read stops it with its name, or is left out
+/// (`--on-bad-image skip`).
+pub fn evaluate_split(
+    model: &Model,
+    split: &Split,
+    batch_size: usize,
+    to: Placement,
+    pool: &Arc<rayon::ThreadPool>,
+) -> Result<EvalMetrics, EngineError> {
+    let sums = match split {
+        Split::Memory(set) => evaluate_until(model, set, 0..set.len(), batch_size, to, &|| false),
+        Split::Stream(_) => evaluate_streamed(model, split, 0..split.len(), (batch_size, to), pool, &|| false)?,
+    };
+    Ok(sums.expect("never stopped").finish())
+}
+
 /// Sums of the loss and of the top-1 and top-5 hits over the images evaluated so far, on the device.
 struct EvalSums {
     loss: Tensor,

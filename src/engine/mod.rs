@@ -16,7 +16,7 @@ mod setup;
 mod train;
 pub mod warm_start;
 
-pub use evaluate::{evaluate, evaluate_weights, EvalReport};
+pub use evaluate::{evaluate, evaluate_split, evaluate_weights, EvalReport};
 pub use ranks::join;
 pub use setup::{data_pool, load_dataset, subsets, Setup};
 pub use train::{augmenter, train, train_in, TrainObserver};

@@ -112,6 +112,13 @@ fn notes(c: &TrainConfig, additions: &[(&Flag, String)]) -> Vec<String> {
     if matches!(c.data.dataset, DatasetName::ImageFolder | DatasetName::Demo) {
         notes.push(format!("the reference has no {} {}", flags::DATASET.spelling, c.data.dataset));
     }
+    if c.data.dataset == DatasetName::ImageNet && !c.run.only_eval {
+        notes.push(format!(
+            "the reference's train.py cannot train with {} imagenet (its data.py builds no original/augmented pair there): only {} runs",
+            flags::DATASET.spelling,
+            flags::ONLY_EVAL.spelling
+        ));
+    }
     if c.optim.warm_multiplier.fract() != 0.0 {
         let (flag, value) = (flags::WARM_MULTIPLIER.spelling, c.optim.warm_multiplier);
         notes.push(format!("the reference's {flag} takes a whole number, not {value}"));
@@ -168,6 +175,25 @@ mod tests {
         for needle in ["--seed, --train-size", "imagefolder", "--warm-multiplier", "torchscript"] {
             assert!(notes.contains(needle), "{needle}: {notes}");
         }
+    }
+
+    #[test]
+    fn imagenet_training_and_its_data_flags_are_named_as_ours() {
+        let mut c = TrainConfig::default();
+        c.data.dataset = DatasetName::ImageNet;
+        (c.data.reduced_dct, c.data.on_bad_image) = (true, crate::config::OnBadImage::Skip);
+        c.data.data_in_memory = crate::config::DataInMemory::No;
+        let lines = command_lines(&c);
+        assert!(
+            lines.resmooth.ends_with("--reduced-dct --on-bad-image skip --data-in-memory no"),
+            "{}",
+            lines.resmooth
+        );
+        let notes = lines.notes.join("; ");
+        assert!(notes.contains("--reduced-dct, --on-bad-image, --data-in-memory"), "{notes}");
+        assert!(notes.contains("cannot train with --dataset imagenet"), "{notes}");
+        c.run.only_eval = true;
+        assert!(!command_lines(&c).notes.join("; ").contains("cannot train"));
     }
 
     #[test]

@@ -250,3 +250,137 @@ fn folder_normalisation(
     }
     crate::data::streamed_normalisation(&config.dataroot, train, size, progress)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::STATS_FILE;
+    use crate::progress::Silent;
+
+    /// Keeps the notes.
+    #[derive(Default)]
+    struct Notes(Vec<String>);
+
+    impl Progress for Notes {
+        fn note(&mut self, text: &str) {
+            self.0.push(text.to_string());
+        }
+        fn start(&mut self, _: &str, _: Option<u64>, _: u64, _: Unit) {}
+        fn advance(&mut self, _: u64, _: &str) {}
+        fn finish(&mut self) {}
+    }
+
+    /// `n` images per class in `root/<split>/<class>/`, of side `10 + i` by `12`, JPEG.
+    fn folder(root: &Path, split: &str, n: usize) {
+        for (c, class) in ["ant", "bee", "cow"].iter().enumerate() {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..n {
+                let img = image::RgbImage::from_fn(12, 10 + i as u32, |x, y| {
+                    image::Rgb([(x * 20) as u8, (y * 9 + c as u32 * 60) as u8, (i * 40) as u8])
+                });
+                img.save(dir.join(format!("{i}.jpg"))).unwrap();
+            }
+        }
+    }
+
+    fn config(dataset: DatasetName, root: &Path, data_in_memory: DataInMemory) -> DataConfig {
+        DataConfig {
+            dataset,
+            dataroot: root.to_path_buf(),
+            data_in_memory,
+            ..crate::config::TrainConfig::default().data
+        }
+    }
+
+    #[test]
+    fn imagenet_folders_take_the_reference_layout_or_plain_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = imagenet_folders(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("imagenet-pytorch/train") && err.contains("--dataroot"), "{err}");
+        std::fs::create_dir_all(dir.path().join("train")).unwrap();
+        let err = imagenet_folders(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("val/<class>"), "{err}");
+        std::fs::create_dir_all(dir.path().join("test")).unwrap();
+        assert_eq!(imagenet_folders(dir.path()).unwrap().1, dir.path().join("test"));
+        std::fs::create_dir_all(dir.path().join("val")).unwrap();
+        assert_eq!(imagenet_folders(dir.path()).unwrap(), (dir.path().join("train"), dir.path().join("val")));
+        let nested = dir.path().join("imagenet-pytorch");
+        std::fs::create_dir_all(nested.join("train")).unwrap();
+        std::fs::create_dir_all(nested.join("val")).unwrap();
+        assert_eq!(imagenet_folders(dir.path()).unwrap(), (nested.join("train"), nested.join("val")));
+    }
+
+    #[test]
+    fn a_streamed_folder_has_the_in_memory_normalisation_and_subsets() {
+        let dir = tempfile::tempdir().unwrap();
+        folder(dir.path(), "train", 4);
+        folder(dir.path(), "test", 2);
+        let sized = |c: DataConfig| DataConfig { image_size: Some(8), ..c };
+        let mut notes = Notes::default();
+        let auto = open_folder(&sized(config(DatasetName::ImageFolder, dir.path(), DataInMemory::Auto)), 1, &mut notes);
+        let Err(whole) = auto.unwrap() else { panic!("a few kilobytes fit in memory") };
+        assert!(
+            notes.0[0].contains("--data-in-memory auto") && notes.0[0].contains("into memory once"),
+            "{notes:?}",
+            notes = notes.0
+        );
+        std::fs::remove_file(dir.path().join(STATS_FILE)).unwrap();
+        let no = sized(config(DatasetName::ImageFolder, dir.path(), DataInMemory::No));
+        let Ok(streamed) = open_folder(&no, 1, &mut Silent).unwrap() else { panic!("streamed") };
+        assert_eq!(streamed.dataset.classes, whole.classes);
+        let (a, b) = (streamed.dataset.normalisation, whole.normalisation);
+        for c in 0..3 {
+            assert!((a.mean[c] - b.mean[c]).abs() < 1e-6 && (a.std[c] - b.std[c]).abs() < 1e-6, "{a:?} {b:?}");
+        }
+        assert_eq!((streamed.train.len(), streamed.test.len(), streamed.train.view_size()), (12, 6, (8, 8)));
+        // --mean and --std replace the statistics; --train-size is a stratified subset
+        let given = DataConfig { mean: Some([0.5; 3]), std: Some([0.25; 3]), train_size: Some(6), ..no.clone() };
+        let Ok(cut) = open_folder(&given, 1, &mut Silent).unwrap() else { panic!("streamed") };
+        assert_eq!(cut.dataset.normalisation, Normalisation { mean: [0.5; 3], std: [0.25; 3] });
+        let labels: Vec<i64> = (0..cut.train.len()).map(|i| cut.train.label(i)).collect();
+        assert_eq!(labels, vec![0, 0, 1, 1, 2, 2]);
+        let too_many = DataConfig { test_size: Some(7), ..no };
+        let err = open_folder(&too_many, 1, &mut Silent).err().unwrap().to_string();
+        assert!(err.contains("--test-size") && err.contains("only 6"), "{err}");
+    }
+
+    #[test]
+    fn imagenet_in_memory_holds_the_training_images_and_the_test_views() {
+        let dir = tempfile::tempdir().unwrap();
+        folder(dir.path(), "train", 3);
+        folder(dir.path(), "val", 2);
+        let yes = DataConfig { image_size: Some(8), ..config(DatasetName::ImageNet, dir.path(), DataInMemory::Yes) };
+        let Ok(held) = open_folder(&yes, 1, &mut Silent).unwrap() else { panic!("imagenet keeps its splits") };
+        assert_eq!(held.dataset.normalisation, Normalisation::IMAGENET);
+        let Split::Stream(train) = &held.train else { panic!("held in its source") };
+        assert!(train.is_held());
+        let Split::Memory(test) = &held.test else { panic!("test views in memory") };
+        let no = DataConfig { data_in_memory: DataInMemory::No, ..yes.clone() };
+        let Ok(streamed) = open_folder(&no, 1, &mut Silent).unwrap() else { panic!("streamed") };
+        let Split::Stream(test_files) = &streamed.test else { panic!("streamed") };
+        assert!(!test_files.is_held());
+        // the same test views either way
+        let views = Streamed { source: test_files.clone(), aug: Arc::new(Augmenter::none()) };
+        let plan = EpochPlan {
+            seed: 0,
+            epoch: 0,
+            batch_size: 6,
+            shuffle: false,
+            drop_last: false,
+            views: Views::Mixed { prob: 1.0 },
+            part: Part::WHOLE,
+        };
+        let mut batch = crate::pipeline::Batch::default();
+        crate::pipeline::BatchSource::fill(&views, &[0, 1, 2, 3, 4, 5], &plan, &mut batch).unwrap();
+        assert_eq!(
+            (batch.images.as_slice(), batch.labels.as_slice()),
+            (test.pixels.as_slice(), test.labels.as_slice())
+        );
+        assert_eq!((test.height, test.width, test.len()), (8, 8, 6));
+        // reduced-DCT decoding streams: auto does not hold the images then
+        let reduced = DataConfig { reduced_dct: true, data_in_memory: DataInMemory::Auto, ..yes };
+        let Ok(r) = open_folder(&reduced, 1, &mut Silent).unwrap() else { panic!("streamed") };
+        assert!(matches!(&r.train, Split::Stream(s) if !s.is_held()));
+    }
+}
