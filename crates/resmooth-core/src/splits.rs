@@ -248,7 +248,8 @@ fn folder_normalisation(
     if let (Some(mean), Some(std)) = (config.mean, config.std) {
         return Ok(Normalisation { mean, std });
     }
-    crate::data::streamed_normalisation(&config.dataroot, train, size, progress)
+    let listed: Vec<(PathBuf, i64)> = (0..train.len()).map(|i| (train.path(i), train.label(i))).collect();
+    crate::data::streamed_normalisation(&config.dataroot, &listed, size, progress)
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 //! while the training files and the image size are unchanged.
 
 use super::decode::{decode_into, decode_rgb, Size, DECODERS};
-use super::stream::FileList;
 use super::{DataError, ImageSet, Normalisation};
 use crate::progress::{Progress, Unit};
 use md5::{Digest, Md5};
@@ -119,26 +118,28 @@ pub(crate) fn folder_normalisation(
     Ok(norm)
 }
 
-/// The normalisation of a streamed folder (its training `files` decoded at `size`): the cached
+/// The normalisation of a streamed folder (its training `files`, labelled, decoded at `size`): the cached
 /// statistics while the files and size are unchanged, else one pass over the files, decoded in
 /// parallel and counted into per-channel histograms (memory bounded), then cached.
 pub(crate) fn streamed_normalisation(
     root: &Path,
-    files: &FileList,
+    listed: &[(PathBuf, i64)],
     size: Size,
     progress: &mut dyn Progress,
 ) -> Result<Normalisation, DataError> {
-    let listed: Vec<(PathBuf, i64)> = (0..files.len()).map(|i| (files.path(i), files.label(i))).collect();
     let path = root.join(STATS_FILE);
-    let key = fingerprint(root, &listed, size)?;
+    let key = fingerprint(root, listed, size)?;
     let cached = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Cached>(&b).ok());
     if let Some(c) = cached.filter(|c| c.fingerprint == key && c.images == listed.len()) {
         return Ok(Normalisation { mean: c.mean, std: c.std });
     }
+    let Some((first, _)) = listed.first() else {
+        return Err(DataError::Invalid("a streamed split needs at least one image".into()));
+    };
     let (h, w) = match size {
         Size::Square(s) => (s, s),
         Size::Native => {
-            let (h, w, _) = decode_rgb(&listed[0].0)?;
+            let (h, w, _) = decode_rgb(first)?;
             (h, w)
         }
     };
@@ -149,7 +150,7 @@ pub(crate) fn streamed_normalisation(
             .par_iter()
             .map(|(path, _)| {
                 let mut img = vec![0u8; h * w * 3];
-                decode_into(path, size, (h, w), &listed[0].0, &mut img)?;
+                decode_into(path, size, (h, w), first, &mut img)?;
                 let mut hist = [[0u64; 256]; 3];
                 for px in img.chunks_exact(3) {
                     for c in 0..3 {
