@@ -67,6 +67,15 @@ fn resmooth_trains_on_a_streamed_imagenet_folder_and_in_memory_gives_the_same_vi
     assert_eq!(views.iter().filter(|l| l.split(',').nth(2) == Some("original")).count(), 64);
     assert!(views.iter().any(|l| l.contains("Invert") || l.contains("Rotate") || l.contains("Shear")), "{csv}");
 
+    // the report's grids make the scored views again from the streamed files, checked against
+    // the ops the run recorded
+    let pages = tmp.path().join("pages");
+    let out = resmooth(&["report", run.to_str().unwrap(), "--out", pages.to_str().unwrap(), "--views", "3"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let html = std::fs::read_to_string(pages.join("report.html")).unwrap();
+    assert!(!html.contains("not at hand") && !html.contains("not the run's data"), "{}", text(&out));
+    assert_eq!(html.matches("data:image/png;base64,").count(), 6, "{}", text(&out));
+
     // held in memory: the same views, so the same losses from the same baseline
     let baseline = logs.join("inet/small/baseline/best.safetensors");
     let memory_logs = tmp.path().join("memory");

@@ -18,7 +18,7 @@ pub mod warm_start;
 
 pub use evaluate::{evaluate, evaluate_split, evaluate_weights, EvalReport};
 pub use ranks::join;
-pub use setup::{data_pool, load_dataset, subsets, Setup};
+pub use setup::{data_pool, load_dataset, open_splits, subsets, Setup};
 pub use train::{augmenter, train, train_in, TrainObserver};
 
 use crate::config::ConfigError;

@@ -4,12 +4,11 @@
 //! What is missing or unreadable becomes a note on the page, not a failure.
 
 use super::WorkflowError;
-use crate::config::{AugName, DataConfig, DatasetName, TrainConfig};
-use crate::data::{self, Dataset};
-use crate::engine::{augmenter, checkpoint, subsets, EngineError};
+use crate::config::{AugName, DataConfig, DataInMemory, DatasetName, TrainConfig};
+use crate::data;
+use crate::engine::{augmenter, checkpoint, open_splits, subsets, EngineError};
 use crate::io::write_atomic;
 use crate::method::{diagnose, ood_by_op, ops_text, Detection, Gmm, ViewRecord, DETECTION_EPOCH};
-use crate::pipeline::shown_view;
 use crate::progress::Progress;
 use crate::report::detect_summary::read_detect_summary;
 use crate::report::html::{DetectionView, Mixture, Report, RunReport, Tile};
@@ -17,6 +16,7 @@ use crate::report::tensorboard::{event_files, read_events, ValueKind, What};
 use crate::report::train_log::utc_stamp;
 use crate::report::{self, ReportError, RgbImage};
 use crate::run_folder::{RunFolder, GMM, LOSSES, RECORDS, SUMMARY};
+use crate::splits::Splits;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -254,6 +254,7 @@ fn tiles(
     let aug = augmenter(c);
     let make = |r: &&ViewRecord| -> Result<Tile, String> {
         let set = &ds.train;
+        let norm = ds.dataset.normalisation;
         if r.index >= set.len() {
             return Err(format!(
                 "the run scored sample {} but {} holds {} training images: it is not the run's data",
@@ -262,9 +263,11 @@ fn tiles(
                 set.len()
             ));
         }
-        let (pixels, applied) = shown_view(set, &aug, ds.normalisation, c.run.seed, DETECTION_EPOCH, r.index, false);
+        let (pixels, applied) = set
+            .shown_view(&aug, norm, (c.run.seed, DETECTION_EPOCH), r.index, false)
+            .map_err(|e| format!("making sample {}'s view again: {e}", r.index))?;
         let applied = applied.unwrap_or_default();
-        if applied != r.applied || set.labels[r.index] != r.label {
+        if applied != r.applied || set.label(r.index) != r.label {
             return Err(format!(
                 "the views made again from {} are not those the run scored (sample {}: {} instead of {}): it is not the run's data",
                 data.dataroot.display(),
@@ -273,8 +276,9 @@ fn tiles(
                 ops_text(&r.applied)
             ));
         }
-        let png = RgbImage { height: set.height, width: set.width, pixels }.png();
-        let class = ds.classes.get(r.label as usize).cloned().unwrap_or_else(|| r.label.to_string());
+        let (height, width) = set.view_size();
+        let png = RgbImage { height, width, pixels }.png();
+        let class = ds.dataset.classes.get(r.label as usize).cloned().unwrap_or_else(|| r.label.to_string());
         Ok(Tile { png, index: r.index, class, ops: ops_text(&r.applied), p_id: r.p_id, log_loss: r.log_loss })
     };
     let most_ood = augmented.iter().take(n).map(make).collect::<Result<Vec<_>, _>>()?;
@@ -285,12 +289,13 @@ fn tiles(
 /// Datasets read for the grids, each once.
 #[derive(Default)]
 struct DataCache {
-    loaded: Vec<(DataConfig, u64, Result<Dataset, String>)>,
+    loaded: Vec<(DataConfig, u64, Result<Splits, String>)>,
 }
 
 impl DataCache {
-    /// The training data of `data` with its subsets drawn with `seed`, read without downloading.
-    fn get(&mut self, data: &DataConfig, seed: u64, progress: &mut dyn Progress) -> Result<&Dataset, String> {
+    /// The training data of `data` with its subsets drawn with `seed`, read without downloading;
+    /// a folder dataset streamed (the grids need a few views, not every image decoded).
+    fn get(&mut self, data: &DataConfig, seed: u64, progress: &mut dyn Progress) -> Result<&Splits, String> {
         let at = match self.loaded.iter().position(|(d, s, _)| d == data && *s == seed) {
             Some(at) => at,
             None => {
@@ -299,10 +304,17 @@ impl DataCache {
                     _ => format!("in {}", data.dataroot.display()),
                 };
                 progress.note(&format!("reading the {} training images {place}", data.dataset));
-                let ds = data::load_configured(data, progress)
-                    .map_err(EngineError::from)
-                    .and_then(|ds| subsets(ds, data, seed))
-                    .map_err(|e| chain(&e));
+                let ds = match data.dataset {
+                    DatasetName::ImageFolder | DatasetName::ImageNet => {
+                        let streamed = DataConfig { data_in_memory: DataInMemory::No, ..data.clone() };
+                        open_splits(&streamed, seed, progress)
+                    }
+                    _ => data::load_configured(data, progress)
+                        .map_err(EngineError::from)
+                        .and_then(|ds| subsets(ds, data, seed))
+                        .map(Splits::in_memory),
+                };
+                let ds = ds.map_err(|e| chain(&e));
                 self.loaded.push((data.clone(), seed, ds));
                 self.loaded.len() - 1
             }
