@@ -2,15 +2,18 @@
 //! epoch, the step count, the run's configuration, the last epoch's
 //! metrics line and, after an interruption, the partial epoch) and an MD5 of all of it, in one
 //! safetensors file, replaced atomically. An epoch's files are written by a background [`Writer`] from a host copy of the
-//! state, so training goes on while they are written and synced.
+//! state, so training goes on while they are written and synced: the weights as safetensors, or as
+//! the reference's torch.save checkpoint ([`write_reference_checkpoint`], `--save-format pth`).
 
 use super::EngineError;
 use crate::config::{SaveFormat, TrainConfig};
 use crate::data::Normalisation;
 use crate::method::SumsState;
+use crate::model::pth::{self, Optimizer};
 use crate::model::{read_safetensors, write_safetensors_atomic, Model, ModelError};
 use crate::optim::Sgd;
-use crate::report;
+use crate::pickle::Value;
+use crate::report::{self, EpochMetrics};
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -158,7 +161,7 @@ impl Snapshot {
             SaveFormat::Safetensors => write_safetensors_atomic(path, weights),
             SaveFormat::Pth => {
                 let state = TrainingState { weights, params: &self.params, momentum, sgd: self.sgd };
-                super::pth_files::write_reference_checkpoint(path, &state, meta)
+                write_reference_checkpoint(path, &state, meta)
             }
         }
     }
@@ -404,6 +407,46 @@ impl Drop for Writer {
     fn drop(&mut self) {
         let _ = self.wait();
     }
+}
+
+/// The reference's `log` of an epoch: `{'train': {loss, top1, top5, lr}, 'test': {loss, top1,
+/// top5}}` (its Accumulator's keys), from the epoch's metrics line; empty dicts without one.
+fn log_of(metrics_line: Option<&str>) -> Value {
+    let m: Option<EpochMetrics> = metrics_line.and_then(|l| serde_json::from_str(l).ok());
+    let entry = |pairs: &[(&str, f64)]| {
+        Value::Dict(pairs.iter().map(|(k, v)| (Value::Str(k.to_string()), Value::Float(*v))).collect())
+    };
+    let (train, test) = match &m {
+        Some(m) => (
+            entry(&[("loss", m.train_loss), ("top1", m.train_top1), ("top5", m.train_top5), ("lr", m.lr)]),
+            entry(&[("loss", m.test_loss), ("top1", m.test_top1), ("top5", m.test_top5)]),
+        ),
+        None => (entry(&[]), entry(&[])),
+    };
+    Value::Dict(vec![(Value::Str("train".into()), train), (Value::Str("test".into()), test)])
+}
+
+/// Writes `state` at `path` as the reference's checkpoint of epoch `meta.epoch`: its state_dict,
+/// its SGD state (momentum buffers by the index of `model.parameters()`, the group's settings,
+/// the epoch's learning rate and the base rate as `initial_lr`) and the epoch's metrics.
+pub fn write_reference_checkpoint(path: &Path, state: &TrainingState, meta: &ResumeMeta) -> Result<(), ModelError> {
+    let buffers: Vec<(usize, &tch::Tensor)> =
+        state.momentum.iter().filter_map(|(k, t)| state.params.iter().position(|p| p == k).map(|i| (i, t))).collect();
+    let line = meta.metrics_line.as_deref();
+    let lr = line.and_then(|l| serde_json::from_str::<EpochMetrics>(l).ok()).map(|m| m.lr);
+    let initial_lr = meta.config.get("lr").and_then(|v| v.as_f64()).unwrap_or(0.1);
+    let SgdSettings { momentum, weight_decay, nesterov } = state.sgd;
+    let optimizer = Optimizer {
+        lr: lr.unwrap_or(initial_lr),
+        initial_lr,
+        momentum,
+        weight_decay,
+        nesterov,
+        params: state.params.len(),
+        buffers,
+    };
+    let checkpoint = pth::Checkpoint { epoch: meta.epoch as i64, log: log_of(line), weights: state.weights, optimizer };
+    pth::write(path, &checkpoint)
 }
 
 #[cfg(test)]

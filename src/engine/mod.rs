@@ -1,7 +1,8 @@
 //! Running the method: what every command that runs a model shares (device, data, workers), the
 //! evaluation, the resumable checkpoint, the epoch loop of `resmooth train` with its logs, the
-//! benchmarks, and the reference's files: `--save` read on start (`warm_start`) and weights
-//! written as its torch.save checkpoint (`pth_files`). The files of a run folder are
+//! benchmarks, and the reference's files: `--save` read on start (`warm_start`), weights written
+//! as its torch.save checkpoint (`checkpoint`), and a run folder exported as one (`pth_files`).
+//! The files of a run folder are
 //! `run_folder`'s; the sequences built on these runs (`resmooth run`, the report of run folders)
 //! are `workflow`'s.
 

@@ -4,11 +4,11 @@
 //! which builds the arrays without running anything and refuses any other global, and give
 //! the pixels and labels of the binary distribution.
 
-use super::cifar::{push_chw, Cifar100Labels, PIXELS};
+use super::cifar_format::{push_chw, Cifar100Labels, PIXELS};
+use super::cifar_format::{CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES, CIFAR10_CLASSES};
 use super::download::md5_file;
 use super::sources::{PickledFolder, CIFAR100_PYTHON, CIFAR10_PYTHON};
 use super::{DataError, Dataset, ImageSet, Normalisation};
-use super::{CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES, CIFAR10_CLASSES};
 use crate::pickle::{self, Value};
 use std::path::Path;
 

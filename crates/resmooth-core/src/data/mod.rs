@@ -4,6 +4,7 @@
 //! demand, and ImageFolder trees of any image size; each with its normalisation.
 
 mod cifar;
+mod cifar_format;
 mod cifar_py;
 mod decode;
 mod demo;
@@ -21,8 +22,8 @@ mod svhn;
 mod synthetic;
 mod tiny;
 
-pub use cifar::{read_cifar10, read_cifar100, read_cifar_records, Cifar100Labels};
-pub use cifar::{CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES, CIFAR10_CLASSES};
+pub use cifar::{read_cifar10, read_cifar100, read_cifar_records};
+pub use cifar_format::{Cifar100Labels, CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES, CIFAR10_CLASSES};
 pub(crate) use decode::decode_into;
 pub use decode::{decode_bytes, decode_rgb, image_size, is_jpeg, Size};
 pub use demo::{demo, demo_classes, demo_sized, DEMO_SEED, DEMO_TEST, DEMO_TRAIN};
