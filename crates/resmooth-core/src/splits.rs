@@ -1,7 +1,8 @@
 //! A folder dataset's splits as a run reads them (`--data-in-memory auto|yes|no`): decoded once
 //! into memory, or streamed from disk as the batches are made ([`crate::streaming`]). The
 //! batches are the same either way; `auto` holds the images in memory when their decoded size
-//! is at most half the memory available, and says which it chose.
+//! is at most half the memory available (to each process, when torchrun starts several on one
+//! machine: `LOCAL_WORLD_SIZE`), and says which it chose.
 //!
 //! An `imagefolder` held in memory is the [`ImageSet`] it always was. ImageNet's images have
 //! many sizes, so held in memory they are decoded once at their own size inside the training
@@ -89,15 +90,22 @@ pub fn open_folder(
         DataInMemory::No => false,
         DataInMemory::Auto => {
             let need = decoded_bytes(&train, &test, imagenet, size)?;
-            let available = available_memory();
+            // each process of a machine holds its own copy (torchrun says how many there are)
+            let local = std::env::var("LOCAL_WORLD_SIZE").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(1).max(1);
+            let available = available_memory().map(|a| a / local);
             let fits = available.is_some_and(|a| need.saturating_mul(2) <= a);
-            let memory = available.map_or("an unknown amount of".into(), |a| format!("{} of", gigabytes(a)));
+            let share = if local > 1 { format!(" to each of this machine's {local} processes") } else { String::new() };
+            let memory = available.map_or("an unknown amount of memory is available".into(), |a| {
+                format!("{} of memory is available{share}", gigabytes(a))
+            });
             progress.note(&format!(
-                "--data-in-memory auto: the images decode to about {} and {memory} memory is available: {}",
+                "--data-in-memory auto: the images decode to about {} and {memory}: {}",
                 gigabytes(need),
-                match fits {
-                    true => "decoding them into memory once (--data-in-memory no streams them from disk)",
-                    false => "streaming them from disk (--data-in-memory yes decodes them into memory once)",
+                match (fits, config.reduced_dct) {
+                    (true, false) => "decoding them into memory once (--data-in-memory no streams them from disk)",
+                    (true, true) =>
+                        "streaming them from disk all the same, as --reduced-dct decodes each file as it is read",
+                    (false, _) => "streaming them from disk (--data-in-memory yes decodes them into memory once)",
                 }
             ));
             fits && !config.reduced_dct
