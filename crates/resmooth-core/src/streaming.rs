@@ -16,7 +16,7 @@ use crate::augment::{Applied, Augmenter};
 use crate::data::jpeg::DctScale;
 use crate::data::resize::Region;
 use crate::data::stream::{BadImage, FileList, OnBadImage};
-use crate::data::{decode_bytes, image_size, is_jpeg, DataError, ImageSet, Normalisation, Size};
+use crate::data::{decode_bytes, decode_part, image_size, is_jpeg, DataError, ImageSet, Normalisation, Size};
 use crate::pipeline::{sample_rng, shown_view, view_of, Batch, BatchSource, EpochPlan, InMemory};
 use crate::progress::{Progress, Unit};
 use rand_chacha::ChaCha8Rng;
@@ -94,6 +94,21 @@ impl Opened<'_> {
                 DctScale::for_crop(region.height, region.width, out)
             }
             _ => DctScale::Full,
+        }
+    }
+
+    /// The pixels at `scale` of a part of the image that holds `crop` (a box of the image at that
+    /// scale; held images are at full scale and whole): the part's box and its pixels, which in
+    /// `crop` are the whole image's ([`decode_part`]).
+    fn part(&self, scale: DctScale, crop: Region) -> Result<(Region, Cow<'_, [u8]>), DataError> {
+        match self {
+            Opened::Held(d) => {
+                Ok((Region { top: 0, left: 0, height: d.height, width: d.width }, Cow::Borrowed(&d.pixels)))
+            }
+            Opened::File { path, bytes, .. } => {
+                let (part, rgb) = decode_part(path, bytes, scale, crop)?;
+                Ok((part, Cow::Owned(rgb)))
+            }
         }
     }
 
@@ -248,9 +263,18 @@ impl StreamSource {
                 let mut rng = sample_rng(plan.seed, plan.epoch, index as u64, u64::from(!original));
                 let d = transform.draw(h, w, &mut rng);
                 let scale = image.scale_for(*reduced_dct, d.region, transform.size());
+                if original {
+                    // the crop alone is decoded (with some context): its pixels are the same
+                    let crop = scaled_region(d.region, scale, (scale.scaled(h), scale.scaled(w)));
+                    let (part, rgb) = image.part(scale, crop)?;
+                    let region = Region { top: crop.top - part.top, left: crop.left - part.left, ..crop };
+                    let d = TrainDraw { region, ..d };
+                    return Ok(imagenet_view(transform, &d, None, &rgb, (part.height, part.width), &mut rng, out));
+                }
+                // the policy works on the whole image
                 let (size, rgb) = image.pixels(scale)?;
                 let d = TrainDraw { region: scaled_region(d.region, scale, size), ..d };
-                Ok(imagenet_view(transform, &d, (!original).then_some(aug), &rgb, size, &mut rng, out))
+                Ok(imagenet_view(transform, &d, Some(aug), &rgb, size, &mut rng, out))
             }
             StreamViews::ImageNetEval { size: side } => {
                 let image = self.open(index)?;

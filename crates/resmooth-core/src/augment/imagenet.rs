@@ -150,9 +150,15 @@ impl Jitter {
     /// Applies the enhancements in order to `img` (HWC), using `scratch` as the second buffer.
     pub fn apply(&self, img: &mut [u8], scratch: &mut Vec<u8>) {
         scratch.resize(img.len(), 0);
+        // each enhancement reads one buffer and writes the other; the last result is copied back
+        // to `img` when it ends in `scratch`
+        let (mut from, mut to) = (&mut *img, scratch.as_mut_slice());
         for e in self.order {
-            e.apply(img, self.factors[e as usize], scratch);
-            img.copy_from_slice(scratch);
+            e.apply(from, self.factors[e as usize], to);
+            std::mem::swap(&mut from, &mut to);
+        }
+        if self.order.len() % 2 == 1 {
+            to.copy_from_slice(from);
         }
     }
 }

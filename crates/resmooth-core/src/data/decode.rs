@@ -3,8 +3,8 @@
 //! dropped, palettes expanded), refused with the file's name when the conversion would be a
 //! guess (CMYK JPEGs, 16-bit PNGs), and optionally resized to one square size.
 
-use super::jpeg::{decode_jpeg_into, jpeg_header, DctScale};
-use super::resize::resize_center_crop;
+use super::jpeg::{decode_jpeg_into, decode_jpeg_part_into, jpeg_header, DctScale};
+use super::resize::{resize_center_crop, Region};
 use super::{DataError, ImageSet};
 use crate::progress::{Progress, Unit};
 use image::{ColorType, ImageFormat};
@@ -120,6 +120,22 @@ pub fn image_size(path: &Path, bytes: &[u8]) -> Result<(usize, usize), DataError
 pub fn decode_rgb(path: &Path) -> Result<(usize, usize, Vec<u8>), DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     decode_bytes(path, &bytes, DctScale::Full)
+}
+
+/// The part of the image in `bytes` (read from `path`) that holds `want`, a box of the image
+/// decoded at `scale`: a JPEG file's part with some context around `want`
+/// ([`crate::data::jpeg::decode_jpeg_part_into`]: the rows below it not decoded), any other file
+/// whole. Returns the part's box in the image at that scale and its RGB pixels, which in `want`
+/// are [`decode_bytes`]'s.
+pub fn decode_part(path: &Path, bytes: &[u8], scale: DctScale, want: Region) -> Result<(Region, Vec<u8>), DataError> {
+    if image_format(path, bytes)? == ImageFormat::Jpeg {
+        let mut rgb = Vec::new();
+        let part = decode_jpeg_part_into(bytes, scale, want, &mut rgb)
+            .map_err(|e| DataError::malformed(path, e.to_string()))?;
+        return Ok((part, rgb));
+    }
+    let (h, w, rgb) = decode_bytes(path, bytes, scale)?;
+    Ok((Region { top: 0, left: 0, height: h, width: w }, rgb))
 }
 
 /// [`decode_rgb`] of the `bytes` read from `path`, JPEG files decoded at `scale` (libjpeg-turbo's

@@ -8,6 +8,7 @@
 //! file") is refused as truncated, as Pillow refuses it; other libjpeg warnings (extraneous bytes
 //! before a marker, for instance) are ignored, as Pillow ignores them.
 
+use super::resize::Region;
 use std::cell::RefCell;
 use turbojpeg::raw;
 
@@ -130,27 +131,94 @@ impl Handle {
 
     fn decode(&self, bytes: &[u8], scale: DctScale, out: &mut Vec<u8>) -> Result<(usize, usize), JpegError> {
         let head = self.header(bytes)?;
+        let (h, w) = (scale.scaled(head.height), scale.scaled(head.width));
+        self.decompress(bytes, scale, Region { top: 0, left: 0, height: h, width: w }, (h, w), out)?;
+        Ok((h, w))
+    }
+
+    /// Decodes the part of the image at `scale` that holds `want` (a box of the scaled image),
+    /// with a margin of context around it, its edges on the scaled iMCU grid; returns the
+    /// part's box ([`decode_jpeg_part_into`]).
+    fn decode_part(&self, bytes: &[u8], scale: DctScale, want: Region, out: &mut Vec<u8>) -> Result<Region, JpegError> {
+        let head = self.header(bytes)?;
+        let (h, w) = (scale.scaled(head.height), scale.scaled(head.width));
+        // SAFETY: the handle is live and holds the header just read.
+        let subsamp = unsafe { raw::tj3Get(self.0, raw::TJPARAM_TJPARAM_SUBSAMP as libc::c_int) };
+        let whole = Region { top: 0, left: 0, height: h, width: w };
+        let part = match usize::try_from(subsamp).ok().and_then(|s| MCU_WIDTH.get(s)) {
+            Some(&mcu) => part_holding(want, (h, w), scale.scaled(mcu)),
+            None => whole, // a subsampling TurboJPEG does not name: decode it all
+        };
+        self.decompress(bytes, scale, part, (h, w), out)?;
+        Ok(part)
+    }
+
+    /// Decompresses the box `part` of the image at `scale` (`h` x `w` there) into `out`, RGB.
+    fn decompress(
+        &self,
+        bytes: &[u8],
+        scale: DctScale,
+        part: Region,
+        (h, w): (usize, usize),
+        out: &mut Vec<u8>,
+    ) -> Result<(), JpegError> {
         let sf = raw::tjscalingfactor { num: 1, denom: scale.denominator() as libc::c_int };
         // SAFETY: the handle is live; 1/1, 1/2, 1/4 and 1/8 are supported scaling factors.
         self.check(unsafe { raw::tj3SetScalingFactor(self.0, sf) })?;
-        let (h, w) = (scale.scaled(head.height), scale.scaled(head.width));
+        let cropped = part != Region { top: 0, left: 0, height: h, width: w };
+        let region = match cropped {
+            true => raw::tjregion {
+                x: part.left as libc::c_int,
+                y: part.top as libc::c_int,
+                w: part.width as libc::c_int,
+                h: part.height as libc::c_int,
+            },
+            false => raw::tjregion { x: 0, y: 0, w: 0, h: 0 }, // TJUNCROPPED
+        };
+        // SAFETY: the header was read; the region's left edge is on the scaled iMCU grid.
+        self.check(unsafe { raw::tj3SetCroppingRegion(self.0, region) })?;
         out.clear();
-        out.resize(h * w * 3, 0);
-        // SAFETY: `out` holds h rows of w RGB pixels (pitch w * 3), the scaled size TurboJPEG
-        // writes for this scaling factor.
+        out.resize(part.height * part.width * 3, 0);
+        // SAFETY: `out` holds the part's rows of its width in RGB pixels (pitch width * 3), what
+        // TurboJPEG writes for this scaling factor and cropping region.
         let status = unsafe {
             raw::tj3Decompress8(
                 self.0,
                 bytes.as_ptr(),
                 bytes.len() as raw::size_t,
                 out.as_mut_ptr(),
-                (w * 3) as libc::c_int,
+                (part.width * 3) as libc::c_int,
                 raw::TJPF_TJPF_RGB as libc::c_int,
             )
         };
-        self.check(status)?;
-        Ok((h, w))
+        let checked = self.check(status);
+        if cropped {
+            // the next file read with this handle starts uncropped
+            // SAFETY: the handle is live; TJUNCROPPED needs no header.
+            unsafe { raw::tj3SetCroppingRegion(self.0, raw::tjregion { x: 0, y: 0, w: 0, h: 0 }) };
+        }
+        checked
     }
+}
+
+/// The iMCU width of each TurboJPEG subsampling (`TJSAMP_444` to `TJSAMP_441`), turbojpeg.h's
+/// `tjMCUWidth` (a table in the header, not in the library).
+const MCU_WIDTH: [usize; 7] = [8, 16, 16, 8, 8, 32, 8];
+
+/// Rows and columns of context decoded around a wanted box, so that chroma upsampling at its
+/// edges sees the neighbours the whole image's decoding sees.
+const CONTEXT: usize = 16;
+
+/// The box of an `h` x `w` image to decode for `want`: `want` with [`CONTEXT`] pixels around it
+/// (inside the image), its edges moved out onto the grid of `mcu`-wide columns (libjpeg-turbo
+/// decodes whole iMCU columns, and writes them all).
+fn part_holding(want: Region, (h, w): (usize, usize), mcu: usize) -> Region {
+    let top = want.top.saturating_sub(CONTEXT);
+    let bottom = (want.top + want.height + CONTEXT).min(h);
+    let mcu = mcu.max(1);
+    let left = want.left.saturating_sub(CONTEXT) / mcu * mcu;
+    let right = (want.left + want.width + CONTEXT).next_multiple_of(mcu).min(w);
+    Region { top, left, height: bottom - top, width: right - left }
 }
 
 impl Drop for Handle {
@@ -208,6 +276,20 @@ pub fn decode_jpeg_into(bytes: &[u8], scale: DctScale, out: &mut Vec<u8>) -> Res
     with_handle(|h| h.decode(bytes, scale, out))
 }
 
+/// Decodes the part of a JPEG file at `scale` that holds `want` (a box of the image at that
+/// scale) into `out`, and returns that part's box: `want` with some context around it, inside the
+/// image. Its pixels in `want` are those of [`decode_jpeg_into`]'s image (at the part's own left
+/// and right edges, where chroma upsampling sees no neighbour, they may differ); the rows below
+/// it are not decoded at all, and only its columns are transformed and converted.
+pub fn decode_jpeg_part_into(
+    bytes: &[u8],
+    scale: DctScale,
+    want: Region,
+    out: &mut Vec<u8>,
+) -> Result<Region, JpegError> {
+    with_handle(|h| h.decode_part(bytes, scale, want, out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +319,54 @@ mod tests {
         // the decoded colours are the encoded ones, give or take the compression
         decode_jpeg_into(&bytes, DctScale::Full, &mut out).unwrap();
         assert!(out[(10 * 37 + 20) * 3].abs_diff(180) <= 8, "{}", out[(10 * 37 + 20) * 3]);
+    }
+
+    #[test]
+    fn a_part_has_the_pixels_of_the_whole_decoding() {
+        use rand::{Rng, SeedableRng};
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/imagenet");
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        // 4:2:0, 4:4:4, progressive 4:2:0, 4:2:2, 4:2:0 at 256 px, grey
+        for name in ["jpeg_a", "jpeg_b", "jpeg_c", "jpeg_d", "jpeg_e", "jpeg_grey"] {
+            let bytes = std::fs::read(fixtures.join(format!("{name}.jpg"))).unwrap();
+            for scale in [DctScale::Full, DctScale::Half, DctScale::Quarter, DctScale::Eighth] {
+                let (mut whole, mut part) = (Vec::new(), Vec::new());
+                let (h, w) = decode_jpeg_into(&bytes, scale, &mut whole).unwrap();
+                for k in 0..60 {
+                    let (height, width) = (rng.random_range(1..=h), rng.random_range(1..=w));
+                    let want = Region {
+                        top: rng.random_range(0..=h - height),
+                        left: rng.random_range(0..=w - width),
+                        height,
+                        width,
+                    };
+                    let got = decode_jpeg_part_into(&bytes, scale, want, &mut part).unwrap();
+                    assert!(
+                        got.top <= want.top
+                            && got.left <= want.left
+                            && got.top + got.height >= want.top + want.height
+                            && got.left + got.width >= want.left + want.width
+                            && got.top + got.height <= h
+                            && got.left + got.width <= w,
+                        "{name} {scale:?} {want:?} {got:?}"
+                    );
+                    assert_eq!(part.len(), got.height * got.width * 3);
+                    for y in want.top..want.top + want.height {
+                        let at = ((y - got.top) * got.width + want.left - got.left) * 3;
+                        let row = &part[at..at + want.width * 3];
+                        let start = (y * w + want.left) * 3;
+                        assert!(
+                            row == &whole[start..start + want.width * 3],
+                            "{name} {scale:?} box {k} {want:?}: row {y}"
+                        );
+                    }
+                }
+                // the handle decodes whole images again afterwards
+                let mut again = Vec::new();
+                decode_jpeg_into(&bytes, scale, &mut again).unwrap();
+                assert!(again == whole);
+            }
+        }
     }
 
     #[test]

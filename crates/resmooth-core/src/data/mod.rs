@@ -25,7 +25,7 @@ mod tiny;
 pub use cifar::{read_cifar10, read_cifar100, read_cifar_records};
 pub use cifar_format::{Cifar100Labels, CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES, CIFAR10_CLASSES};
 pub(crate) use decode::decode_into;
-pub use decode::{decode_bytes, decode_rgb, image_size, is_jpeg, Size};
+pub use decode::{decode_bytes, decode_part, decode_rgb, image_size, is_jpeg, Size};
 pub use demo::{demo, demo_classes, demo_sized, DEMO_SEED, DEMO_TEST, DEMO_TRAIN};
 pub use download::{download, md5_file};
 pub use fetch::{
