@@ -109,11 +109,7 @@ impl Handle {
     fn header(&self, bytes: &[u8]) -> Result<JpegHeader, JpegError> {
         // a header cut short leaves the handle's frame size at the previous file's: refuse it first
         if bytes.starts_with(&[0xFF, 0xD8]) {
-            match reaches_scan(bytes) {
-                Some(true) => {}
-                Some(false) => return Err(JpegError::Unreadable("its header has no image data".into())),
-                None => return Err(JpegError::Truncated),
-            }
+            first_scan(bytes)?;
         }
         // SAFETY: the buffer is valid for its length.
         let status = unsafe { raw::tj3DecompressHeader(self.0, bytes.as_ptr(), bytes.len() as raw::size_t) };
@@ -141,6 +137,11 @@ impl Handle {
     /// part's box ([`decode_jpeg_part_into`]).
     fn decode_part(&self, bytes: &[u8], scale: DctScale, want: Region, out: &mut Vec<u8>) -> Result<Region, JpegError> {
         let head = self.header(bytes)?;
+        // the rows below the part are never read, so a file cut short there must be caught here,
+        // as the whole file's decoding catches it
+        if !first_scan(bytes).is_ok_and(|scan| ends_after(bytes, scan)) {
+            return Err(JpegError::Truncated);
+        }
         let (h, w) = (scale.scaled(head.height), scale.scaled(head.width));
         // SAFETY: the handle is live and holds the header just read.
         let subsamp = unsafe { raw::tj3Get(self.0, raw::TJPARAM_TJPARAM_SUBSAMP as libc::c_int) };
@@ -228,25 +229,33 @@ impl Drop for Handle {
     }
 }
 
-/// Whether the segments after the JPEG's start marker run whole up to its first scan (SOS):
-/// `Some(true)` when they do, `Some(false)` when the end marker or a stray byte comes first,
-/// `None` when `bytes` end before (a file cut short).
-fn reaches_scan(bytes: &[u8]) -> Option<bool> {
+/// Where the JPEG's first scan (SOS) starts, once the segments after its start marker have run
+/// whole up to it: an error when the end marker or a stray byte comes first (unreadable), or
+/// when `bytes` end before (a file cut short).
+fn first_scan(bytes: &[u8]) -> Result<usize, JpegError> {
+    let no_image = || JpegError::Unreadable("its header has no image data".into());
     let mut i = 2; // after SOI
     while i + 2 <= bytes.len() {
         match (bytes[i], bytes[i + 1]) {
             (0xFF, 0xFF) => i += 1, // fill byte
-            (0xFF, 0xDA) => return Some(true),
-            (0xFF, 0xD9) => return Some(false),
+            (0xFF, 0xDA) => return Ok(i),
+            (0xFF, 0xD9) => return Err(no_image()),
             (0xFF, 0x01 | 0xD0..=0xD7) => i += 2, // markers without a length
             (0xFF, _) if i + 4 <= bytes.len() => {
                 i += 2 + u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
             }
-            (0xFF, _) => return None,
-            _ => return Some(false),
+            (0xFF, _) => return Err(JpegError::Truncated),
+            _ => return Err(no_image()),
         }
     }
-    None
+    Err(JpegError::Truncated)
+}
+
+/// Whether an end marker (EOI) follows the first scan, which starts at `scan`: entropy-coded data
+/// cannot hold one (a 0xFF there is followed by 0x00 or a restart marker), so a file cut short
+/// anywhere after its header has none.
+fn ends_after(bytes: &[u8], scan: usize) -> bool {
+    bytes[scan..].windows(2).rev().any(|w| w == [0xFF, 0xD9])
 }
 
 thread_local! {
@@ -379,6 +388,16 @@ mod tests {
         assert!(matches!(jpeg_header(b""), Err(JpegError::Unreadable(_))));
         // the decoder still works after errors
         assert_eq!(decode_jpeg_into(&bytes, DctScale::Half, &mut out).unwrap(), (32, 32));
+        // a part above the place where the file is cut is refused all the same
+        let top = Region { top: 0, left: 0, height: 8, width: 8 };
+        for cut in [bytes.len() * 3 / 4, bytes.len() - 2] {
+            let part = decode_jpeg_part_into(&bytes[..cut], DctScale::Full, top, &mut out);
+            assert_eq!(part, Err(JpegError::Truncated), "cut at {cut} of {}", bytes.len());
+            // as the whole file's decoding refuses it
+            let whole = decode_jpeg_into(&bytes[..cut], DctScale::Full, &mut out);
+            assert_eq!(whole, Err(JpegError::Truncated), "cut at {cut} of {}", bytes.len());
+        }
+        assert!(decode_jpeg_part_into(&bytes, DctScale::Full, top, &mut out).is_ok());
         // a file cut inside its header, read after a good one by the same handle: the good
         // file's frame size must not be taken for its own
         let sos = bytes.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
