@@ -51,6 +51,15 @@ fn resmooth_trains_on_a_streamed_imagenet_folder_and_in_memory_gives_the_same_vi
     assert!(out.status.success(), "{log}");
     assert!(log.contains("64 training images, 16 test images, 2 classes, streamed from disk"), "{log}");
 
+    // streamed, a run stopped after an epoch and resumed ends with the weights of one that was not
+    let resumed = [&three[..], &["--data-in-memory", "no", "--prob", "1.0", "--tag", "inet/small/resumed"]].concat();
+    let out = train(&root, &logs, &[&resumed[..], &["--stop-after", "1"]].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    let out = train(&root, &logs, &resumed);
+    assert!(out.status.success() && text(&out).contains("resum"), "{}", text(&out));
+    let weights = |tag: &str| std::fs::read(logs.join(tag).join("model.safetensors")).unwrap();
+    assert!(weights("inet/small/resumed") == weights("inet/small/baseline"), "the resumed run's weights differ");
+
     let resmooth_flags = ["--prob", "0.0", "--M", "28", "--N", "2", "--smooth-aug", "0.4", "--gmm"];
     let resmooth_flags = [&three[..], &resmooth_flags[..], &["--loss", "SampleSmooth"]].concat();
     let streamed = [&resmooth_flags[..], &["--data-in-memory", "no", "--tag", "inet/small/rs_ra"]].concat();
