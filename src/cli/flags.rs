@@ -54,7 +54,7 @@ pub struct DataFlags {
     #[arg(long = flag::IMAGE_SIZE.long(), value_name = "S")]
     pub image_size: Option<usize>,
     /// Normalisation mean per channel, R,G,B on [0, 1] (default: the dataset's: the reference's for
-    /// cifar10/cifar100/svhn and tiny, an imagefolder's own training images').
+    /// cifar10/cifar100/svhn, tiny and imagenet, an imagefolder's own training images').
     #[arg(long = flag::MEAN.long(), value_name = "R,G,B", value_parser = per_channel, allow_hyphen_values = true)]
     pub mean: Option<[f32; 3]>,
     /// Normalisation standard deviation per channel, R,G,B (default: the dataset's, as --mean).
