@@ -81,43 +81,21 @@ pub fn open_folder(
     let size = Size::from_flag(config.image_size);
     let train = FileList::list(&train_dir)?;
     let test = FileList::list_with_classes(&test_dir, train.classes.clone())?;
-    let (train, test) = (
-        subset(train, config.train_size, seed, "--train-size")?,
-        subset(test, config.test_size, seed.wrapping_add(1), "--test-size")?,
-    );
-    let in_memory = match config.data_in_memory {
-        DataInMemory::Yes => true,
-        DataInMemory::No => false,
-        DataInMemory::Auto => {
-            let need = decoded_bytes(&train, &test, imagenet, size)?;
-            // each process of a machine holds its own copy (torchrun says how many there are)
-            let local = std::env::var("LOCAL_WORLD_SIZE").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(1).max(1);
-            let available = available_memory().map(|a| a / local);
-            let fits = available.is_some_and(|a| need.saturating_mul(2) <= a);
-            let share = if local > 1 { format!(" to each of this machine's {local} processes") } else { String::new() };
-            let memory = available.map_or("an unknown amount of memory is available".into(), |a| {
-                format!("{} of memory is available{share}", gigabytes(a))
-            });
-            progress.note(&format!(
-                "--data-in-memory auto: the images decode to about {} and {memory}: {}",
-                gigabytes(need),
-                match (fits, config.reduced_dct) {
-                    (true, false) => "decoding them into memory once (--data-in-memory no streams them from disk)",
-                    (true, true) =>
-                        "streaming them from disk all the same, as --reduced-dct decodes each file as it is read",
-                    (false, _) => "streaming them from disk (--data-in-memory yes decodes them into memory once)",
-                }
-            ));
-            fits && !config.reduced_dct
-        }
+    let subsets = |train, test| -> Result<(FileList, FileList), DataError> {
+        Ok((
+            subset(train, config.train_size, seed, "--train-size")?,
+            subset(test, config.test_size, seed.wrapping_add(1), "--test-size")?,
+        ))
     };
     if !imagenet {
-        if in_memory {
-            // the whole folder, read as it always was (its subsets are cut by the caller)
+        // in memory, the whole folder is read, as it always was (its subsets are cut by the caller)
+        if hold(config, (&train, &test), size, progress) {
             return read_imagefolder(&config.dataroot, size, progress).map(Err);
         }
+        // the statistics of the whole training split, as in memory
         let normalisation = folder_normalisation(config, &train, size, progress)?;
         let dataset = meta("imagefolder", &train, normalisation, config);
+        let (train, test) = subsets(train, test)?;
         let views = StreamViews::Fixed { size };
         let stream = |files| StreamSource::new(files, views.clone(), config.on_bad_image).map(Arc::new);
         let (train, test) = (stream(train)?, stream(test)?);
@@ -130,6 +108,8 @@ pub fn open_folder(
         }
         return Ok(Ok(Splits { dataset, train: Split::Stream(train), test: Split::Stream(test) }));
     }
+    let (train, test) = subsets(train, test)?;
+    let in_memory = hold(config, (&train, &test), size, progress);
     let side = config.image_size.unwrap_or(crate::augment::imagenet::IMAGENET_SIZE);
     let dataset = meta("imagenet", &train, Normalisation::IMAGENET, config);
     let views = StreamViews::ImageNetTrain { transform: ImageNetTrain::at(side), reduced_dct: config.reduced_dct };
@@ -142,6 +122,36 @@ pub fn open_folder(
     report_skipped("training", &train.take_skipped(), progress);
     let test = views_in_memory(Arc::new(test), progress)?;
     Ok(Ok(Splits { dataset, train: Split::Stream(Arc::new(train)), test: Split::Memory(Arc::new(test)) }))
+}
+
+/// Whether the splits `files` (what would be decoded) are held in memory: `--data-in-memory yes`
+/// or `no`, or with `auto` when they take at most half the memory available (to each process of
+/// the machine), saying which it chose.
+fn hold(config: &DataConfig, files: (&FileList, &FileList), size: Size, progress: &mut dyn Progress) -> bool {
+    match config.data_in_memory {
+        DataInMemory::Yes => return true,
+        DataInMemory::No => return false,
+        DataInMemory::Auto => {}
+    }
+    let need = decoded_bytes(files, config.dataset == DatasetName::ImageNet, size);
+    // each process of a machine holds its own copy (torchrun says how many there are)
+    let local = std::env::var("LOCAL_WORLD_SIZE").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(1).max(1);
+    let available = available_memory().map(|a| a / local);
+    let fits = available.is_some_and(|a| need.saturating_mul(2) <= a);
+    let share = if local > 1 { format!(" to each of this machine's {local} processes") } else { String::new() };
+    let memory = available.map_or("an unknown amount of memory is available".into(), |a| {
+        format!("{} of memory is available{share}", gigabytes(a))
+    });
+    progress.note(&format!(
+        "--data-in-memory auto: the images decode to about {} and {memory}: {}",
+        gigabytes(need),
+        match (fits, config.reduced_dct) {
+            (true, false) => "decoding them into memory once (--data-in-memory no streams them from disk)",
+            (true, true) => "streaming them from disk all the same, as --reduced-dct decodes each file as it is read",
+            (false, _) => "streaming them from disk (--data-in-memory yes decodes them into memory once)",
+        }
+    ));
+    fits && !config.reduced_dct
 }
 
 /// The dataset's name, classes and normalisation (`--mean`/`--std` put in), without images.
@@ -211,8 +221,8 @@ pub fn report_skipped(split: &str, skipped: &[BadImage], progress: &mut dyn Prog
 /// About how many bytes both splits take decoded: ImageNet's training images at their own
 /// sizes and its test views; a folder's images at `--image-size` or their own size. The sizes
 /// come from the headers of up to [`SIZE_SAMPLE`] files spread over each split.
-fn decoded_bytes(train: &FileList, test: &FileList, imagenet: bool, size: Size) -> Result<u64, DataError> {
-    let native = |files: &FileList| -> Result<u64, DataError> {
+fn decoded_bytes((train, test): (&FileList, &FileList), imagenet: bool, size: Size) -> u64 {
+    let native = |files: &FileList| -> u64 {
         let step = files.len().div_ceil(SIZE_SAMPLE).max(1);
         let (mut sum, mut seen) = (0u64, 0u64);
         for i in (0..files.len()).step_by(step) {
@@ -223,14 +233,14 @@ fn decoded_bytes(train: &FileList, test: &FileList, imagenet: bool, size: Size) 
                 seen += 1;
             }
         }
-        Ok(sum / seen.max(1) * files.len() as u64)
+        sum / seen.max(1) * files.len() as u64
     };
     let square = |files: &FileList, s: usize| (files.len() * s * s * 3) as u64;
-    Ok(match (imagenet, size) {
-        (true, _) => native(train)? + square(test, size.side().unwrap_or(crate::augment::imagenet::IMAGENET_SIZE)),
+    match (imagenet, size) {
+        (true, _) => native(train) + square(test, size.side().unwrap_or(crate::augment::imagenet::IMAGENET_SIZE)),
         (false, Size::Square(s)) => square(train, s) + square(test, s),
-        (false, Size::Native) => native(train)? + native(test)?,
-    })
+        (false, Size::Native) => native(train) + native(test),
+    }
 }
 
 /// The memory available to new allocations (Linux's MemAvailable), if known.
@@ -349,6 +359,11 @@ mod tests {
         assert_eq!(cut.dataset.normalisation, Normalisation { mean: [0.5; 3], std: [0.25; 3] });
         let labels: Vec<i64> = (0..cut.train.len()).map(|i| cut.train.label(i)).collect();
         assert_eq!(labels, vec![0, 0, 1, 1, 2, 2]);
+        // a subset's normalisation is the whole training split's, as in memory
+        let Ok(cut) = open_folder(&DataConfig { train_size: Some(6), ..no.clone() }, 1, &mut Silent).unwrap() else {
+            panic!("streamed")
+        };
+        assert_eq!(cut.dataset.normalisation, streamed.dataset.normalisation);
         let too_many = DataConfig { test_size: Some(7), ..no };
         let err = open_folder(&too_many, 1, &mut Silent).err().unwrap().to_string();
         assert!(err.contains("--test-size") && err.contains("only 6"), "{err}");
