@@ -12,8 +12,9 @@
 use crate::augment::imagenet::ImageNetTrain;
 use crate::augment::Augmenter;
 use crate::config::{DataConfig, DataInMemory, DatasetName};
+use crate::data::read_listed_folder;
 use crate::data::stream::{BadImage, FileList};
-use crate::data::{image_size, read_imagefolder, stratified_keep, DataError, Dataset, ImageSet, Normalisation, Size};
+use crate::data::{image_size, stratified_keep, DataError, Dataset, ImageSet, Normalisation, Size};
 use crate::pipeline::{EpochPlan, Part, Views};
 use crate::progress::{Progress, Unit};
 use crate::streaming::{Split, StreamSource, StreamViews, Streamed};
@@ -90,7 +91,7 @@ pub fn open_folder(
     if !imagenet {
         // in memory, the whole folder is read, as it always was (its subsets are cut by the caller)
         if hold(config, (&train, &test), size, progress) {
-            return read_imagefolder(&config.dataroot, size, progress).map(Err);
+            return read_listed_folder(&config.dataroot, &train, &test, size, progress).map(Err);
         }
         // the statistics of the whole training split, as in memory
         let normalisation = folder_normalisation(config, &train, size, progress)?;
@@ -266,8 +267,7 @@ fn folder_normalisation(
     if let (Some(mean), Some(std)) = (config.mean, config.std) {
         return Ok(Normalisation { mean, std });
     }
-    let listed: Vec<(PathBuf, i64)> = (0..train.len()).map(|i| (train.path(i), train.label(i))).collect();
-    crate::data::streamed_normalisation(&config.dataroot, &listed, size, progress)
+    crate::data::streamed_normalisation(&config.dataroot, &train.labelled(), size, progress)
 }
 
 #[cfg(test)]

@@ -2,61 +2,12 @@
 //! by name; images of any size when `--image-size` is given, normalised with the statistics of
 //! their own training images.
 
-use super::decode::{decode_files, is_image, Size, SIZE_HINT};
+use super::decode::{decode_files, Size, SIZE_HINT};
 use super::stats::folder_normalisation;
+use super::stream::{class_images, sorted_entries, FileList};
 use super::{DataError, Dataset, ImageSet};
 use crate::progress::{Progress, Silent};
 use std::path::{Path, PathBuf};
-
-pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
-    let mut entries = std::fs::read_dir(dir)
-        .map_err(|e| DataError::io(dir, e))?
-        .map(|e| e.map(|e| e.path()).map_err(|err| DataError::io(dir, err)))
-        .collect::<Result<Vec<_>, _>>()?;
-    entries.sort();
-    Ok(entries)
-}
-
-/// The sorted names of the sub-folders of `dir`.
-pub(crate) fn class_folders(dir: &Path) -> Result<Vec<String>, DataError> {
-    Ok(sorted_entries(dir)?
-        .into_iter()
-        .filter(|p| p.is_dir())
-        .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
-        .collect())
-}
-
-/// The labelled image files of `dir/<class>/*` for every class of `classes`.
-fn split_files(dir: &Path, classes: &[String]) -> Result<Vec<(PathBuf, i64)>, DataError> {
-    let mut files: Vec<(PathBuf, i64)> = Vec::new();
-    for (label, class) in classes.iter().enumerate() {
-        let class_dir = dir.join(class);
-        if !class_dir.is_dir() {
-            return Err(DataError::Missing {
-                path: class_dir,
-                hint: format!(
-                    "every split needs the same class folders as {}",
-                    dir.parent().unwrap_or(dir).join("train").display()
-                ),
-            });
-        }
-        let images = class_images(&class_dir)?;
-        if images.is_empty() {
-            return Err(DataError::malformed(&class_dir, "class folder holds no image"));
-        }
-        files.extend(images.into_iter().map(|p| (p, label as i64)));
-    }
-    Ok(files)
-}
-
-/// The images of one class folder, checked to be JPEG or PNG files.
-pub(crate) fn class_images(class_dir: &Path) -> Result<Vec<PathBuf>, DataError> {
-    let images: Vec<PathBuf> = sorted_entries(class_dir)?.into_iter().filter(|p| p.is_file()).collect();
-    if let Some(bad) = images.iter().find(|p| !is_image(p)) {
-        return Err(DataError::malformed(bad, "not a .jpg, .jpeg or .png image; remove it from the class folder"));
-    }
-    Ok(images)
-}
 
 /// Reads a tree `dir/<class>/*` whose folders are named after the dataset's `classes` (absent
 /// ones hold no image), labelling each image by its folder's position in `classes`: the
@@ -121,15 +72,24 @@ pub fn read_imagefolder(root: &Path, size: Size, progress: &mut dyn Progress) ->
             });
         }
     }
-    let classes = class_folders(&train_dir)?;
-    if classes.len() < 2 {
-        return Err(DataError::malformed(&train_dir, "needs at least two class folders"));
-    }
-    let train_files = split_files(&train_dir, &classes)?;
-    let test_files = split_files(&test_dir, &classes)?;
-    let (train, test) = read_splits(root, &train_files, &test_files, size, progress)?;
-    let normalisation = folder_normalisation(root, &train_files, size, &train, progress)?;
-    Ok(Dataset { name: "imagefolder".into(), classes, train, test, normalisation })
+    let train = FileList::list(&train_dir)?;
+    let test = FileList::list_with_classes(&test_dir, train.classes.clone())?;
+    read_listed_folder(root, &train, &test, size, progress)
+}
+
+/// [`read_imagefolder`] of the splits `train` and `test` of the tree at `root`, already listed.
+pub(crate) fn read_listed_folder(
+    root: &Path,
+    train: &FileList,
+    test: &FileList,
+    size: Size,
+    progress: &mut dyn Progress,
+) -> Result<Dataset, DataError> {
+    let (train_files, test_files) = (train.labelled(), test.labelled());
+    let (train_set, test_set) = read_splits(root, &train_files, &test_files, size, progress)?;
+    let normalisation = folder_normalisation(root, &train_files, size, &train_set, progress)?;
+    let classes = train.classes.clone();
+    Ok(Dataset { name: "imagefolder".into(), classes, train: train_set, test: test_set, normalisation })
 }
 
 #[cfg(test)]

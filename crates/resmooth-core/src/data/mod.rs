@@ -31,6 +31,7 @@ pub use download::{download, md5_file};
 pub use fetch::{
     check, check_folder, extract, fetch, fetch_archive, fetch_file, layout, FetchOptions, Layout, MIRROR_ENV,
 };
+pub(crate) use imagefolder::read_listed_folder;
 pub use imagefolder::{read_imagefolder, read_labelled_folder};
 pub use info::info;
 pub(crate) use stats::streamed_normalisation;

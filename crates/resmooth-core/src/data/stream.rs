@@ -1,13 +1,40 @@
-//! The file side of streaming: an ImageFolder split listed once (classes sorted by name, as
+//! The file side of folder datasets and of streaming: an ImageFolder split listed once (classes sorted by name, as
 //! torchvision's ImageFolder, files sorted within each class) and held compactly, one string of
 //! relative names for the whole split, so that a million files cost tens of megabytes, not a
 //! `PathBuf` each; and what to do with a file that cannot be decoded.
 
-use super::imagefolder::{class_folders, class_images};
+use super::decode::is_image;
 use super::DataError;
 use std::path::{Path, PathBuf};
 
 pub use crate::config::OnBadImage;
+
+pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(|e| DataError::io(dir, e))?
+        .map(|e| e.map(|e| e.path()).map_err(|err| DataError::io(dir, err)))
+        .collect::<Result<Vec<_>, _>>()?;
+    entries.sort();
+    Ok(entries)
+}
+
+/// The sorted names of the sub-folders of `dir`.
+pub(crate) fn class_folders(dir: &Path) -> Result<Vec<String>, DataError> {
+    Ok(sorted_entries(dir)?
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+        .collect())
+}
+
+/// The images of one class folder, checked to be JPEG or PNG files.
+pub(crate) fn class_images(class_dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let images: Vec<PathBuf> = sorted_entries(class_dir)?.into_iter().filter(|p| p.is_file()).collect();
+    if let Some(bad) = images.iter().find(|p| !is_image(p)) {
+        return Err(DataError::malformed(bad, "not a .jpg, .jpeg or .png image; remove it from the class folder"));
+    }
+    Ok(images)
+}
 
 /// An image left out of a batch, and why.
 #[derive(Debug, Clone)]
@@ -36,7 +63,9 @@ impl FileList {
         if !dir.is_dir() {
             return Err(DataError::Missing {
                 path: dir.to_path_buf(),
-                hint: "a streamed split is a folder of <class>/ folders of JPEG or PNG images".into(),
+                hint: "a split of a folder dataset is a folder of <class>/ folders of JPEG or PNG images (DIR/train/<class>/*, \
+                       DIR/test/<class>/*; ImageNet's val/ for test/)"
+                    .into(),
             });
         }
         let classes = class_folders(dir)?;
@@ -61,7 +90,10 @@ impl FileList {
             if !class_dir.is_dir() {
                 return Err(DataError::Missing {
                     path: class_dir,
-                    hint: "every split needs the class folders of the training split".into(),
+                    hint: format!(
+                        "every split needs the same class folders as {}",
+                        dir.parent().unwrap_or(dir).join("train").display()
+                    ),
                 });
             }
             let images = class_images(&class_dir)?;
@@ -119,6 +151,11 @@ impl FileList {
             list.labels.push(self.labels[i]);
         }
         list
+    }
+
+    /// Every file's path with its label, in order.
+    pub fn labelled(&self) -> Vec<(PathBuf, i64)> {
+        (0..self.len()).map(|i| (self.path(i), self.label(i))).collect()
     }
 
     /// Bytes the listing holds (names, offsets, labels): what the file list costs in memory.

@@ -5,8 +5,9 @@
 //! ImageFolder needs). Normalised with the reference's Tiny-ImageNet mean and std.
 
 use super::decode::{is_image, Size};
-use super::imagefolder::{class_folders, read_splits, sorted_entries};
+use super::imagefolder::read_splits;
 use super::sources::TINY_FOLDER;
+use super::stream::{class_folders, sorted_entries};
 use super::{DataError, Dataset, Normalisation};
 use crate::progress::Progress;
 use std::collections::HashMap;
