@@ -13,34 +13,33 @@ use std::path::{Path, PathBuf};
 /// The cache file, in the dataset's root folder.
 pub const STATS_FILE: &str = "resmooth-normalisation.json";
 
+/// Exact per-channel histograms of uint8 values.
+type Histograms = [[u64; 256]; 3];
+
+/// Adds the values of the HWC pixels `rgb` to `hist`.
+fn count(mut hist: Histograms, rgb: &[u8]) -> Histograms {
+    for px in rgb.chunks_exact(3) {
+        hist[0][px[0] as usize] += 1;
+        hist[1][px[1] as usize] += 1;
+        hist[2][px[2] as usize] += 1;
+    }
+    hist
+}
+
+/// The sum of two sets of histograms.
+fn merge(mut a: Histograms, b: Histograms) -> Histograms {
+    for (a, b) in a.iter_mut().zip(&b) {
+        for (a, b) in a.iter_mut().zip(b) {
+            *a += b;
+        }
+    }
+    a
+}
+
 /// Per-channel mean and population standard deviation of every pixel of `set`, on [0, 1].
 pub fn pixel_statistics(set: &ImageSet) -> Normalisation {
     // exact per-channel histograms, then the moments from them in f64
-    let hist = set
-        .pixels
-        .par_chunks(3 << 16)
-        .fold(
-            || [[0u64; 256]; 3],
-            |mut h, chunk| {
-                for px in chunk.chunks_exact(3) {
-                    h[0][px[0] as usize] += 1;
-                    h[1][px[1] as usize] += 1;
-                    h[2][px[2] as usize] += 1;
-                }
-                h
-            },
-        )
-        .reduce(
-            || [[0u64; 256]; 3],
-            |mut a, b| {
-                for c in 0..3 {
-                    for v in 0..256 {
-                        a[c][v] += b[c][v];
-                    }
-                }
-                a
-            },
-        );
+    let hist = set.pixels.par_chunks(3 << 16).fold(|| [[0; 256]; 3], count).reduce(|| [[0; 256]; 3], merge);
     moments(&hist)
 }
 
@@ -96,26 +95,7 @@ pub(crate) fn folder_normalisation(
     set: &ImageSet,
     progress: &mut dyn Progress,
 ) -> Result<Normalisation, DataError> {
-    let path = root.join(STATS_FILE);
-    let key = fingerprint(root, files, size)?;
-    let cached = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Cached>(&b).ok());
-    if let Some(c) = cached.filter(|c| c.fingerprint == key && c.images == set.len()) {
-        return Ok(Normalisation { mean: c.mean, std: c.std });
-    }
-    let norm = pixel_statistics(set);
-    let record = Cached {
-        fingerprint: key,
-        images: set.len(),
-        height: set.height,
-        width: set.width,
-        mean: norm.mean,
-        std: norm.std,
-    };
-    let text = serde_json::to_string_pretty(&record).expect("the statistics serialise");
-    if let Err(e) = crate::io::write_atomic(&path, text.as_bytes()) {
-        progress.note(&format!("normalisation not cached ({e}); it is computed again next time"));
-    }
-    Ok(norm)
+    cached_or(root, files, size, progress, |_| Ok((pixel_statistics(set), (set.height, set.width))))
 }
 
 /// The normalisation of a streamed folder (its training `files`, labelled, decoded at `size`): the cached
@@ -123,55 +103,58 @@ pub(crate) fn folder_normalisation(
 /// parallel and counted into per-channel histograms (memory bounded), then cached.
 pub(crate) fn streamed_normalisation(
     root: &Path,
-    listed: &[(PathBuf, i64)],
+    files: &[(PathBuf, i64)],
     size: Size,
     progress: &mut dyn Progress,
 ) -> Result<Normalisation, DataError> {
+    cached_or(root, files, size, progress, |progress| {
+        let Some((first, _)) = files.first() else {
+            return Err(DataError::Invalid("a streamed split needs at least one image".into()));
+        };
+        let (h, w) = match size {
+            Size::Square(s) => (s, s),
+            Size::Native => {
+                let (h, w, _) = decode_rgb(first)?;
+                (h, w)
+            }
+        };
+        let mut hist = [[0; 256]; 3];
+        progress.start("computing the normalisation of the training images", Some(files.len() as u64), 0, Unit::Steps);
+        for (k, chunk) in files.chunks(1024).enumerate() {
+            let part = chunk
+                .par_iter()
+                .map(|(path, _)| {
+                    let mut img = vec![0u8; h * w * 3];
+                    decode_into(path, size, (h, w), first, &mut img)?;
+                    Ok(count([[0; 256]; 3], &img))
+                })
+                .collect::<Result<Vec<_>, DataError>>()?;
+            hist = part.into_iter().fold(hist, merge);
+            progress.advance((k * 1024 + chunk.len()) as u64, "");
+        }
+        progress.finish();
+        Ok((moments(&hist), (h, w)))
+    })
+}
+
+/// The normalisation cached in [`STATS_FILE`] under `root` when it was computed from `files` at
+/// `size`, else what `compute` gives (with the images' height and width), cached for next time
+/// (a cache that cannot be written is only noted to `progress`).
+fn cached_or(
+    root: &Path,
+    files: &[(PathBuf, i64)],
+    size: Size,
+    progress: &mut dyn Progress,
+    compute: impl FnOnce(&mut dyn Progress) -> Result<(Normalisation, (usize, usize)), DataError>,
+) -> Result<Normalisation, DataError> {
     let path = root.join(STATS_FILE);
-    let key = fingerprint(root, listed, size)?;
+    let key = fingerprint(root, files, size)?;
     let cached = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Cached>(&b).ok());
-    if let Some(c) = cached.filter(|c| c.fingerprint == key && c.images == listed.len()) {
+    if let Some(c) = cached.filter(|c| c.fingerprint == key && c.images == files.len()) {
         return Ok(Normalisation { mean: c.mean, std: c.std });
     }
-    let Some((first, _)) = listed.first() else {
-        return Err(DataError::Invalid("a streamed split needs at least one image".into()));
-    };
-    let (h, w) = match size {
-        Size::Square(s) => (s, s),
-        Size::Native => {
-            let (h, w, _) = decode_rgb(first)?;
-            (h, w)
-        }
-    };
-    let mut hist = [[0u64; 256]; 3];
-    progress.start("computing the normalisation of the training images", Some(listed.len() as u64), 0, Unit::Steps);
-    for (k, chunk) in listed.chunks(1024).enumerate() {
-        let part = chunk
-            .par_iter()
-            .map(|(path, _)| {
-                let mut img = vec![0u8; h * w * 3];
-                decode_into(path, size, (h, w), first, &mut img)?;
-                let mut hist = [[0u64; 256]; 3];
-                for px in img.chunks_exact(3) {
-                    for c in 0..3 {
-                        hist[c][px[c] as usize] += 1;
-                    }
-                }
-                Ok(hist)
-            })
-            .collect::<Result<Vec<_>, DataError>>()?;
-        for one in part {
-            for c in 0..3 {
-                for v in 0..256 {
-                    hist[c][v] += one[c][v];
-                }
-            }
-        }
-        progress.advance((k * 1024 + chunk.len()) as u64, "");
-    }
-    progress.finish();
-    let norm = moments(&hist);
-    let record = Cached { fingerprint: key, images: listed.len(), height: h, width: w, mean: norm.mean, std: norm.std };
+    let (norm, (height, width)) = compute(progress)?;
+    let record = Cached { fingerprint: key, images: files.len(), height, width, mean: norm.mean, std: norm.std };
     let text = serde_json::to_string_pretty(&record).expect("the statistics serialise");
     if let Err(e) = crate::io::write_atomic(&path, text.as_bytes()) {
         progress.note(&format!("normalisation not cached ({e}); it is computed again next time"));
