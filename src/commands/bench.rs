@@ -16,8 +16,9 @@ use resmooth::engine::{
     bench::{bench_augment, bench_train, BenchOptions},
 };
 use resmooth::pipeline::{BatchSource, InMemory, Views};
+use resmooth::splits::imagenet_train;
 use resmooth::streaming::{StreamSource, StreamViews, Streamed};
-use resmooth::throughput::{imagenet_train_split, load_average, loader_rate, peak_resident_bytes};
+use resmooth::throughput::{load_average, loader_rate, peak_resident_bytes};
 use std::sync::Arc;
 
 /// Runs `resmooth bench ...`.
@@ -49,7 +50,7 @@ fn data_source(b: &BenchDataArgs) -> Result<DataSource> {
         if let Some(size) = s.image_size {
             bail!("--image-size {size} does not apply to a streamed folder: its views are the ImageNet training view's 224 x 224; leave it out");
         }
-        let split = imagenet_train_split(&s.dataroot)?;
+        let split = imagenet_train(&s.dataroot)?;
         let list = FileList::list(&split).with_context(|| {
             format!(
                 "--dataset {} streams {}: it needs <class>/ folders of JPEG or PNG images",

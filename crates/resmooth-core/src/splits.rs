@@ -41,22 +41,25 @@ impl Splits {
     }
 }
 
+/// ImageNet's training folder under `root`: the reference's `imagenet-pytorch/train`, else a
+/// plain `train`.
+pub fn imagenet_train(root: &Path) -> Result<PathBuf, DataError> {
+    let candidates = [root.join("imagenet-pytorch").join("train"), root.join("train")];
+    candidates.iter().find(|p| p.is_dir()).cloned().ok_or_else(|| DataError::Missing {
+        path: candidates[1].clone(),
+        hint: format!(
+            "no {} or {} folder; give --dataroot the folder holding train/<class>/ (and, to train, val/<class>/) image folders",
+            candidates[0].display(),
+            candidates[1].display()
+        ),
+    })
+}
+
 /// ImageNet's training and test folders under `root`: the reference's
 /// `imagenet-pytorch/{train,val}`, else `train` and `val` (or `test`).
 pub fn imagenet_folders(root: &Path) -> Result<(PathBuf, PathBuf), DataError> {
-    let nested = root.join("imagenet-pytorch");
-    let base = if nested.join("train").is_dir() { nested } else { root.to_path_buf() };
-    let train = base.join("train");
-    if !train.is_dir() {
-        return Err(DataError::Missing {
-            path: train,
-            hint: format!(
-                "no {} or {} folder; give --dataroot the folder holding train/<class>/ and val/<class>/ image folders",
-                root.join("imagenet-pytorch/train").display(),
-                root.join("train").display()
-            ),
-        });
-    }
+    let train = imagenet_train(root)?;
+    let base = train.parent().unwrap_or(root);
     let test =
         ["val", "test"].map(|s| base.join(s)).into_iter().find(|p| p.is_dir()).ok_or_else(|| DataError::Missing {
             path: base.join("val"),
@@ -310,6 +313,17 @@ mod tests {
             data_in_memory,
             ..crate::config::TrainConfig::default().data
         }
+    }
+
+    #[test]
+    fn the_split_is_found_in_either_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = imagenet_train(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("train") && err.contains("--dataroot"), "{err}");
+        std::fs::create_dir_all(dir.path().join("train")).unwrap();
+        assert_eq!(imagenet_train(dir.path()).unwrap(), dir.path().join("train"));
+        std::fs::create_dir_all(dir.path().join("imagenet-pytorch/train")).unwrap();
+        assert_eq!(imagenet_train(dir.path()).unwrap(), dir.path().join("imagenet-pytorch/train"));
     }
 
     #[test]

@@ -5,7 +5,6 @@
 
 use crate::data::DataError;
 use crate::pipeline::{BatchSource, EpochPlan, Loader, Part, Views};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -118,20 +117,6 @@ pub fn loader_rate(
     Ok(LoaderRate { images, batches, seconds: elapsed.as_secs_f64(), cpu_seconds: cpu_seconds() - cpu0 })
 }
 
-/// The training split of an ImageNet-layout dataroot: the reference's
-/// `DIR/imagenet-pytorch/train`, else a plain `DIR/train`.
-pub fn imagenet_train_split(dataroot: &Path) -> Result<PathBuf, DataError> {
-    let candidates = [dataroot.join("imagenet-pytorch").join("train"), dataroot.join("train")];
-    candidates.iter().find(|p| p.is_dir()).cloned().ok_or_else(|| DataError::Missing {
-        path: candidates[1].clone(),
-        hint: format!(
-            "no {} or {} folder; give --dataroot the folder holding train/<class>/ image folders",
-            candidates[0].display(),
-            candidates[1].display()
-        ),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,16 +134,5 @@ mod tests {
         assert!(r.images_per_second() > 0.0 && r.seconds >= 0.05);
         assert!(loader_rate(source, Views::Both, 0, 1, 1.0).is_err());
         assert!(peak_resident_bytes() > 1 << 20);
-    }
-
-    #[test]
-    fn the_split_is_found_in_either_layout() {
-        let dir = tempfile::tempdir().unwrap();
-        let err = imagenet_train_split(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("train") && err.contains("--dataroot"), "{err}");
-        std::fs::create_dir_all(dir.path().join("train")).unwrap();
-        assert_eq!(imagenet_train_split(dir.path()).unwrap(), dir.path().join("train"));
-        std::fs::create_dir_all(dir.path().join("imagenet-pytorch/train")).unwrap();
-        assert_eq!(imagenet_train_split(dir.path()).unwrap(), dir.path().join("imagenet-pytorch/train"));
     }
 }
