@@ -8,7 +8,7 @@ use crate::data::{self, ImageSet};
 use crate::dist::{shard, Dist};
 use crate::loss::correct_topk;
 use crate::model::Model;
-use crate::pipeline::{self, EpochPlan, Loader, Part, Placement, Slice, Upload, Views};
+use crate::pipeline::{self, EpochPlan, Loader, Placement, Slice, Upload};
 use crate::progress::Progress;
 use crate::report::{DaMetrics, EvalMetrics};
 use crate::run_folder::RunFolder;
@@ -114,15 +114,7 @@ fn evaluate_streamed(
 ) -> Result<Option<EvalSums>, EngineError> {
     let _guard = tch::no_grad_guard();
     let source = Arc::new(Slice { source: split.source(&Arc::new(Augmenter::none())), range });
-    let plan = EpochPlan {
-        seed: 0,
-        epoch: 0,
-        batch_size,
-        shuffle: false,
-        drop_last: false,
-        views: Views::Mixed { prob: 1.0 },
-        part: Part::WHOLE,
-    };
+    let plan = EpochPlan::in_order(batch_size);
     let mut loader = Loader::start_source(source, plan, pool.clone(), 2, 0);
     let mut sums = EvalSums::new(to.device);
     while let Some(batch) = loader.try_next_batch()? {

@@ -108,6 +108,20 @@ impl Views {
 }
 
 impl EpochPlan {
+    /// Every sample once, in order, in batches of `batch_size` (the last one partial), original
+    /// views only: a test split's pass.
+    pub fn in_order(batch_size: usize) -> EpochPlan {
+        EpochPlan {
+            seed: 0,
+            epoch: 0,
+            batch_size,
+            shuffle: false,
+            drop_last: false,
+            views: Views::Mixed { prob: 1.0 },
+            part: Part::WHOLE,
+        }
+    }
+
     /// The sample order of the epoch, cut into batches.
     pub fn batches(&self, n: usize) -> Vec<Vec<usize>> {
         let mut order: Vec<usize> = (0..n).collect();

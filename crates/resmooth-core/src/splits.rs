@@ -15,7 +15,7 @@ use crate::config::{DataConfig, DataInMemory, DatasetName};
 use crate::data::read_listed_folder;
 use crate::data::stream::{BadImage, FileList};
 use crate::data::{image_size, stratified_keep, DataError, Dataset, ImageSet, Normalisation, Size};
-use crate::pipeline::{EpochPlan, Part, Views};
+use crate::pipeline::EpochPlan;
 use crate::progress::{Progress, Unit};
 use crate::streaming::{Split, StreamSource, StreamViews, Streamed};
 use std::path::{Path, PathBuf};
@@ -184,15 +184,7 @@ fn views_in_memory(source: Arc<StreamSource>, progress: &mut dyn Progress) -> Re
     let (h, w) = source.view_size();
     let n = source.files().len();
     let streamed = Streamed { source: source.clone(), aug: Arc::new(Augmenter::none()) };
-    let plan = EpochPlan {
-        seed: 0,
-        epoch: 0,
-        batch_size: 256,
-        shuffle: false,
-        drop_last: false,
-        views: Views::Mixed { prob: 1.0 },
-        part: Part::WHOLE,
-    };
+    let plan = EpochPlan::in_order(256);
     let mut set = ImageSet::new(h, w);
     let mut batch = crate::pipeline::Batch::default();
     progress.start("making the test views", Some(n as u64), 0, Unit::Steps);
@@ -400,15 +392,7 @@ mod tests {
         assert!(!test_files.is_held());
         // the same test views either way
         let views = Streamed { source: test_files.clone(), aug: Arc::new(Augmenter::none()) };
-        let plan = EpochPlan {
-            seed: 0,
-            epoch: 0,
-            batch_size: 6,
-            shuffle: false,
-            drop_last: false,
-            views: Views::Mixed { prob: 1.0 },
-            part: Part::WHOLE,
-        };
+        let plan = EpochPlan::in_order(6);
         let mut batch = crate::pipeline::Batch::default();
         crate::pipeline::BatchSource::fill(&views, &[0, 1, 2, 3, 4, 5], &plan, &mut batch).unwrap();
         assert_eq!(
