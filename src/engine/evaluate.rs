@@ -34,10 +34,7 @@ pub fn evaluate_split(
     to: Placement,
     pool: &Arc<rayon::ThreadPool>,
 ) -> Result<EvalMetrics, EngineError> {
-    let sums = match split {
-        Split::Memory(set) => evaluate_until(model, set, 0..set.len(), batch_size, to, &|| false),
-        Split::Stream(_) => evaluate_streamed(model, split, 0..split.len(), (batch_size, to), pool, &|| false)?,
-    };
+    let sums = evaluate_part(model, split, 0..split.len(), (batch_size, to), pool, &|| false)?;
     Ok(sums.expect("never stopped").finish())
 }
 
@@ -99,6 +96,22 @@ fn evaluate_until(
         sums.add(model, &x, &y);
     }
     Some(sums)
+}
+
+/// The sums over the samples `range` of `split`, held in memory ([`evaluate_until`]) or streamed
+/// ([`evaluate_streamed`]), checking `stop` before each batch: `None` when it said to stop.
+fn evaluate_part(
+    model: &Model,
+    split: &Split,
+    range: Range<usize>,
+    (batch_size, to): (usize, Placement),
+    pool: &Arc<rayon::ThreadPool>,
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<EvalSums>, EngineError> {
+    match split {
+        Split::Memory(set) => Ok(evaluate_until(model, set, range, batch_size, to, stop)),
+        Split::Stream(_) => evaluate_streamed(model, split, range, (batch_size, to), pool, stop),
+    }
 }
 
 /// [`evaluate_until`] over the samples `range` of a streamed split, its test views made by the
@@ -183,9 +196,8 @@ impl<'a> EvalSets<'a> {
         model: &Model,
         stop: &dyn Fn() -> bool,
     ) -> Result<Option<EvalReport>, EngineError> {
-        let part = |set: &Split, range: Range<usize>, stop: &dyn Fn() -> bool| match set {
-            Split::Memory(s) => Ok(evaluate_until(model, s, range, self.batch_size, self.to, stop)),
-            Split::Stream(_) => evaluate_streamed(model, set, range, (self.batch_size, self.to), &self.pool, stop),
+        let part = |set: &Split, range: Range<usize>, stop: &dyn Fn() -> bool| {
+            evaluate_part(model, set, range, (self.batch_size, self.to), &self.pool, stop)
         };
         let on = |set: &Split| -> Result<Option<EvalMetrics>, EngineError> {
             let Some(dist) = &self.dist else {
