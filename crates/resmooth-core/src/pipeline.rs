@@ -317,25 +317,13 @@ impl Loader {
         pool: Arc<rayon::ThreadPool>,
         depth: usize,
     ) -> Self {
-        Self::start_at(set, plan, aug, pool, depth, 0)
+        Self::start_source(Arc::new(InMemory { set, aug }), plan, pool, depth, 0)
     }
 
-    /// Starts producing the batches of `plan` over `set` from batch `first` on (a resumed
-    /// epoch): each batch is the one an uninterrupted epoch makes at its place.
-    /// `num_batches` stays the epoch's whole count.
-    pub fn start_at(
-        set: Arc<ImageSet>,
-        plan: EpochPlan,
-        aug: Arc<Augmenter>,
-        pool: Arc<rayon::ThreadPool>,
-        depth: usize,
-        first: usize,
-    ) -> Self {
-        Self::start_source(Arc::new(InMemory { set, aug }), plan, pool, depth, first)
-    }
-
-    /// Starts producing the batches of `plan` from `source`, from batch `first` on; a batch that
-    /// cannot be made ends the epoch early with its error ([`Loader::try_next_batch`]).
+    /// Starts producing the batches of `plan` from `source`, from batch `first` on (a resumed
+    /// epoch: each batch is the one an uninterrupted epoch makes at its place, and `num_batches`
+    /// stays the epoch's whole count); a batch that cannot be made ends the epoch early with its
+    /// error ([`Loader::try_next_batch`]).
     pub fn start_source(
         source: Arc<dyn BatchSource>,
         plan: EpochPlan,
