@@ -107,10 +107,16 @@ impl Handle {
     }
 
     fn header(&self, bytes: &[u8]) -> Result<JpegHeader, JpegError> {
+        self.header_and_scan(bytes).map(|(head, _)| head)
+    }
+
+    /// The header, and where the first scan starts (when the file starts with its start marker).
+    fn header_and_scan(&self, bytes: &[u8]) -> Result<(JpegHeader, Option<usize>), JpegError> {
         // a header cut short leaves the handle's frame size at the previous file's: refuse it first
-        if bytes.starts_with(&[0xFF, 0xD8]) {
-            first_scan(bytes)?;
-        }
+        let scan = match bytes.starts_with(&[0xFF, 0xD8]) {
+            true => Some(first_scan(bytes)?),
+            false => None,
+        };
         // SAFETY: the buffer is valid for its length.
         let status = unsafe { raw::tj3DecompressHeader(self.0, bytes.as_ptr(), bytes.len() as raw::size_t) };
         self.check(status)?;
@@ -122,7 +128,7 @@ impl Handle {
         }
         let cs = get(raw::TJPARAM_TJPARAM_COLORSPACE);
         let cmyk = cs == raw::TJCS_TJCS_CMYK as libc::c_int || cs == raw::TJCS_TJCS_YCCK as libc::c_int;
-        Ok(JpegHeader { height: h as usize, width: w as usize, cmyk })
+        Ok((JpegHeader { height: h as usize, width: w as usize, cmyk }, scan))
     }
 
     fn decode(&self, bytes: &[u8], scale: DctScale, out: &mut Vec<u8>) -> Result<(usize, usize), JpegError> {
@@ -136,10 +142,10 @@ impl Handle {
     /// with a margin of context around it, its edges on the scaled iMCU grid; returns the
     /// part's box ([`decode_jpeg_part_into`]).
     fn decode_part(&self, bytes: &[u8], scale: DctScale, want: Region, out: &mut Vec<u8>) -> Result<Region, JpegError> {
-        let head = self.header(bytes)?;
+        let (head, scan) = self.header_and_scan(bytes)?;
         // the rows below the part are never read, so a file cut short there must be caught here,
         // as the whole file's decoding catches it
-        if !first_scan(bytes).is_ok_and(|scan| ends_after(bytes, scan)) {
+        if !scan.is_some_and(|scan| ends_after(bytes, scan)) {
             return Err(JpegError::Truncated);
         }
         let (h, w) = (scale.scaled(head.height), scale.scaled(head.width));
