@@ -33,6 +33,8 @@ pub enum StreamViews {
     Fixed { size: Size },
     /// The reference's ImageNet training view; an augmented view is the `--aug` policy (and
     /// cutout) followed by it, as CIFAR's augmented view is the policy followed by crop + flip.
+    /// Ours, not the reference's: its ImageNet data builds no augmented view, so its training
+    /// cannot run there (README, differences).
     /// JPEGs are decoded at a reduced DCT scale when `reduced_dct` (opt-in: its pixels are not
     /// Pillow's). The crop, flip, jitter and lighting are drawn from the image's size (its header)
     /// before decoding, so the draws do not depend on the decoding scale.
